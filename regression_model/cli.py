@@ -1,0 +1,143 @@
+"""``regression-model`` command line: train, predict, info.
+
+Also reachable as ``python -m regression_model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from regression_model import __version__
+from regression_model.artifact import ArtifactError, ArtifactPaths, verify_artifact
+from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from regression_model.train_pipeline import (
+        ModelQualityError,
+        TrainingDataError,
+        run_training,
+    )
+
+    config = get_config()
+    paths = ArtifactPaths.for_version(config)
+    if args.if_needed:
+        try:
+            verify_artifact(paths, config)
+        except ArtifactError as reason:
+            print(f"training: {reason}", file=sys.stderr)
+        else:
+            print(f"up to date: {paths.pickle}")
+            return 0
+    try:
+        result = run_training(config)
+    except (ModelQualityError, TrainingDataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    metrics = result.manifest["metrics"]
+    cv, holdout = metrics["cross_validation"], metrics["holdout"]
+    print(f"trained {result.paths.pickle}")
+    print(
+        f"  {cv['folds']}-fold CV: RMSLE {cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}, "
+        f"RMSE {cv['rmse_mean']:,.0f}, MAE {cv['mae_mean']:,.0f}, R² {cv['r2_mean']:.4f}"
+    )
+    print(
+        f"  hold-out ({holdout['n_test']} houses): RMSLE {holdout['rmsle']:.4f}, "
+        f"RMSE {holdout['rmse']:,.0f}, MAE {holdout['mae']:,.0f}, R² {holdout['r2']:.4f}"
+    )
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from regression_model.predict import make_prediction
+
+    config = get_config()
+    data = pd.read_csv(args.input)
+    result = make_prediction(input_data=data)
+    id_column = config.model.id_column
+    ids = data[id_column] if id_column in data.columns else pd.RangeIndex(len(data))
+    messages: dict[int, list[str]] = {}
+    for error in result["errors"] or []:
+        messages.setdefault(error["row"], []).append(f"{error['field']}: {error['message']}")
+    output = pd.DataFrame(
+        {
+            id_column: ids,
+            config.model.target: result["predictions"],
+            "errors": ["; ".join(messages.get(i, [])) for i in range(len(data))],
+        }
+    )
+    if args.output == "-":
+        output.to_csv(sys.stdout, index=False)
+    else:
+        output.to_csv(args.output, index=False)
+    priced = sum(p is not None for p in result["predictions"])
+    print(
+        f"priced {priced} of {len(data)} rows with model {result['version']}"
+        + (f"; {len(data) - priced} rejected (see the errors column)" if priced < len(data) else ""),
+        file=sys.stderr,
+    )
+    return 0 if priced == len(data) else 3
+
+
+def _info(args: argparse.Namespace) -> int:
+    config = get_config()
+    paths = ArtifactPaths.for_version(config)
+    info: dict[str, object] = {"version": __version__, "config": str(config.source)}
+    try:
+        manifest = verify_artifact(paths, config)
+    except ArtifactError as exc:
+        info["artifact"] = {"path": str(paths.pickle), "usable": False, "reason": str(exc)}
+        print(json.dumps(info, indent=2))
+        return 1
+    info["artifact"] = {"path": str(paths.pickle), "usable": True, **manifest["artifact"]}
+    for key in ("trained_at", "training_data", "config", "environment", "metrics"):
+        info[key] = manifest[key]
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="regression-model", description="House-price model: train, predict, inspect."
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help=f"alternative config file (default: ${CONFIG_ENV_VAR} or the packaged config.yml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train, evaluate and save the model")
+    train.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only train when no valid artifact exists for this version and config",
+    )
+    train.set_defaults(handler=_train)
+    predict = commands.add_parser("predict", help="price the houses of a CSV file")
+    predict.add_argument("--input", required=True, type=Path, help="CSV with Kaggle columns")
+    predict.add_argument(
+        "--output", default="-", help="where to write Id, SalePrice, errors (default: stdout)"
+    )
+    predict.set_defaults(handler=_predict)
+    info = commands.add_parser("info", help="version, artifact hashes and metrics")
+    info.set_defaults(handler=_info)
+    args = parser.parse_args(argv)
+    if args.config:
+        os.environ[CONFIG_ENV_VAR] = str(args.config.resolve())
+    try:
+        return int(args.handler(args))
+    except (ConfigError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Load ``config.yml``: strictyaml schema first, then typed pydantic objects.
+
+strictyaml rejects missing keys, unknown keys and wrong scalar types with the
+line and key that caused it; pydantic then checks the relations between
+fields (every group names known variables, ranges are ordered, ...).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from strictyaml import (
+    CommaSeparated,
+    Float,
+    Int,
+    Map,
+    MapPattern,
+    Seq,
+    Str,
+    YAMLError,
+    load,
+)
+
+import regression_model
+
+PACKAGE_ROOT = Path(regression_model.__file__).resolve().parent
+DEFAULT_CONFIG_FILE = PACKAGE_ROOT / "config.yml"
+DATASET_DIR = PACKAGE_ROOT / "datasets"
+DEFAULT_TRAINED_MODEL_DIR = PACKAGE_ROOT / "trained_models"
+
+#: Environment variable naming an alternative config file.
+CONFIG_ENV_VAR = "REGRESSION_MODEL_CONFIG"
+#: Environment variable naming an alternative directory for trained artifacts.
+ARTIFACT_DIR_ENV_VAR = "REGRESSION_MODEL_ARTIFACT_DIR"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or inconsistent."""
+
+
+_SCHEMA = Map(
+    {
+        "package_name": Str(),
+        "pipeline_name": Str(),
+        "training_data_file": Str(),
+        "test_data_file": Str(),
+        "id_column": Str(),
+        "target": Str(),
+        "variables_to_rename": MapPattern(Str(), Str()),
+        "training_exclusions": MapPattern(Str(), Float()),
+        "numerical_vars": Seq(Str()),
+        "categorical_vars": Seq(Str()),
+        "categorical_vars_na_means_none": Seq(Str()),
+        "missing_label": Str(),
+        "numerical_vars_with_na_indicator": Seq(Str()),
+        "temporal_vars": Seq(Str()),
+        "temporal_reference_var": Str(),
+        "log_vars": Seq(Str()),
+        "log1p_vars": Seq(Str()),
+        "quality_vars": Seq(Str()),
+        "quality_mappings": MapPattern(Str(), Int()),
+        "coded_vars": MapPattern(Str(), CommaSeparated(Int())),
+        "numerical_ranges": MapPattern(Str(), CommaSeparated(Float())),
+        "integer_vars": Seq(Str()),
+        "max_label_length": Int(),
+        "rare_label_tolerance": Float(),
+        "rare_label_n_categories": Int(),
+        "rare_label": Str(),
+        "alpha": Float(),
+        "max_iter": Int(),
+        "random_state": Int(),
+        "test_size": Float(),
+        "cv_folds": Int(),
+        "max_cv_rmsle": Float(),
+    }
+)
+
+
+class AppConfig(BaseModel):
+    """Names and files: what the package is and where its data lives."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    package_name: str
+    pipeline_name: str
+    training_data_file: str
+    test_data_file: str
+
+
+class ModelConfig(BaseModel):
+    """Everything that shapes the features and the fitted model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id_column: str
+    target: str
+    variables_to_rename: dict[str, str]
+    training_exclusions: dict[str, float]
+    numerical_vars: list[str]
+    categorical_vars: list[str]
+    categorical_vars_na_means_none: list[str]
+    missing_label: str
+    numerical_vars_with_na_indicator: list[str]
+    temporal_vars: list[str]
+    temporal_reference_var: str
+    log_vars: list[str]
+    log1p_vars: list[str]
+    quality_vars: list[str]
+    quality_mappings: dict[str, int]
+    coded_vars: dict[str, list[int]]
+    numerical_ranges: dict[str, tuple[float, float]]
+    integer_vars: list[str]
+    max_label_length: int
+    rare_label_tolerance: float
+    rare_label_n_categories: int
+    rare_label: str
+    alpha: float
+    max_iter: int
+    random_state: int
+    test_size: float
+    cv_folds: int
+    max_cv_rmsle: float
+
+    @property
+    def features(self) -> list[str]:
+        """Every input variable the model uses, numerical first."""
+        return [*self.numerical_vars, *self.categorical_vars]
+
+    @property
+    def nominal_vars(self) -> list[str]:
+        """Categorical variables that are one-hot encoded (not quality scales)."""
+        return [v for v in self.categorical_vars if v not in self.quality_vars]
+
+    @property
+    def categorical_vars_imputed_frequent(self) -> list[str]:
+        return [
+            v
+            for v in self.categorical_vars
+            if v not in self.categorical_vars_na_means_none
+        ]
+
+    @property
+    def quality_codes(self) -> list[str]:
+        """Codes a client may send for a quality scale (not the missing label)."""
+        return [c for c in self.quality_mappings if c != self.missing_label]
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        problems: list[str] = []
+        numerical, categorical = set(self.numerical_vars), set(self.categorical_vars)
+        features = numerical | categorical
+
+        def unknown(key: str, names: object, allowed: set[str], kind: str) -> None:
+            extra = sorted(set(names) - allowed)  # type: ignore[call-overload]
+            if extra:
+                problems.append(f"{key}: unknown {kind} variable(s) {extra}")
+
+        if overlap := sorted(numerical & categorical):
+            problems.append(
+                f"numerical_vars and categorical_vars overlap: {overlap}"
+            )
+        for key in ("numerical_vars", "categorical_vars"):
+            names = getattr(self, key)
+            if len(names) != len(set(names)):
+                problems.append(f"{key}: a variable is listed twice")
+        for key in (
+            "numerical_vars_with_na_indicator",
+            "temporal_vars",
+            "log_vars",
+            "log1p_vars",
+            "integer_vars",
+            "numerical_ranges",
+        ):
+            unknown(key, getattr(self, key), numerical, "numerical")
+        for key in ("categorical_vars_na_means_none", "quality_vars", "coded_vars"):
+            unknown(key, getattr(self, key), categorical, "categorical")
+        unknown("training_exclusions", self.training_exclusions, features, "")
+        unknown(
+            "variables_to_rename", self.variables_to_rename.values(), features, ""
+        )
+        if self.temporal_reference_var not in numerical:
+            problems.append(
+                f"temporal_reference_var: unknown numerical variable "
+                f"{self.temporal_reference_var!r}"
+            )
+        if missing := sorted(numerical - set(self.numerical_ranges)):
+            problems.append(f"numerical_ranges: no range for {missing}")
+        for name, (low, high) in self.numerical_ranges.items():
+            if low > high:
+                problems.append(f"numerical_ranges: {name} has min {low} > max {high}")
+        for name in self.log_vars:
+            if name in self.numerical_ranges and self.numerical_ranges[name][0] <= 0:
+                problems.append(
+                    f"numerical_ranges: {name} is in log_vars, so its minimum must "
+                    "be > 0"
+                )
+        if self.missing_label not in self.quality_mappings:
+            problems.append(
+                f"quality_mappings: no value for the missing label "
+                f"{self.missing_label!r}"
+            )
+        if not 0 < self.test_size < 1:
+            problems.append("test_size: must be between 0 and 1")
+        if self.cv_folds < 2:
+            problems.append("cv_folds: must be at least 2")
+        if self.alpha <= 0:
+            problems.append("alpha: must be > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Config(BaseModel):
+    """The whole configuration, as loaded from one YAML file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app: AppConfig
+    model: ModelConfig
+    source: Path
+    sha256: str
+
+
+def _numerical_ranges_as_pairs(data: dict[str, object]) -> None:
+    for name, bounds in dict(data["numerical_ranges"]).items():  # type: ignore[call-overload]
+        if len(bounds) != 2:
+            raise ConfigError(
+                f"numerical_ranges: {name} must be a 'min, max' pair, got {bounds}"
+            )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file.
+
+    ``path`` defaults to ``$REGRESSION_MODEL_CONFIG``, then to the packaged
+    ``config.yml``. Raises :class:`ConfigError` naming the offending key.
+    """
+    source = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+    try:
+        raw = source.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {source}: {exc}") from exc
+    try:
+        data = load(raw.decode("utf-8"), _SCHEMA, label=str(source)).data
+    except YAMLError as exc:
+        raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
+    _numerical_ranges_as_pairs(data)
+    app_keys = set(AppConfig.model_fields)
+    try:
+        return Config(
+            app=AppConfig(**{k: v for k, v in data.items() if k in app_keys}),
+            model=ModelConfig(**{k: v for k, v in data.items() if k not in app_keys}),
+            source=source.resolve(),
+            sha256=hashlib.sha256(raw).hexdigest(),
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
+
+
+@functools.cache
+def _cached_config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def get_config() -> Config:
+    """The active config (``$REGRESSION_MODEL_CONFIG`` or the packaged file), loaded once."""
+    env = os.environ.get(CONFIG_ENV_VAR)
+    return _cached_config(Path(env) if env else None)
+
+
+def trained_model_dir() -> Path:
+    """Where artifacts are written and read (``$REGRESSION_MODEL_ARTIFACT_DIR`` overrides)."""
+    return Path(os.environ.get(ARTIFACT_DIR_ENV_VAR) or DEFAULT_TRAINED_MODEL_DIR)

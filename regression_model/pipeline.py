@@ -1,0 +1,99 @@
+"""Assemble the model from config: feature-engine steps, then a Lasso.
+
+Nothing here is learned or decided: every variable group, mapping and
+hyperparameter comes from ``config.yml``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from feature_engine.encoding import OneHotEncoder, RareLabelEncoder
+from feature_engine.imputation import (
+    AddMissingIndicator,
+    CategoricalImputer,
+    MeanMedianImputer,
+)
+from feature_engine.transformation import LogCpTransformer, LogTransformer
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import Lasso
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from regression_model.config.core import ModelConfig
+from regression_model.processing.features import Mapper, TemporalVariableTransformer
+
+
+def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
+    """An unfitted estimator whose ``predict`` returns prices in dollars.
+
+    The Lasso is fitted on log(SalePrice), where errors are relative and the
+    target is close to normal; ``TransformedTargetRegressor`` keeps the log
+    and its inverse inside the artifact so no caller can forget them.
+    """
+    features = Pipeline(
+        [
+            (
+                "missing_indicator",
+                AddMissingIndicator(
+                    variables=config.numerical_vars_with_na_indicator,
+                    missing_only=False,
+                ),
+            ),
+            (
+                "categorical_none_imputation",
+                CategoricalImputer(
+                    imputation_method="missing",
+                    fill_value=config.missing_label,
+                    variables=config.categorical_vars_na_means_none,
+                ),
+            ),
+            (
+                "categorical_frequent_imputation",
+                CategoricalImputer(
+                    imputation_method="frequent",
+                    variables=config.categorical_vars_imputed_frequent,
+                ),
+            ),
+            (
+                "numerical_median_imputation",
+                MeanMedianImputer(
+                    imputation_method="median", variables=config.numerical_vars
+                ),
+            ),
+            (
+                "elapsed_years",
+                TemporalVariableTransformer(
+                    variables=config.temporal_vars,
+                    reference_variable=config.temporal_reference_var,
+                ),
+            ),
+            ("log", LogTransformer(variables=config.log_vars)),
+            ("log1p", LogCpTransformer(variables=config.log1p_vars, C=1)),
+            (
+                "quality_mapping",
+                Mapper(variables=config.quality_vars, mappings=config.quality_mappings),
+            ),
+            (
+                "rare_label_encoding",
+                RareLabelEncoder(
+                    tol=config.rare_label_tolerance,
+                    n_categories=config.rare_label_n_categories,
+                    replace_with=config.rare_label,
+                    variables=config.nominal_vars,
+                ),
+            ),
+            ("one_hot_encoding", OneHotEncoder(variables=config.nominal_vars)),
+            ("scaler", StandardScaler().set_output(transform="pandas")),
+            (
+                "lasso",
+                Lasso(
+                    alpha=config.alpha,
+                    max_iter=config.max_iter,
+                    random_state=config.random_state,
+                ),
+            ),
+        ]
+    )
+    return TransformedTargetRegressor(
+        regressor=features, func=np.log, inverse_func=np.exp, check_inverse=False
+    )

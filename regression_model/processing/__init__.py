@@ -1,0 +1,1 @@
+"""Data handling: loading, input validation and custom feature transformers."""
