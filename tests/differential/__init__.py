@@ -1,0 +1,1 @@
+"""Differential tests: the current model against the previous release's predictions."""
