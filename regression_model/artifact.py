@@ -74,6 +74,17 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _canonical_sha256(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with ``manifest_sha256`` over the rest of its content, so
+    an edited manifest (metrics, versions, hashes) is detected at load."""
+    return {**manifest, "manifest_sha256": _canonical_sha256(manifest)}
+
+
 def save_artifact(model: object, manifest: dict[str, Any], paths: ArtifactPaths) -> dict[str, Any]:
     """Write the pickle, then the manifest naming its sha256.
 
@@ -81,7 +92,9 @@ def save_artifact(model: object, manifest: dict[str, Any], paths: ArtifactPaths)
     """
     paths.pickle.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.pickle)
-    manifest = {**manifest, "artifact": {"file": paths.pickle.name, "sha256": sha256_file(paths.pickle)}}
+    manifest = seal_manifest(
+        {**manifest, "artifact": {"file": paths.pickle.name, "sha256": sha256_file(paths.pickle)}}
+    )
     paths.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -89,9 +102,7 @@ def save_artifact(model: object, manifest: dict[str, Any], paths: ArtifactPaths)
 def read_manifest(paths: ArtifactPaths) -> dict[str, Any]:
     if not paths.manifest.exists() or not paths.pickle.exists():
         missing = paths.manifest if not paths.manifest.exists() else paths.pickle
-        raise ArtifactNotFoundError(
-            f"no trained model at {missing}: {TRAIN_HINT}"
-        )
+        raise ArtifactNotFoundError(f"no trained model at {missing}: {TRAIN_HINT}")
     try:
         manifest = json.loads(paths.manifest.read_text())
     except (OSError, ValueError) as exc:
@@ -99,7 +110,9 @@ def read_manifest(paths: ArtifactPaths) -> dict[str, Any]:
             f"manifest {paths.manifest} is unreadable ({exc}); {TRAIN_HINT} again"
         ) from exc
     if not isinstance(manifest, dict):
-        raise ArtifactIntegrityError(f"manifest {paths.manifest} is not a JSON object")
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} is not a JSON object; {TRAIN_HINT} again"
+        )
     return manifest
 
 
@@ -120,6 +133,11 @@ def _verified(paths: ArtifactPaths, config: Config) -> tuple[dict[str, Any], byt
     # The bytes that are hashed are the bytes that get unpickled: the file
     # cannot be swapped between the check and the load.
     manifest = read_manifest(paths)
+    if manifest.get("manifest_sha256") != _canonical_sha256(manifest):
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} was edited after training (its manifest_sha256 "
+            f"does not match its content); {TRAIN_HINT} again or reinstall the package"
+        )
     try:
         expected_sha = manifest["artifact"]["sha256"]
         trained_version = manifest["version"]

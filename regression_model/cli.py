@@ -17,15 +17,11 @@ import pandas as pd
 from regression_model import __version__
 from regression_model.artifact import ArtifactError, ArtifactPaths, verify_artifact
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
+from regression_model.predict import make_prediction
+from regression_model.train_pipeline import ModelQualityError, TrainingDataError, run_training
 
 
 def _train(args: argparse.Namespace) -> int:
-    from regression_model.train_pipeline import (
-        ModelQualityError,
-        TrainingDataError,
-        run_training,
-    )
-
     config = get_config()
     paths = ArtifactPaths.for_version(config)
     if args.if_needed:
@@ -56,8 +52,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from regression_model.predict import make_prediction
-
     config = get_config()
     data = pd.read_csv(args.input)
     result = make_prediction(input_data=data)
@@ -80,7 +74,11 @@ def _predict(args: argparse.Namespace) -> int:
     priced = sum(p is not None for p in result["predictions"])
     print(
         f"priced {priced} of {len(data)} rows with model {result['version']}"
-        + (f"; {len(data) - priced} rejected (see the errors column)" if priced < len(data) else ""),
+        + (
+            f"; {len(data) - priced} rejected (see the errors column)"
+            if priced < len(data)
+            else ""
+        ),
         file=sys.stderr,
     )
     return 0 if priced == len(data) else 3

@@ -23,6 +23,11 @@ from regression_model.config.core import ModelConfig
 from regression_model.processing.features import Mapper, TemporalVariableTransformer
 
 
+def _names(variables: list[str]) -> list[str | int]:
+    # feature-engine types `variables` as list[str | int]; list is invariant.
+    return list(variables)
+
+
 def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
     """An unfitted estimator whose ``predict`` returns prices in dollars.
 
@@ -35,7 +40,7 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
             (
                 "missing_indicator",
                 AddMissingIndicator(
-                    variables=config.numerical_vars_with_na_indicator,
+                    variables=_names(config.numerical_vars_with_na_indicator),
                     missing_only=False,
                 ),
             ),
@@ -44,20 +49,20 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
                 CategoricalImputer(
                     imputation_method="missing",
                     fill_value=config.missing_label,
-                    variables=config.categorical_vars_na_means_none,
+                    variables=_names(config.categorical_vars_na_means_none),
                 ),
             ),
             (
                 "categorical_frequent_imputation",
                 CategoricalImputer(
                     imputation_method="frequent",
-                    variables=config.categorical_vars_imputed_frequent,
+                    variables=_names(config.categorical_vars_imputed_frequent),
                 ),
             ),
             (
                 "numerical_median_imputation",
                 MeanMedianImputer(
-                    imputation_method="median", variables=config.numerical_vars
+                    imputation_method="median", variables=_names(config.numerical_vars)
                 ),
             ),
             (
@@ -67,8 +72,8 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
                     reference_variable=config.temporal_reference_var,
                 ),
             ),
-            ("log", LogTransformer(variables=config.log_vars)),
-            ("log1p", LogCpTransformer(variables=config.log1p_vars, C=1)),
+            ("log", LogTransformer(variables=_names(config.log_vars))),
+            ("log1p", LogCpTransformer(variables=_names(config.log1p_vars), C=1)),
             (
                 "quality_mapping",
                 Mapper(variables=config.quality_vars, mappings=config.quality_mappings),
@@ -79,10 +84,10 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
                     tol=config.rare_label_tolerance,
                     n_categories=config.rare_label_n_categories,
                     replace_with=config.rare_label,
-                    variables=config.nominal_vars,
+                    variables=_names(config.nominal_vars),
                 ),
             ),
-            ("one_hot_encoding", OneHotEncoder(variables=config.nominal_vars)),
+            ("one_hot_encoding", OneHotEncoder(variables=_names(config.nominal_vars))),
             ("scaler", StandardScaler().set_output(transform="pandas")),
             (
                 "lasso",

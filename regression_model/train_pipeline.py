@@ -142,9 +142,7 @@ def feature_profile(X: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
     return profile
 
 
-def run_training(
-    config: Config | None = None, artifact_dir: Path | None = None
-) -> TrainingResult:
+def run_training(config: Config | None = None, artifact_dir: Path | None = None) -> TrainingResult:
     """Evaluate, gate on quality, fit on all training rows and save the artifact."""
     config = config or get_config()
     X, y, n_excluded = load_training_data(config)

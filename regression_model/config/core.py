@@ -138,11 +138,7 @@ class ModelConfig(BaseModel):
 
     @property
     def categorical_vars_imputed_frequent(self) -> list[str]:
-        return [
-            v
-            for v in self.categorical_vars
-            if v not in self.categorical_vars_na_means_none
-        ]
+        return [v for v in self.categorical_vars if v not in self.categorical_vars_na_means_none]
 
     @property
     def quality_codes(self) -> list[str]:
@@ -161,9 +157,7 @@ class ModelConfig(BaseModel):
                 problems.append(f"{key}: unknown {kind} variable(s) {extra}")
 
         if overlap := sorted(numerical & categorical):
-            problems.append(
-                f"numerical_vars and categorical_vars overlap: {overlap}"
-            )
+            problems.append(f"numerical_vars and categorical_vars overlap: {overlap}")
         for key in ("numerical_vars", "categorical_vars"):
             names = getattr(self, key)
             if len(names) != len(set(names)):
@@ -180,9 +174,7 @@ class ModelConfig(BaseModel):
         for key in ("categorical_vars_na_means_none", "quality_vars", "coded_vars"):
             unknown(key, getattr(self, key), categorical, "categorical")
         unknown("training_exclusions", self.training_exclusions, features, "")
-        unknown(
-            "variables_to_rename", self.variables_to_rename.values(), features, ""
-        )
+        unknown("variables_to_rename", self.variables_to_rename.values(), features, "")
         if self.temporal_reference_var not in numerical:
             problems.append(
                 f"temporal_reference_var: unknown numerical variable "
@@ -196,13 +188,11 @@ class ModelConfig(BaseModel):
         for name in self.log_vars:
             if name in self.numerical_ranges and self.numerical_ranges[name][0] <= 0:
                 problems.append(
-                    f"numerical_ranges: {name} is in log_vars, so its minimum must "
-                    "be > 0"
+                    f"numerical_ranges: {name} is in log_vars, so its minimum must be > 0"
                 )
         if self.missing_label not in self.quality_mappings:
             problems.append(
-                f"quality_mappings: no value for the missing label "
-                f"{self.missing_label!r}"
+                f"quality_mappings: no value for the missing label {self.missing_label!r}"
             )
         if not 0 < self.test_size < 1:
             problems.append("test_size: must be between 0 and 1")
@@ -229,9 +219,7 @@ class Config(BaseModel):
 def _numerical_ranges_as_pairs(data: dict[str, object]) -> None:
     for name, bounds in dict(data["numerical_ranges"]).items():  # type: ignore[call-overload]
         if len(bounds) != 2:
-            raise ConfigError(
-                f"numerical_ranges: {name} must be a 'min, max' pair, got {bounds}"
-            )
+            raise ConfigError(f"numerical_ranges: {name} must be a 'min, max' pair, got {bounds}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -117,9 +117,9 @@ def _check_numerical(
         present = values.notna()
         is_text = values.map(lambda v: isinstance(v, str | bytes))
         is_boolean = values.map(_is_bool)
-        numbers = pd.to_numeric(
-            values.where(~(is_text | is_boolean)), errors="coerce"
-        ).astype("float64")
+        numbers = pd.to_numeric(values.where(~(is_text | is_boolean)), errors="coerce").astype(
+            "float64"
+        )
         report.add(
             is_text,
             field,
@@ -133,7 +133,7 @@ def _check_numerical(
             lambda row: f"expected a number, got {type(values[row]).__name__}",
         )
         numbers = numbers.where(~unparsable)
-    infinite = np.isinf(numbers)
+    infinite = numbers.abs() == np.inf
     report.add(infinite, field, "must be a finite number")
     numbers = numbers.where(~infinite)
     low, high = config.numerical_ranges[name]
@@ -160,7 +160,8 @@ def _check_coded(
     name: str, values: pd.Series, config: ModelConfig, report: _Collector, field: str
 ) -> pd.Series:
     codes = config.coded_vars[name]
-    allowed = {str(code): str(code) for code in codes}
+    # JSON clients send 60, CSV readers may give "60": both mean label "60".
+    allowed: dict[object, str] = {str(code): str(code) for code in codes}
     allowed.update({code: str(code) for code in codes})
 
     def label(value: object) -> object:
@@ -173,7 +174,7 @@ def _check_coded(
         if isinstance(value, np.integer):
             value = int(value)
         try:
-            return allowed.get(value, _INVALID)  # type: ignore[call-overload]
+            return allowed.get(value, _INVALID)
         except TypeError:  # unhashable
             return _INVALID
 
@@ -183,8 +184,7 @@ def _check_coded(
         unknown,
         field,
         lambda row: (
-            f"unknown code {_describe(values[row])}; expected one of "
-            f"{', '.join(map(str, codes))}"
+            f"unknown code {_describe(values[row])}; expected one of {', '.join(map(str, codes))}"
         ),
     )
     return labels.where(~unknown, np.nan)
@@ -201,16 +201,12 @@ def _check_categorical(
     report.add(
         not_text,
         field,
-        lambda row: (
-            f"expected a text label, got {_describe(values[row])}"
-        ),
+        lambda row: f"expected a text label, got {_describe(values[row])}",
     )
     labels = labels.where(is_text, np.nan)
     labels = labels.where(~labels.isin(_MISSING_LABELS), np.nan)
     text = labels.dropna()
-    too_long = (text.str.len() > config.max_label_length).reindex(
-        labels.index, fill_value=False
-    )
+    too_long = (text.str.len() > config.max_label_length).reindex(labels.index, fill_value=False)
     report.add(
         too_long,
         field,
@@ -226,17 +222,14 @@ def _check_categorical(
             unknown,
             field,
             lambda row: (
-                f"unknown code {_describe(values[row])}; expected one of "
-                f"{', '.join(codes)}"
+                f"unknown code {_describe(values[row])}; expected one of {', '.join(codes)}"
             ),
         )
         bad = bad | unknown
     return labels.where(~bad, np.nan)
 
 
-def validate_inputs(
-    input_data: InputData, config: ModelConfig | None = None
-) -> ValidationResult:
+def validate_inputs(input_data: InputData, config: ModelConfig | None = None) -> ValidationResult:
     """Check every row against the input schema.
 
     Accepts Kaggle's raw column names and their Python-safe names; missing
@@ -265,13 +258,9 @@ def validate_inputs(
 
     features: dict[str, pd.Series] = {}
     for name in config.numerical_vars:
-        features[name] = _check_numerical(
-            name, columns[name], config, report, field_names[name]
-        )
+        features[name] = _check_numerical(name, columns[name], config, report, field_names[name])
     for name in config.categorical_vars:
-        features[name] = _check_categorical(
-            name, columns[name], config, report, field_names[name]
-        )
+        features[name] = _check_categorical(name, columns[name], config, report, field_names[name])
     result = pd.DataFrame(features, index=frame.index)
 
     given = pd.concat(columns, axis=1).notna().any(axis=1) if columns else None
@@ -284,9 +273,7 @@ def validate_inputs(
         )
     errors = sorted(report.errors, key=lambda e: e.row)
     bad_rows = sorted({e.row for e in errors})
-    return ValidationResult(
-        features=result.drop(index=bad_rows), errors=errors, n_rows=n_rows
-    )
+    return ValidationResult(features=result.drop(index=bad_rows), errors=errors, n_rows=n_rows)
 
 
 def _field_description(name: str, config: ModelConfig) -> dict[str, Any]:
@@ -295,16 +282,9 @@ def _field_description(name: str, config: ModelConfig) -> dict[str, Any]:
         kind: Any = int if name in config.integer_vars else float
         return {"annotation": kind | None, "ge": low, "le": high}
     if name in config.coded_vars:
-        return {
-            "annotation": int | None,
-            "description": "code, one of " + ", ".join(map(str, config.coded_vars[name])),
-        }
+        return {"annotation": Literal[tuple(config.coded_vars[name])] | None}
     if name in config.quality_vars:
-        return {
-            "annotation": str | None,
-            "description": "quality, one of " + ", ".join(config.quality_codes),
-            "json_schema_extra": {"enum": config.quality_codes},
-        }
+        return {"annotation": Literal[tuple(config.quality_codes)] | None}
     return {"annotation": str | None, "max_length": config.max_label_length}
 
 
@@ -322,7 +302,7 @@ def house_input_model(config: ModelConfig | None = None) -> type[BaseModel]:
             annotation,
             Field(default=None, alias=aliases.get(name), **spec),
         )
-    return create_model(  # type: ignore[call-overload, no-any-return]
+    return create_model(
         "HouseInput",
         __config__=ConfigDict(populate_by_name=True, extra="ignore"),
         **fields,

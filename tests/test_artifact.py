@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import pytest
+
+from regression_model import __version__
+from regression_model.artifact import (
+    ArtifactCompatibilityError,
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ArtifactPaths,
+    load_artifact,
+    seal_manifest,
+    verify_artifact,
+)
+from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config, load_config
+from regression_model.train_pipeline import ModelQualityError, run_training
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory, config: Config) -> Path:
+    directory = tmp_path_factory.mktemp("artifact")
+    run_training(config, artifact_dir=directory)
+    return directory
+
+
+@pytest.fixture
+def artifact(trained_dir: Path, tmp_path: Path, config: Config) -> ArtifactPaths:
+    """A private copy of a freshly trained artifact, free to tamper with."""
+    for path in trained_dir.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    return ArtifactPaths.for_version(config, directory=tmp_path)
+
+
+def test_manifest_records_hashes_versions_metrics_and_profile(
+    artifact: ArtifactPaths, config: Config
+) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    assert artifact.pickle.name == f"regression_model_v{__version__}.pkl"
+    assert manifest["version"] == __version__
+    assert len(manifest["artifact"]["sha256"]) == 64
+    assert manifest["config"]["sha256"] == config.sha256
+    assert len(manifest["training_data"]["sha256"]) == 64
+    assert (
+        manifest["training_data"]["rows_used"] + manifest["training_data"]["rows_excluded"] == 1460
+    )
+    libraries = manifest["environment"]["libraries"]
+    assert {"scikit-learn", "feature-engine", "pandas", "numpy"} <= set(libraries)
+    assert manifest["environment"]["python"].count(".") == 2
+    for section in ("holdout", "training"):
+        assert {"rmse", "rmsle", "mae", "r2"} <= set(manifest["metrics"][section])
+    cv = manifest["metrics"]["cross_validation"]
+    assert cv["folds"] == 5
+    assert 0 < cv["rmsle_mean"] <= config.model.max_cv_rmsle
+    profile = {f["name"]: f for f in manifest["features"]}
+    assert list(profile) == config.model.features
+    assert profile["GrLivArea"]["type"] == "numerical"
+    assert profile["GrLivArea"]["max"] <= 4500
+    assert profile["LotFrontage"]["missing_share"] > 0.1
+    assert profile["ExterQual"]["type"] == "categorical"
+    assert set(profile["ExterQual"]["categories"]) == {"Ex", "Gd", "TA", "Fa"}
+
+
+def test_verified_artifact_loads_and_predicts(artifact: ArtifactPaths, config: Config) -> None:
+    estimator, manifest = load_artifact(config, artifact.pickle.parent)
+    assert manifest["version"] == __version__
+    assert hasattr(estimator, "predict")
+
+
+def test_tampered_pickle_is_refused_before_unpickling(
+    artifact: ArtifactPaths, config: Config, tmp_path: Path
+) -> None:
+    # A pickle that would run code on load: it must never be unpickled.
+    marker = tmp_path / "pwned"
+    joblib.dump(_Exploit(str(marker)), artifact.pickle)
+    with pytest.raises(ArtifactIntegrityError, match="does not match its manifest"):
+        load_artifact(config, artifact.pickle.parent)
+    assert not marker.exists()
+
+
+def test_flipped_byte_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    data = bytearray(artifact.pickle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.pickle.write_bytes(bytes(data))
+    with pytest.raises(ArtifactIntegrityError, match="modified or replaced"):
+        verify_artifact(artifact, config)
+
+
+def test_tampered_manifest_hash_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    manifest["artifact"]["sha256"] = "0" * 64
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+    with pytest.raises(ArtifactIntegrityError):
+        verify_artifact(artifact, config)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"version": "0.1.0"}'])
+def test_broken_manifest_is_refused(artifact: ArtifactPaths, config: Config, content: str) -> None:
+    artifact.manifest.write_text(content)
+    with pytest.raises(ArtifactIntegrityError, match="train it with"):
+        verify_artifact(artifact, config)
+
+
+def test_library_version_mismatch_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    manifest["environment"]["libraries"]["scikit-learn"] = "0.24.2"
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+    with pytest.raises(
+        ArtifactCompatibilityError, match=r"scikit-learn 0\.24\.2.*install scikit-learn==0\.24\.2"
+    ):
+        verify_artifact(artifact, config)
+
+
+def test_patch_level_library_difference_is_accepted(
+    artifact: ArtifactPaths, config: Config
+) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    major, minor, *_ = manifest["environment"]["libraries"]["feature-engine"].split(".")
+    manifest["environment"]["libraries"]["feature-engine"] = f"{major}.{minor}.999"
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+    assert verify_artifact(artifact, config)["version"] == __version__
+
+
+def test_edited_manifest_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    manifest["metrics"]["cross_validation"]["rmsle_mean"] = 0.01
+    artifact.manifest.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactIntegrityError, match="edited after training"):
+        verify_artifact(artifact, config)
+
+
+def test_other_config_is_refused(artifact: ArtifactPaths, tmp_path: Path) -> None:
+    variant = tmp_path / "other.yml"
+    variant.write_text(load_config().source.read_text().replace("alpha: 0.001", "alpha: 0.002"))
+    with pytest.raises(ArtifactCompatibilityError, match="different config"):
+        verify_artifact(artifact, load_config(variant))
+
+
+def test_missing_artifact_says_how_to_train(tmp_path: Path, config: Config) -> None:
+    with pytest.raises(ArtifactNotFoundError, match="regression-model train"):
+        load_artifact(config, tmp_path)
+
+
+def test_quality_gate_fails_training_without_writing(tmp_path: Path) -> None:
+    strict = tmp_path / "strict.yml"
+    strict.write_text(
+        load_config().source.read_text().replace("max_cv_rmsle: 0.125", "max_cv_rmsle: 0.01")
+    )
+    with pytest.raises(ModelQualityError, match="above the quality gate"):
+        run_training(load_config(strict), artifact_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_versions_artifacts_are_kept(
+    trained_dir: Path, tmp_path: Path, config: Config
+) -> None:
+    old = tmp_path / "regression_model_v0.0.1.pkl"
+    old.write_bytes(b"an older release")
+    run_training(config, artifact_dir=tmp_path)
+    assert old.read_bytes() == b"an older release"
+    assert ArtifactPaths.for_version(config, directory=tmp_path).pickle.exists()
+
+
+def test_importing_the_package_loads_no_model(tmp_path: Path) -> None:
+    # With no artifact anywhere, importing every module must still work.
+    code = (
+        "import regression_model.predict, regression_model.pipeline, "
+        "regression_model.train_pipeline, regression_model.cli; "
+        "import regression_model.predict as p; assert not p._loaded; print('ok')"
+    )
+    env = {ARTIFACT_DIR_ENV_VAR: str(tmp_path), "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+class _Exploit:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (Path.write_text, (Path(self.path), "unpickled!"))  # type: ignore[return-value]

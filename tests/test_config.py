@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regression_model.config.core import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_FILE,
+    ConfigError,
+    get_config,
+    load_config,
+)
+
+
+def _write_variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = DEFAULT_CONFIG_FILE.read_text()
+    assert old in text, f"fixture text {old!r} not in config.yml"
+    path = tmp_path / "config.yml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_packaged_config_loads_typed_values() -> None:
+    config = load_config()
+    assert config.app.pipeline_name == "regression_model"
+    assert config.model.target == "SalePrice"
+    assert len(config.model.features) == 79
+    assert config.model.numerical_ranges["MoSold"] == (1.0, 12.0)
+    assert config.model.coded_vars["MSSubClass"][:3] == [20, 30, 40]
+    assert config.model.quality_mappings["Ex"] == 5
+    assert isinstance(config.model.alpha, float)
+    assert len(config.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "named"),
+    [
+        # a missing key
+        ("target: SalePrice\n", "", "target"),
+        # a wrong scalar type
+        ("cv_folds: 5", "cv_folds: five", "cv_folds"),
+        ("alpha: 0.001", "alpha: tiny", "alpha"),
+        # an unknown key
+        ("target: SalePrice\n", "target: SalePrice\nlearning_rate: 3\n", "learning_rate"),
+        # a group naming a variable that does not exist
+        (
+            "  - ExterQual\n  - ExterCond\n  - BsmtQual",
+            "  - ExterQuality\n  - ExterCond\n  - BsmtQual",
+            "quality_vars",
+        ),
+        ("temporal_vars:\n  - YearBuilt", "temporal_vars:\n  - YearBuild", "temporal_vars"),
+        (
+            "  - LotArea\n  - GrLivArea\n  - FirstFlrSF",
+            "  - LotArea\n  - GrLivArea\n  - Neighborhood",
+            "log_vars",
+        ),
+        # inconsistent values
+        ("  MoSold: 1, 12", "  MoSold: 12, 1", "numerical_ranges"),
+        ("  MoSold: 1, 12", "  MoSold: 1, 5, 12", "numerical_ranges"),
+        ("  LotArea: 1, 10000000", "  LotArea: 0, 10000000", "log_vars"),
+        ("test_size: 0.1", "test_size: 1.5", "test_size"),
+        ("cv_folds: 5", "cv_folds: 1", "cv_folds"),
+        ("  Missing: 0\n", "", "quality_mappings"),
+        (
+            "  - MoSold\n  - YrSold\n\ncategorical_vars:",
+            "  - MoSold\n\ncategorical_vars:",
+            "YrSold",
+        ),
+    ],
+)
+def test_broken_config_fails_at_load_naming_the_key(
+    tmp_path: Path, old: str, new: str, named: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(_write_variant(tmp_path, old, new))
+    assert named in str(excinfo.value)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_alternative_config_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write_variant(tmp_path, "alpha: 0.001", "alpha: 0.002")
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
+    assert get_config().model.alpha == 0.002
+    assert get_config().source == path.resolve()
+    monkeypatch.delenv(CONFIG_ENV_VAR)
+    assert get_config().model.alpha == 0.001

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regression_model import __version__
+from regression_model.predict import make_prediction
+
+# Prices of a few test.csv houses from model 0.1.0, as trained from the bundled
+# data and config. A change here is a model change: retrain deliberately and
+# update these with the differential reference (see README, "Releasing").
+ANCHORS = {
+    1461: 125017.72272796005,
+    1462: 155325.23298869436,
+    2550: 770638.0940390922,  # 5095 sq ft, larger than any house kept for training
+    1556: 90251.3735722381,  # KitchenQual missing
+    1916: 69475.28727880507,  # MSZoning, Utilities missing
+    2121: 109103.3184855881,  # every basement area missing
+}
+
+# Floating-point sums may be blocked differently for different batch sizes;
+# anything beyond this is a real difference.
+BATCH_SIZE_TOLERANCE = 1e-12
+
+
+@pytest.fixture(scope="module")
+def batch_prices(test_data: pd.DataFrame) -> np.ndarray:
+    result = make_prediction(input_data=test_data)
+    assert result["errors"] is None
+    return np.array(result["predictions"], dtype=float)
+
+
+def test_every_test_house_gets_a_finite_positive_price(
+    test_data: pd.DataFrame, batch_prices: np.ndarray
+) -> None:
+    assert len(batch_prices) == len(test_data) == 1459
+    assert np.isfinite(batch_prices).all()
+    assert (batch_prices > 10_000).all()
+    assert (batch_prices < 2_000_000).all()
+
+
+def test_result_shape_and_version(test_data: pd.DataFrame) -> None:
+    result = make_prediction(input_data=test_data.head(3))
+    assert set(result) == {"predictions", "errors", "version"}
+    assert result["version"] == __version__
+    assert all(isinstance(p, float) for p in result["predictions"])
+
+
+@pytest.mark.parametrize(("house_id", "price"), sorted(ANCHORS.items()))
+def test_regression_anchor(
+    test_data: pd.DataFrame, batch_prices: np.ndarray, house_id: int, price: float
+) -> None:
+    position = int(np.flatnonzero(test_data["Id"].to_numpy() == house_id)[0])
+    assert batch_prices[position] == pytest.approx(price, rel=1e-9)
+
+
+def test_houses_with_values_never_missing_in_training_are_priced(
+    test_data: pd.DataFrame, batch_prices: np.ndarray
+) -> None:
+    columns = [
+        "MSZoning",
+        "Functional",
+        "BsmtFullBath",
+        "Exterior1st",
+        "KitchenQual",
+        "GarageCars",
+        "GarageArea",
+    ]
+    holes = test_data[columns].isna().any(axis=1).to_numpy()
+    assert holes.sum() >= 8
+    assert np.isfinite(batch_prices[holes]).all()
+
+
+def test_single_dict_and_list_inputs_agree_with_the_batch(
+    test_data: pd.DataFrame, batch_prices: np.ndarray
+) -> None:
+    sample = [0, 1, 500, 1089, 1458]
+    records = test_data.to_dict(orient="records")
+    as_dicts = [make_prediction(input_data=records[i])["predictions"][0] for i in sample]
+    as_rows = [make_prediction(input_data=test_data.iloc[[i]])["predictions"][0] for i in sample]
+    as_list = make_prediction(input_data=[records[i] for i in sample])["predictions"]
+    for prices in (as_dicts, as_rows, as_list):
+        assert all(p is not None for p in prices)
+        np.testing.assert_allclose(
+            np.array(prices, dtype=float), batch_prices[sample], rtol=BATCH_SIZE_TOLERANCE, atol=0
+        )
+
+
+def test_column_order_and_index_do_not_matter(
+    test_data: pd.DataFrame, batch_prices: np.ndarray
+) -> None:
+    shuffled = test_data.head(20)[list(reversed(test_data.columns))]
+    shuffled.index = pd.Index(range(1000, 1020))
+    prices = make_prediction(input_data=shuffled)["predictions"]
+    np.testing.assert_allclose(
+        np.array(prices, dtype=float), batch_prices[:20], rtol=BATCH_SIZE_TOLERANCE
+    )
+
+
+def test_a_house_described_by_two_fields_is_priced() -> None:
+    result = make_prediction(input_data={"GrLivArea": 1500, "OverallQual": 6})
+    assert result["errors"] is None
+    price = result["predictions"][0]
+    assert price is not None and math.isfinite(price) and 50_000 < price < 500_000

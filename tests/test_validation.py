@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regression_model.config.core import Config
+from regression_model.predict import make_prediction
+from regression_model.processing.validation import (
+    WHOLE_ROW,
+    house_input_model,
+    validate_inputs,
+)
+
+
+@pytest.fixture(scope="module")
+def good_house(test_data: pd.DataFrame) -> dict[str, Any]:
+    """A real house from test.csv as a client would send it (JSON-like values)."""
+    row = test_data.iloc[0].to_dict()
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+# (fields to change, field named in the error, text the message must contain)
+BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
+    ({"GrLivArea": -1200}, "GrLivArea", "out of range"),
+    ({"LotArea": 0}, "LotArea", "out of range"),  # log(0) is impossible
+    ({"1stFlrSF": -5}, "1stFlrSF", "out of range"),
+    ({"TotalBsmtSF": -1.0}, "TotalBsmtSF", "out of range"),
+    ({"OverallQual": 11}, "OverallQual", "between 1 and 10"),
+    ({"OverallQual": 0}, "OverallQual", "between 1 and 10"),
+    ({"OverallCond": 7.5}, "OverallCond", "whole number"),
+    ({"YearBuilt": 1066}, "YearBuilt", "out of range"),
+    ({"YrSold": 3000}, "YrSold", "out of range"),
+    ({"MoSold": 13}, "MoSold", "between 1 and 12"),
+    ({"GarageCars": 2.5}, "GarageCars", "whole number"),
+    ({"GrLivArea": "big"}, "GrLivArea", "expected a number, got text 'big'"),
+    ({"LotArea": "11622"}, "LotArea", "expected a number"),
+    ({"FullBath": True}, "FullBath", "boolean"),
+    ({"LotArea": float("inf")}, "LotArea", "finite"),
+    ({"GrLivArea": -float("inf")}, "GrLivArea", "finite"),
+    ({"LotArea": 1e308}, "LotArea", "out of range"),
+    ({"BedroomAbvGr": [3]}, "BedroomAbvGr", "expected a number"),
+    ({"ExterQual": "Excellent"}, "ExterQual", "unknown code 'Excellent'"),
+    ({"KitchenQual": "ex"}, "KitchenQual", "unknown code"),
+    ({"PoolQC": "TA?"}, "PoolQC", "unknown code"),
+    ({"MSSubClass": 25}, "MSSubClass", "unknown code 25"),
+    ({"MSSubClass": "sixty"}, "MSSubClass", "unknown code"),
+    ({"MSSubClass": True}, "MSSubClass", "unknown code"),
+    ({"Neighborhood": 7}, "Neighborhood", "expected a text label"),
+    ({"Street": {"paved": True}}, "Street", "expected a text label"),
+    ({"SaleType": "W" * 500}, "SaleType", "longer than"),
+    ({"Alley": "   "}, "Alley", "must not be empty"),
+    ({"ScreenPorch": -3, "PoolArea": -1}, "ScreenPorch", "out of range"),
+    ({"3SsnPorch": "none"}, "3SsnPorch", "expected a number"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "message"), BAD_ROWS)
+def test_malformed_row_gets_a_precise_error(
+    good_house: dict[str, Any], changes: dict[str, Any], field: str, message: str
+) -> None:
+    result = make_prediction(input_data=[good_house, {**good_house, **changes}])
+    assert result["predictions"][0] is not None
+    assert result["predictions"][1] is None
+    errors = result["errors"]
+    assert errors is not None
+    assert {e["row"] for e in errors} == {1}
+    mine = [e for e in errors if e["field"] == field]
+    assert mine, f"no error names {field}: {errors}"
+    assert message in mine[0]["message"]
+    # one error per field that was wrong, none for fields that were fine
+    assert {e["field"] for e in errors} == set(changes)
+
+
+def test_all_missing_row_is_an_error(good_house: dict[str, Any]) -> None:
+    result = make_prediction(input_data=[{}, {"Id": 5, "colour": "red"}, good_house])
+    assert result["predictions"][:2] == [None, None]
+    assert isinstance(result["predictions"][2], float)
+    assert result["errors"] is not None
+    assert [(e["row"], e["field"]) for e in result["errors"]] == [(0, WHOLE_ROW), (1, WHOLE_ROW)]
+
+
+def test_nan_and_none_mean_missing_and_are_imputed(good_house: dict[str, Any]) -> None:
+    holes = {**good_house, "LotFrontage": float("nan"), "KitchenQual": None, "MSZoning": np.nan}
+    result = make_prediction(input_data=holes)
+    assert result["errors"] is None
+    assert result["predictions"][0] is not None
+
+
+def test_na_label_means_missing(good_house: dict[str, Any]) -> None:
+    with_na = make_prediction(input_data={**good_house, "PoolQC": "NA", "Fence": "NA"})
+    without = make_prediction(input_data={**good_house, "PoolQC": None, "Fence": None})
+    assert with_na["predictions"] == without["predictions"]
+
+
+def test_mixed_batch_prices_the_good_rows_in_order(good_house: dict[str, Any]) -> None:
+    batch = [
+        good_house,
+        {**good_house, "GrLivArea": -1},
+        {**good_house, "GrLivArea": 2000},
+        {**good_house, "ExterQual": "Superb", "MoSold": 0},
+        good_house,
+    ]
+    result = make_prediction(input_data=batch)
+    predictions = result["predictions"]
+    assert len(predictions) == 5
+    assert [p is None for p in predictions] == [False, True, False, True, False]
+    assert predictions[0] == predictions[4]
+    assert predictions[2] != predictions[0]
+    assert result["errors"] is not None
+    assert [(e["row"], e["field"]) for e in result["errors"]] == [
+        (1, "GrLivArea"),
+        (3, "MoSold"),
+        (3, "ExterQual"),
+    ]
+
+
+def test_raw_and_safe_names_are_equivalent(good_house: dict[str, Any]) -> None:
+    safe = dict(good_house)
+    for raw, new in (
+        ("1stFlrSF", "FirstFlrSF"),
+        ("2ndFlrSF", "SecondFlrSF"),
+        ("3SsnPorch", "ThreeSsnPorch"),
+    ):
+        safe[new] = safe.pop(raw)
+    assert (
+        make_prediction(input_data=safe)["predictions"]
+        == make_prediction(input_data=good_house)["predictions"]
+    )
+    bad = make_prediction(input_data={**safe, "FirstFlrSF": -1})
+    assert bad["errors"] == [
+        {
+            "row": 0,
+            "field": "FirstFlrSF",
+            "message": "-1 is out of range: must be between 1 and 100000",
+        }
+    ]
+
+
+def test_extra_columns_are_ignored(good_house: dict[str, Any]) -> None:
+    noisy = {**good_house, "colour": "blue", "SalePrice": 1, "nested": {"a": [1]}}
+    assert (
+        make_prediction(input_data=noisy)["predictions"]
+        == make_prediction(input_data=good_house)["predictions"]
+    )
+
+
+def test_unseen_nominal_category_is_priced(good_house: dict[str, Any]) -> None:
+    result = make_prediction(input_data={**good_house, "Neighborhood": "Atlantis"})
+    assert result["errors"] is None
+    assert result["predictions"][0] is not None
+
+
+def test_caller_data_is_never_mutated(test_data: pd.DataFrame) -> None:
+    frame = test_data.head(50).copy()
+    before = frame.copy()
+    records = frame.to_dict(orient="records")
+    records_before = [dict(r) for r in records]
+    make_prediction(input_data=frame)
+    make_prediction(input_data=records)
+    pd.testing.assert_frame_equal(frame, before)
+    assert records == records_before or all(
+        all(
+            (a == b) or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+            for a, b in zip(r1.values(), r2.values(), strict=True)
+        )
+        for r1, r2 in zip(records, records_before, strict=True)
+    )
+
+
+def test_empty_input_gives_an_empty_result() -> None:
+    for empty in ([], pd.DataFrame()):
+        result = make_prediction(input_data=empty)
+        assert result["predictions"] == []
+        assert result["errors"] is None
+
+
+def test_wrong_container_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="list of dicts"):
+        make_prediction(input_data="GrLivArea=5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="row 1"):
+        make_prediction(input_data=[{"GrLivArea": 5}, 7])  # type: ignore[list-item]
+
+
+def test_verdict_of_a_row_does_not_depend_on_its_batch(
+    test_data: pd.DataFrame, config: Config
+) -> None:
+    whole = validate_inputs(test_data, config.model)
+    bounds = range(0, len(test_data), 211)
+    parts = [validate_inputs(test_data.iloc[i : i + 211], config.model) for i in bounds]
+    assert sum(len(p.features) for p in parts) == len(whole.features)
+    rejoined = pd.concat([p.features for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(rejoined, whole.features.reset_index(drop=True))
+
+
+def test_house_input_model_is_derived_from_config(config: Config) -> None:
+    schema = house_input_model(config.model).model_json_schema(by_alias=True)
+    properties = schema["properties"]
+    assert len(properties) == len(config.model.features)
+    assert "1stFlrSF" in properties
+    assert "FirstFlrSF" not in properties
+    overall = properties["OverallQual"]["anyOf"][0]
+    assert (overall["minimum"], overall["maximum"]) == (1, 10)
+    assert properties["ExterQual"]["anyOf"][0]["enum"] == config.model.quality_codes
