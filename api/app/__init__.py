@@ -1,0 +1,1 @@
+"""The FastAPI application: settings, middleware, routes and schemas."""

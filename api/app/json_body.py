@@ -1,0 +1,199 @@
+"""Strict JSON request bodies.
+
+Python's ``json`` accepts things that are not JSON (``NaN``, ``Infinity``),
+turns 5000-digit integers into a ``ValueError`` and deep nesting into a
+``RecursionError``. Here every one of those becomes a 4xx in the API's error
+shape, naming the house and field where it can:
+
+- ``NaN`` / ``Infinity`` / ``-Infinity`` literals: 422, with the row and field
+  of each (send ``null`` for an unknown value);
+- nesting deeper than ``MAX_JSON_DEPTH``: 422, checked before parsing;
+- integers too long for any feature: parsed as floats, so the package reports
+  them out of range (or not finite) for that house alone;
+- bodies that are not UTF-8: 422; a content type other than JSON: 415.
+
+:class:`StrictJSONRoute` makes FastAPI read bodies through this parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import numpy as np
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+
+from api.app.exceptions import BODY, INPUTS, RequestRejected, request_error
+from api.app.schemas import ErrorDetail
+
+#: Bodies larger than this are parsed in the threadpool, off the event loop.
+_PARSE_INLINE_BYTES = 64 * 1024
+#: Integers with more digits than this are parsed as floats (no feature needs them).
+_MAX_INT_DIGITS = 18
+#: How many literal locations a NaN/Infinity error lists at most.
+_MAX_REPORTED = 50
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class _NonFinite:
+    """Stands in for a ``NaN``/``Infinity`` literal until it is reported."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+    def __repr__(self) -> str:
+        return self.literal
+
+
+#: JSON type names of parsed values, most specific first (bool is an int).
+_JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    ((int, float), "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    for kinds, name in _JSON_TYPES:
+        if isinstance(value, kinds):
+            return name
+    return type(value).__name__
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in ``body`` (0 for a scalar), counted
+    on the bytes with strings removed: linear time, no recursion."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, dtype=np.uint8)
+    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
+    return int(np.cumsum(steps).max())
+
+
+def _parse_int(text: str) -> int | float:
+    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else float(text)
+
+
+def _non_finite_locations(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths to every ``_NonFinite`` marker (depth is bounded, so recursion is safe)."""
+    if isinstance(value, _NonFinite):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite_locations(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite_locations(item, (*path, index))
+
+
+def _non_finite_error(path: tuple[Any, ...], literal: str) -> ErrorDetail:
+    message = (
+        f"{literal} is not valid JSON (RFC 8259 has no NaN or Infinity): "
+        "send null for an unknown value"
+    )
+    if len(path) >= 3 and path[0] == INPUTS and isinstance(path[1], int):
+        return ErrorDetail(row=path[1], field=str(path[2]), message=message)
+    field = ".".join(str(part) for part in path) or BODY
+    return ErrorDetail(row=None, field=field, message=message)
+
+
+def parse_json_body(body: bytes, max_depth: int) -> Any:
+    """Parse a request body as strict JSON, or raise :class:`RequestRejected` (422)."""
+    depth = json_depth(body)
+    if depth > max_depth:
+        raise request_error(
+            422, BODY, f"JSON nested {depth} levels deep; at most {max_depth} are accepted"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise request_error(
+            422, BODY, f"the body is not UTF-8 (byte {exc.start}): JSON must be UTF-8"
+        ) from None
+    found: list[_NonFinite] = []
+
+    def non_finite(literal: str) -> _NonFinite:
+        marker = _NonFinite(literal)
+        found.append(marker)
+        return marker
+
+    try:
+        value = json.loads(text, parse_constant=non_finite, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        raise request_error(
+            422, BODY, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # e.g. a number float() cannot read
+        raise request_error(422, BODY, f"invalid JSON: {exc}") from None
+    if found:
+        errors = []
+        for path in _non_finite_locations(value):
+            marker = _lookup(value, path)
+            errors.append(_non_finite_error(path, marker.literal))
+            if len(errors) == _MAX_REPORTED:
+                break
+        raise RequestRejected(422, errors)
+    return value
+
+
+def _lookup(value: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _is_json_media_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+class StrictJSONRequest(Request):
+    """A request whose ``json()`` is :func:`parse_json_body` (large bodies in
+    the threadpool)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_strict_json"):
+            body = await self.body()
+            max_depth: int = self.app.state.settings.max_json_depth
+            if len(body) > _PARSE_INLINE_BYTES:
+                self._strict_json = await run_in_threadpool(parse_json_body, body, max_depth)
+            else:
+                self._strict_json = parse_json_body(body, max_depth)
+        return self._strict_json
+
+
+class StrictJSONRoute(APIRoute):
+    """Routes whose JSON bodies are parsed strictly and must say they are JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_body = self.body_field is not None
+
+        async def strict_handler(request: Request) -> Response:
+            if takes_body and not _is_json_media_type(request.headers.get("content-type")):
+                raise request_error(
+                    415,
+                    "Content-Type",
+                    "send the body as JSON with the header Content-Type: application/json "
+                    f"(got {request.headers.get('content-type') or 'none'})",
+                )
+            return await handler(StrictJSONRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -1,0 +1,68 @@
+"""Build the FastAPI application: settings, middleware, routers, error handlers.
+
+Start it with ``python -m api`` or ``uvicorn --factory api.app.main:create_app``.
+Importing this module does no I/O; the model loads in the background once the
+app starts (see ``model_service.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import __version__ as api_version
+from api.app.config import Settings
+from api.app.errors import install_error_handlers
+from api.app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.app.model_service import ModelService
+from api.app.openapi import install_openapi
+from api.app.request_context import REQUEST_ID_HEADER
+from api.app.routes import health, model_card, page, predict
+from api.app.security import API_KEY_HEADER
+from api.app.structured_logging import configure_logging
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: ModelService = app.state.model_service
+    service.start()
+    yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service, configured from ``settings`` (default: the environment)."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Ames house prices API",
+        version=api_version,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.model_service = ModelService()
+
+    install_error_handlers(app)
+    for router in (predict.router, model_card.router, health.router, page.router):
+        app.include_router(router)
+    install_openapi(app)
+
+    # Added innermost first: RequestContext wraps everything (ids, access log, last-resort
+    # 500), CORS wraps the body limit so browsers can read a 413.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER, REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

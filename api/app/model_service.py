@@ -1,0 +1,126 @@
+"""The model behind the API: loaded once per worker, off the request path.
+
+Loading starts in a background thread when the app starts (so liveness
+answers at once); the service is *ready* only after the package's
+``load_model()`` has verified the artifact against its manifest and a real
+house (the canary) has been priced. Prediction requests that arrive while
+the model loads wait for it, up to a bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from api.app.examples import canary_house
+from api.app.exceptions import ModelUnavailableError
+from api.app.json_body import json_type
+from regression_model import __version__ as model_version
+from regression_model.predict import LoadedModel, PredictionResult, load_model, make_prediction
+from regression_model.processing.validation import WHOLE_ROW
+
+logger = logging.getLogger(__name__)
+
+
+class ModelState(StrEnum):
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class CanaryError(RuntimeError):
+    """The loaded model could not price a known-good house."""
+
+
+class ModelService:
+    """Loads, checks and serves the package's model for one process."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._started = False
+        self._start_lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._state = ModelState.LOADING
+        self.canary_price: float | None = None
+
+    @property
+    def state(self) -> ModelState:
+        return self._state
+
+    def start(self) -> None:
+        """Begin loading in a background thread (once)."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            model = load_model()
+            canary = make_prediction(input_data=[canary_house()])
+            price = canary["predictions"][0]
+            if canary["errors"] or price is None or not math.isfinite(price) or price <= 0:
+                raise CanaryError(f"canary house priced {price!r}, errors {canary['errors']}")
+        except Exception:
+            # Anything that stops the model loading leaves the service alive but
+            # not ready, with the reason in the log (and never in a response).
+            self._state = ModelState.FAILED
+            logger.exception("model failed to load; the service will not become ready")
+        else:
+            self._model = model
+            self.canary_price = price
+            self._state = ModelState.READY
+            logger.info(
+                "model ready",
+                extra={
+                    "model_version": model_version,
+                    "artifact_sha256": model.manifest["artifact"]["sha256"],
+                    "canary_price": round(price, 2),
+                    "load_seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float) -> LoadedModel:
+        """The loaded model, waiting up to ``timeout`` seconds for it."""
+        self.start()
+        self._done.wait(timeout)
+        if self._model is None:
+            raise ModelUnavailableError(loading=self._state is ModelState.LOADING)
+        return self._model
+
+    def predict(self, houses: Sequence[Any], timeout: float) -> PredictionResult:
+        """``make_prediction`` over ``houses`` (parsed JSON values, one per house).
+
+        A value that is not an object cannot be a house: it is scored as an
+        empty house (which the package rejects on its own) and its error is
+        reworded, so every row keeps its position and the valid rows form the
+        same batch as when calling ``make_prediction`` on the objects alone.
+        """
+        self.wait(timeout)
+        not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
+        rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
+        result = make_prediction(input_data=rows)
+        errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]
+        errors += [
+            {
+                "row": row,
+                "field": WHOLE_ROW,
+                "message": f"expected a JSON object (one house), got {kind}",
+            }
+            for row, kind in not_objects.items()
+        ]
+        errors.sort(key=lambda error: int(error["row"]))
+        return {
+            "predictions": result["predictions"],
+            "errors": errors or None,
+            "version": result["version"],
+        }

@@ -1,0 +1,85 @@
+"""The OpenAPI document: FastAPI's, plus request examples that are real
+houses from test.csv (built on first request of the schema, not on import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api import __version__ as api_version
+from api.app.examples import example_houses
+from regression_model import __version__ as model_version
+from regression_model.config.core import get_config
+
+DESCRIPTION = f"""
+Prices houses in Ames, Iowa with the `regression_model` package (model version
+{model_version}).
+
+**Houses** are JSON objects with the columns of Kaggle's `test.csv` (raw names
+such as `1stFlrSF`; the Python names such as `FirstFlrSF` are accepted too).
+Missing fields are imputed as in training; unknown fields are ignored.
+
+**Errors** always come as `{{"row", "field", "message"}}` items in `errors`:
+`row` is the house's position in `inputs` (null for errors about the request),
+`field` names the input field (`*` for a whole house) or the part of the
+request (`body`, `inputs`, `Content-Type`, `X-API-Key`). A batch in which some
+houses are invalid answers 200 with the others priced; a request in which no
+house can be priced, or whose body is malformed, answers 422; bodies or
+batches over the configured limits answer 413. No client input produces a 5xx.
+"""
+
+
+def _examples() -> dict[str, dict[str, Any]]:
+    houses = [dict(house) for house in example_houses()]
+    renamed = get_config().model.variables_to_rename
+    python_names = {renamed.get(key, key): value for key, value in houses[0].items()}
+    few = ("Neighborhood", "OverallQual", "GrLivArea", "YearBuilt", "GarageCars")
+    bad = {**houses[1], "OverallQual": 11, "KitchenQual": "Excellent"}
+    return {
+        "one_house": {
+            "summary": "One house (the first of test.csv)",
+            "value": {"inputs": houses[:1]},
+        },
+        "batch": {
+            "summary": f"A batch of {len(houses)} houses from test.csv",
+            "value": {"inputs": houses},
+        },
+        "mixed_batch": {
+            "summary": "A batch with an invalid house (200: the valid one is priced)",
+            "value": {"inputs": [houses[0], bad]},
+        },
+        "python_names": {
+            "summary": "A house with the Python-safe field names",
+            "value": {"inputs": [python_names]},
+        },
+        "minimal": {
+            "summary": "A few fields only (the rest is imputed)",
+            "value": {"inputs": [{key: houses[0][key] for key in few if key in houses[0]}]},
+        },
+    }
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the schema with examples (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=api_version,
+                description=DESCRIPTION,
+                routes=app.routes,
+                tags=[
+                    {"name": "predictions", "description": "price houses"},
+                    {"name": "model", "description": "what the model is"},
+                    {"name": "operations", "description": "liveness and readiness"},
+                ],
+            )
+            body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]
+            body["content"]["application/json"]["examples"] = _examples()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,66 @@
+"""``POST /api/v1/predict``: price houses with the package's ``make_prediction``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from api.app.dependencies import ModelServiceDep, SettingsDep
+from api.app.exceptions import INPUTS, RequestRejected, request_error
+from api.app.json_body import StrictJSONRoute
+from api.app.schemas import ErrorDetail, ErrorResponse, PredictionResponse, PredictRequest
+from api.app.security import require_api_key
+
+router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
+
+_ERRORS = {
+    401: {
+        "model": ErrorResponse,
+        "description": "API_KEY is set and X-API-Key is missing or wrong",
+    },
+    413: {"model": ErrorResponse, "description": "body or number of houses over the limit"},
+    415: {"model": ErrorResponse, "description": "the body is not sent as application/json"},
+    422: {
+        "model": ErrorResponse,
+        "description": "malformed body (invalid JSON, NaN/Infinity, wrong envelope), or no "
+        "house could be priced (`predictions` then holds one null per house)",
+    },
+    503: {"model": ErrorResponse, "description": "the model is not loaded (see /api/v1/ready)"},
+}
+
+
+@router.post(
+    "/predict",
+    response_model=PredictionResponse,
+    responses=_ERRORS,  # type: ignore[arg-type]
+    dependencies=[Depends(require_api_key)],
+    summary="Price houses",
+)
+def predict(
+    body: PredictRequest, request: Request, settings: SettingsDep, service: ModelServiceDep
+) -> PredictionResponse:
+    """Price each house; a house that cannot be priced gets `null` and errors
+    naming its row and field, while the others are still priced (200). When no
+    house can be priced the answer is 422 with the same errors.
+
+    A plain `def`: FastAPI runs it in the threadpool, so scoring never blocks
+    the event loop.
+    """
+    if len(body.inputs) > settings.max_rows:
+        raise request_error(
+            413,
+            INPUTS,
+            f"{len(body.inputs)} houses in one request; at most {settings.max_rows} are "
+            "accepted: split the batch",
+        )
+    result = service.predict(body.inputs, timeout=settings.model_wait_seconds)
+    errors = [ErrorDetail.model_validate(error) for error in result["errors"] or []]
+    priced = sum(price is not None for price in result["predictions"])
+    # Counts (never values) for the access log line.
+    request.state.houses = len(body.inputs)
+    request.state.priced = priced
+    request.state.rejected = len(body.inputs) - priced
+    if priced == 0:
+        raise RequestRejected(422, errors, predictions=result["predictions"])
+    return PredictionResponse(
+        predictions=result["predictions"], errors=errors or None, version=result["version"]
+    )

@@ -1,0 +1,81 @@
+"""``POST /api/v1/predict``: request and response.
+
+The request schema is the package's own input schema: each house is
+documented as ``house_input_model()`` (generated from ``config.yml``), and
+validated by the package's ``validate_inputs``, per house, so one bad house
+never fails the batch. Here a house is therefore accepted as any JSON value;
+only the envelope (``{"inputs": [...]}``) is checked by pydantic.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+
+from api.app.schemas.errors import ErrorDetail
+from regression_model.processing.validation import house_input_model
+
+
+@functools.cache
+def _house_model() -> type[BaseModel]:
+    return house_input_model()
+
+
+@functools.cache
+def house_schema() -> dict[str, Any]:
+    """JSON schema of one house, with the names clients send (Kaggle's)."""
+    return _house_model().model_json_schema(by_alias=True)
+
+
+class _House:
+    """Validation: none here (the package validates each house, so one bad house
+    never fails the batch). JSON schema: the package's ``HouseInput``, as a
+    named component, generated when the schema is first asked for."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.any_schema()
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        house = _house_model().__pydantic_core_schema__
+        # Wrapped as a definition so it becomes a $ref to a reusable component.
+        reference = core_schema.definition_reference_schema(house["ref"])
+        return handler(core_schema.definitions_schema(reference, [house]))
+
+
+House = Annotated[Any, _House]
+
+
+class PredictRequest(BaseModel):
+    """Houses to price, as in Kaggle's test.csv (one object per house)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    inputs: list[House] = Field(
+        min_length=1,
+        description="one object per house, fields as in test.csv (Kaggle names such as "
+        "`1stFlrSF`, or the Python names such as `FirstFlrSF`); missing fields are imputed, "
+        "unknown fields ignored",
+    )
+
+
+class PredictionResponse(BaseModel):
+    """A price per house, in input order, or null with that house's errors."""
+
+    predictions: list[float | None] = Field(
+        description="sale price in dollars per house, in input order; null when the house "
+        "was rejected"
+    )
+    errors: list[ErrorDetail] | None = Field(
+        description="why each rejected house was rejected; null when every house was priced"
+    )
+    version: str = Field(description="version of the model that priced the houses")

@@ -1,0 +1,1 @@
+"""HTML templates (``string.Template``; every substituted value is escaped)."""
