@@ -1,0 +1,137 @@
+"""POST /api/v1/predict in-process: prices equal make_prediction's, errors per row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from api.tests.conftest import as_json_houses, make_client
+from regression_model import __version__ as model_version
+from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, get_config
+from regression_model.predict import make_prediction
+
+PREDICT = "/api/v1/predict"
+
+
+def test_one_house_is_priced_exactly_as_the_package_prices_it(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    response = client.post(PREDICT, json={"inputs": [house]})
+    assert response.status_code == 200
+    body = response.json()
+    expected = make_prediction(input_data=[house])
+    assert body == {
+        "predictions": expected["predictions"],
+        "errors": None,
+        "version": model_version,
+    }
+    assert 10_000 < body["predictions"][0] < 2_000_000
+
+
+def test_a_batch_is_priced_in_order_exactly(client: TestClient, test_frame: pd.DataFrame) -> None:
+    batch = test_frame.iloc[100:300]
+    response = client.post(PREDICT, json={"inputs": as_json_houses(batch)})
+    assert response.status_code == 200
+    expected = make_prediction(input_data=batch)
+    assert response.json()["predictions"] == expected["predictions"]
+    assert None not in response.json()["predictions"]
+
+
+def test_python_names_and_kaggle_names_price_the_same(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    renamed = get_config().model.variables_to_rename
+    python_named = {renamed.get(k, k): v for k, v in house.items()}
+    assert python_named.keys() != house.keys()  # the house has renamed fields
+    prices = [
+        client.post(PREDICT, json={"inputs": [h]}).json()["predictions"][0]
+        for h in (house, python_named)
+    ]
+    assert prices[0] == prices[1]
+
+
+def test_extra_fields_are_ignored(client: TestClient, house: dict[str, Any]) -> None:
+    plain = client.post(PREDICT, json={"inputs": [house]}).json()
+    extra = client.post(
+        PREDICT,
+        json={"inputs": [{**house, "Colour": "blue", "Notes": {"a": [1]}}], "comment": "hi"},
+    ).json()
+    assert extra == plain
+
+
+def test_missing_fields_are_imputed(client: TestClient) -> None:
+    houses: list[dict[str, Any]] = [
+        {"GrLivArea": 1500},
+        {"Neighborhood": "NAmes", "OverallQual": 6},
+    ]
+    body = client.post(PREDICT, json={"inputs": houses}).json()
+    assert body["errors"] is None
+    assert body["predictions"] == make_prediction(input_data=houses)["predictions"]
+
+
+def test_a_mixed_batch_prices_the_good_rows_and_names_the_bad(
+    client: TestClient, test_houses: list[dict[str, Any]]
+) -> None:
+    good, bad = dict(test_houses[0]), {**test_houses[1], "OverallQual": 11, "LotArea": -5}
+    response = client.post(PREDICT, json={"inputs": [good, bad, good, "not a house"]})
+    assert response.status_code == 200
+    body = response.json()
+    price = make_prediction(input_data=[good])["predictions"][0]
+    assert body["predictions"] == [price, None, price, None]
+    assert {(e["row"], e["field"]) for e in body["errors"]} == {
+        (1, "OverallQual"),
+        (1, "LotArea"),
+        (3, "*"),
+    }
+    assert [e["row"] for e in body["errors"]] == sorted(e["row"] for e in body["errors"])
+    messages = {e["field"]: e["message"] for e in body["errors"]}
+    assert "between 1 and 10" in messages["OverallQual"]
+    assert messages["*"] == "expected a JSON object (one house), got string"
+
+
+def test_when_no_house_can_be_priced_the_answer_is_422_with_every_row(client: TestClient) -> None:
+    response = client.post(
+        PREDICT, json={"inputs": [{"KitchenQual": "Excellent"}, {"GrLivArea": "big"}]}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["predictions"] == [None, None]
+    assert [(e["row"], e["field"]) for e in body["errors"]] == [
+        (0, "KitchenQual"),
+        (1, "GrLivArea"),
+    ]
+    assert body["version"] == model_version
+    assert body["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_request_id_is_returned_and_a_sane_client_id_is_kept(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    generated = client.post(PREDICT, json={"inputs": [house]})
+    assert len(generated.headers["X-Request-ID"]) == 32
+    kept = client.post(PREDICT, json={"inputs": [house]}, headers={"X-Request-ID": "trace-42"})
+    assert kept.headers["X-Request-ID"] == "trace-42"
+    replaced = client.post(
+        PREDICT, json={"inputs": [house]}, headers={"X-Request-ID": "bad id\twith spaces"}
+    )
+    assert replaced.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert generated.headers["X-Worker-PID"].isdigit()
+
+
+def test_without_a_model_predict_answers_503_and_ready_says_failed(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, house: dict[str, Any]
+) -> None:
+    monkeypatch.setenv(ARTIFACT_DIR_ENV_VAR, str(tmp_path))  # an empty artifact directory
+    with make_client(model_wait_seconds=10) as client:
+        response = client.post(PREDICT, json={"inputs": [house]})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        error = response.json()["errors"][0]
+        assert "unavailable" in error["message"]
+        assert str(tmp_path) not in response.text  # the reason is logged, not returned
+        ready = client.get("/api/v1/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "failed"
