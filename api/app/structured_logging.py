@@ -69,9 +69,11 @@ def logging_config(level: str) -> dict[str, Any]:
                 "filters": ["request_id"],
             }
         },
+        # Handlers on our loggers, not on the root: an embedding process (or pytest's
+        # log capture) keeps its own root handlers and still sees these records.
         "loggers": {
-            "api": {"handlers": ["stdout"], "level": level, "propagate": False},
-            "uvicorn": {"handlers": ["stdout"], "level": level, "propagate": False},
+            "api": {"handlers": ["stdout"], "level": level},
+            "uvicorn": {"handlers": ["stdout"], "level": level},
             "uvicorn.error": {"level": level},
             # Our access line (api.access) replaces uvicorn's, which has no request id.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},

@@ -1,0 +1,59 @@
+"""The strict JSON parser, unit by unit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.app.exceptions import RequestRejected
+from api.app.json_body import json_depth, json_type, parse_json_body
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("1", 0),
+        ('"[[[["', 0),
+        ("[]", 1),
+        ('{"a": [1, {"b": "]]]]"}]}', 3),
+        ('{"inputs": [{"x": "\\"[["}]}', 3),
+        ("[" * 50 + "]" * 50, 50),
+    ],
+)
+def test_depth_ignores_brackets_inside_strings(text: str, depth: int) -> None:
+    assert json_depth(text.encode()) == depth
+
+
+def test_valid_json_parses_as_the_standard_library_does() -> None:
+    text = '{"inputs": [{"a": 1, "b": 2.5, "c": null, "d": "é", "e": [true, false]}]}'
+    assert parse_json_body(text.encode(), max_depth=8) == json.loads(text)
+
+
+def test_long_integers_become_floats_instead_of_failing() -> None:
+    value = parse_json_body(("[" + "9" * 5000 + ", 123456789012345678]").encode(), 8)
+    assert value == [float("inf"), 123456789012345678]
+    assert isinstance(value[1], int)
+
+
+def test_every_non_finite_literal_is_located() -> None:
+    text = '{"inputs": [{"A": 1}, {"B": NaN, "C": [Infinity]}], "x": -Infinity}'
+    with pytest.raises(RequestRejected) as caught:
+        parse_json_body(text.encode(), max_depth=8)
+    found = {(e.row, e.field) for e in caught.value.errors}
+    assert found == {(1, "B"), (1, "C"), (None, "x")}
+    assert caught.value.status_code == 422
+
+
+def test_too_deep_is_refused_before_parsing() -> None:
+    with pytest.raises(RequestRejected, match="nested 10001 levels"):
+        parse_json_body(("[" * 10001).encode(), max_depth=16)
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [(None, "null"), (True, "boolean"), (1, "number"), (1.5, "number"), ("", "string"),
+     ([], "array"), ({}, "object")],
+)  # fmt: skip
+def test_json_type_names(value: object, name: str) -> None:
+    assert json_type(value) == name

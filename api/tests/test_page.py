@@ -1,0 +1,61 @@
+"""GET /: the page for people (in-process; the browser test submits the form)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.app.home_page import KEY_FIELDS
+from api.app.schemas.predict import house_schema
+from regression_model import __version__ as model_version
+from regression_model.predict import load_model
+
+
+def test_page_describes_the_model_and_links_the_docs(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "Ames house prices" in page and model_version in page
+    cv = load_model().manifest["metrics"]["cross_validation"]
+    assert f"{cv['rmsle_mean']:.4f}" in page
+    assert 'href="/docs"' in page
+
+
+def test_form_is_prefilled_with_the_first_test_house_and_constrained_by_the_schema(
+    client: TestClient, test_houses: list[dict[str, Any]]
+) -> None:
+    page = client.get("/").text
+    base = re.search(
+        r'<script type="application/json" id="base-house"[^>]*>(.*?)</script>', page, re.S
+    )
+    assert base is not None
+    first = {k: v for k, v in test_houses[0].items() if v is not None}
+    assert json.loads(base.group(1)) == first
+    schema = house_schema()["properties"]
+    for name, _ in KEY_FIELDS:
+        control = re.search(rf'<(input|select) id="field-{name}"[^>]*>', page)
+        assert control is not None, name
+        limits = schema[name]["anyOf"][0]
+        if "maximum" in limits:
+            assert f'max="{limits["maximum"]:g}"' in control.group(0), name
+    assert '<option value="Ex">Ex</option>' in page  # KitchenQual codes from the schema
+    neighbourhood = re.search(r'<select id="field-Neighborhood".*?</select>', page, re.S)
+    assert neighbourhood is not None
+    assert f'<option value="{first["Neighborhood"]}" selected>' in neighbourhood.group(0)
+    assert neighbourhood.group(0).count("<option") > 20  # training profile's labels
+
+
+def test_page_scripts_carry_the_csp_nonce(client: TestClient) -> None:
+    response = client.get("/")
+    policy = response.headers["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", policy)
+    assert nonce is not None
+    scripts = re.findall(r"<(?:script|style)[^>]*>", response.text)
+    assert scripts and all(f'nonce="{html.escape(nonce.group(1))}"' in tag for tag in scripts)
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert client.get("/").headers["Content-Security-Policy"] != policy  # fresh per request
