@@ -121,6 +121,8 @@ class PrivateIndex:
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
+        except urllib.error.URLError:
+            return 0  # not listening (yet)
 
 
 def _free_port() -> int:
