@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+from datetime import UTC, datetime
 from importlib.resources import files
 from string import Template
 
@@ -35,7 +36,7 @@ KEY_FIELDS: tuple[tuple[str, str], ...] = (
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-    "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+    "connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
 
@@ -59,6 +60,8 @@ def _control(name: str, label: str, value: object, categories: dict[str, list[st
     spec = house_schema()["properties"][name]
     branch = next(b for b in spec.get("anyOf", [spec]) if b.get("type") != "null")
     ident = f"field-{name}"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 882.0 in the CSV is shown as 882 (the same number)
     text_value = "" if value is None else str(value)
     if "enum" in branch or name in categories:
         choices = [str(c) for c in branch.get("enum") or categories[name]]
@@ -93,6 +96,14 @@ def _metric(label: str, value: str) -> str:
     return f"<div><dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd></div>"
 
 
+def _when(timestamp: str) -> str:
+    try:
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return timestamp
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _model_section(model: LoadedModel | None) -> str:
     if model is None:
         return (
@@ -113,7 +124,7 @@ def _model_section(model: LoadedModel | None) -> str:
         _metric("MAE, hold-out", f"${holdout['mae']:,.0f}"),
         _metric("R², hold-out", f"{holdout['r2']:.3f}"),
         _metric("Trained on", f"{data['rows_used']} houses ({data['file']})"),
-        _metric("Trained at", str(manifest["trained_at"])),
+        _metric("Trained at", _when(str(manifest["trained_at"]))),
         _metric("Artifact sha256", str(manifest["artifact"]["sha256"])[:16] + "…"),
     ]
     return f'<dl class="metrics">{"".join(items)}</dl>'

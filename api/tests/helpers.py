@@ -81,19 +81,22 @@ def running_server(
     )  # fmt: skip
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
-        with httpx.Client(base_url=server.url, timeout=5) as probe:
-            deadline = time.monotonic() + timeout
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"server exited early:\n{server.output()[-3000:]}")
-                try:
-                    if probe.get(READY_PATH).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
-                time.sleep(0.1)
+        ready_workers: set[str] = set()
+        deadline = time.monotonic() + timeout
+        # Every worker loads its own model: wait until each one has answered
+        # /ready with 200 (a new connection per probe reaches any worker).
+        while len(ready_workers) < workers:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{server.output()[-3000:]}")
+            try:
+                probe = httpx.get(server.url + READY_PATH, timeout=5)
+                if probe.status_code == 200:
+                    ready_workers.add(probe.headers["X-Worker-PID"])
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready in {timeout} s:\n{server.output()}")
+            time.sleep(0.05)
         yield server
     finally:
         stop(process)

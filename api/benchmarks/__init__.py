@@ -1,0 +1,1 @@
+"""Load and latency measurements of a running API (loopback only, bounded in time)."""

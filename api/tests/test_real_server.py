@@ -1,0 +1,101 @@
+"""The API as it runs in production: ``python -m api`` (uvicorn) in a subprocess
+on a free loopback port, driven over real HTTP."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from api.benchmarks.load_test import run_load
+from api.tests.conftest import as_json_houses
+from api.tests.helpers import Server, running_server, stop
+from regression_model import __version__ as model_version
+from regression_model.predict import make_prediction
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with running_server(log) as running:
+        yield running
+
+
+def test_every_test_house_is_priced_exactly_as_make_prediction_prices_it(
+    server: Server, test_frame: pd.DataFrame
+) -> None:
+    houses = as_json_houses(test_frame)
+    assert len(houses) == 1459
+    response = httpx.post(f"{server.url}/api/v1/predict", json={"inputs": houses}, timeout=120)
+    assert response.status_code == 200
+    body = response.json()
+    expected = make_prediction(input_data=test_frame)
+    assert body["version"] == expected["version"] == model_version
+    assert len(body["predictions"]) == 1459
+    assert body["predictions"] == expected["predictions"]  # exactly, to the last bit
+    assert body["errors"] == expected["errors"]
+    assert sum(p is not None for p in body["predictions"]) == 1459
+
+
+def test_the_event_loop_answers_while_a_big_batch_is_scored(
+    server: Server, test_frame: pd.DataFrame
+) -> None:
+    """Scoring runs in the threadpool: /health is answered while 1459 houses are
+    being priced on the same (single) worker."""
+    body = {"inputs": as_json_houses(test_frame)}
+    done = threading.Event()
+    result: dict[str, Any] = {}
+
+    def big_batch() -> None:
+        result["response"] = httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=120)
+        done.set()
+
+    thread = threading.Thread(target=big_batch)
+    thread.start()
+    answered_during_batch = 0
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        time.sleep(0.3)  # the batch has been sent and is being parsed or scored
+        while not done.is_set():
+            response = client.get("/api/v1/health")
+            assert response.status_code == 200
+            if not done.is_set():
+                answered_during_batch += 1
+            time.sleep(0.02)
+    thread.join()
+    assert result["response"].status_code == 200
+    assert answered_during_batch >= 3
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    """Graceful: uvicorn finishes the shutdown, then exits by the SIGTERM it got
+    (uvicorn re-raises the signal so the exit status says what stopped it)."""
+    with running_server(tmp_path / "server.log") as server:
+        assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
+        started = time.monotonic()
+        code = stop(server.process)
+        elapsed = time.monotonic() - started
+        output = server.output()
+    assert code in (0, -signal.SIGTERM), output[-2000:]
+    assert elapsed < 15
+    assert "Application shutdown complete." in output
+    assert "Finished server process" in output
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_both_serve_keep_alive_load(tmp_path: Path) -> None:
+    with running_server(tmp_path / "server.log", workers=2) as server:
+        report = run_load(server.url, connections=8, seconds=4)
+        output = server.output()
+    assert report.failures == 0
+    assert report.requests >= 8
+    assert len(report.per_worker) == 2, (report.summary(), output[-2000:])
+    assert all(count > 0 for count in report.per_worker.values())
