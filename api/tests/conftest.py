@@ -22,6 +22,16 @@ from api.tests.helpers import wait_until_ready  # noqa: E402
 from regression_model.config.core import get_config  # noqa: E402
 from regression_model.processing.data_manager import load_dataset  # noqa: E402
 
+#: Measured figures (image size, start-to-ready, ...), printed after the run.
+FIGURES: dict[str, Any] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     for marker in (

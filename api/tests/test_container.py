@@ -1,0 +1,232 @@
+"""The container: build the image from the unchanged Dockerfile, run it, wait
+for readiness, price houses exactly as the package does, stop it with SIGTERM.
+
+Uses docker where a docker engine answers, else podman (in CI prepared by
+``eval "$(../shared/ci/offline-container-base.sh)"``, which provides a local
+``python:3.11-slim`` stand-in, hence ``--pull=never``). Skips when neither
+works, unless REQUIRE_CONTAINER=1 (CI), where that is a failure. Needs the
+source tree (Dockerfile beside ``api/``): a copy of ``api/`` alone has nothing
+to build and skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from api.app.examples import example_houses
+from api.tests.conftest import FIGURES, as_json_houses
+from api.tests.helpers import API_PARENT, free_port
+from regression_model.predict import load_model, make_prediction
+
+pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
+
+REQUIRED = os.environ.get("REQUIRE_CONTAINER") == "1"
+ROOT = API_PARENT
+IMAGE = "house-prices-api:test"
+CONTAINER_PORT = 8001
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 30
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRED:
+        pytest.fail(f"REQUIRE_CONTAINER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _works(command: list[str]) -> bool:
+    try:
+        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+
+    def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
+        result = subprocess.run(
+            [self.name, *args], capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{self.name} {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    if not (ROOT / "Dockerfile").is_file() or not (ROOT / "regression_model").is_dir():
+        pytest.skip(f"no source tree beside api/ ({ROOT}): nothing to build")
+    if shutil.which("docker") and _works(["docker", "info"]):
+        return Engine("docker")
+    if shutil.which("podman") and _works(["podman", "info"]):
+        return Engine("podman")
+    _unavailable("neither `docker info` nor `podman info` works here")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def image(engine: Engine) -> str:
+    options = ["--pull=never", "--format", "docker"] if engine.name == "podman" else []
+    started = time.monotonic()
+    engine.run(
+        "build", *options, "-t", IMAGE, "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1500
+    )
+    FIGURES["container_build_seconds"] = round(time.monotonic() - started, 1)
+    size = int(engine.run("image", "inspect", IMAGE, "--format", "{{.Size}}"))
+    FIGURES["image_size_mb"] = round(size / 1e6, 1)
+    return IMAGE
+
+
+@dataclass
+class Running:
+    engine: Engine
+    name: str
+    url: str
+    ready_seconds: float
+
+    def logs(self) -> str:
+        result = subprocess.run(
+            [self.engine.name, "logs", self.name], capture_output=True, text=True, timeout=60
+        )
+        return result.stdout + result.stderr
+
+
+def _blas_environment() -> list[str]:
+    """The host's OpenBLAS settings (e.g. OPENBLAS_CORETYPE): the same BLAS kernel
+    gives the same bits, so the container can be compared exactly with this process."""
+    return [arg for key in os.environ if key.startswith("OPENBLAS_") for arg in ("-e", key)]
+
+
+def _start(
+    engine: Engine, image: str, *extra: str, container_port: int = CONTAINER_PORT
+) -> Running:
+    name = f"house-prices-test-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    started = time.monotonic()
+    engine.run(
+        "run", "--detach", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}",
+        *_blas_environment(), *extra, image,
+    )  # fmt: skip
+    running = Running(engine, name, f"http://127.0.0.1:{port}", 0.0)
+    deadline = started + READY_TIMEOUT
+    while True:
+        try:
+            if httpx.get(running.url + "/api/v1/ready", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        state = engine.run("inspect", name, "--format", "{{.State.Status}}", check=False)
+        if state in ("exited", "dead") or time.monotonic() > deadline:
+            logs = running.logs()
+            engine.run("rm", "-f", name, check=False)
+            raise AssertionError(f"container not ready ({state}):\n{logs[-4000:]}")
+        time.sleep(0.1)
+    running.ready_seconds = time.monotonic() - started
+    return running
+
+
+def _stop(running: Running) -> tuple[float, int]:
+    """SIGTERM (``stop``), wait; returns (seconds, exit code)."""
+    started = time.monotonic()
+    running.engine.run(
+        "stop", "--time", str(STOP_TIMEOUT), running.name, timeout=STOP_TIMEOUT + 60
+    )
+    seconds = time.monotonic() - started
+    code = int(running.engine.run("inspect", running.name, "--format", "{{.State.ExitCode}}"))
+    return seconds, code
+
+
+@pytest.fixture(scope="module")
+def container(engine: Engine, image: str) -> Iterator[Running]:
+    running = _start(engine, image)
+    FIGURES["container_start_to_ready_seconds"] = round(running.ready_seconds, 2)
+    try:
+        yield running
+    finally:
+        engine.run("rm", "-f", running.name, check=False)
+
+
+def test_the_image_prices_every_test_house_exactly_as_the_package(
+    container: Running, test_frame: pd.DataFrame
+) -> None:
+    one = example_houses()[0]
+    response = httpx.post(container.url + "/api/v1/predict", json={"inputs": [one]}, timeout=60)
+    assert response.status_code == 200
+    assert response.json()["predictions"] == make_prediction(input_data=[one])["predictions"]
+
+    response = httpx.post(
+        container.url + "/api/v1/predict", json={"inputs": as_json_houses(test_frame)}, timeout=120
+    )
+    assert response.status_code == 200
+    assert response.json()["predictions"] == make_prediction(input_data=test_frame)["predictions"]
+
+
+def test_the_image_serves_the_artifact_the_tests_verified(container: Running) -> None:
+    card = httpx.get(container.url + "/api/v1/model", timeout=30).json()
+    assert card["artifact"]["sha256"] == load_model().manifest["artifact"]["sha256"]
+
+
+def test_the_image_is_configured_for_production(
+    engine: Engine, image: str, container: Running
+) -> None:
+    inspected: dict[str, Any] = json.loads(engine.run("image", "inspect", image))[0]
+    config = inspected["Config"]
+    assert config["User"] not in ("", "0", "root", "0:0")
+    assert f"{CONTAINER_PORT}/tcp" in config["ExposedPorts"]
+    assert "PORT=8001" in config["Env"]
+    # docker keeps the health check in Config, podman at the top level
+    healthcheck = config.get("Healthcheck") or inspected.get("Healthcheck") or {}
+    assert healthcheck.get("Test", [""])[0] in ("CMD", "CMD-SHELL")
+    assert "/api/v1/ready" in " ".join(healthcheck["Test"])
+    assert config.get("StopSignal", "SIGTERM") in ("SIGTERM", "15")
+    assert config["Cmd"][0] != "sh"  # exec form: the server is PID 1 and gets SIGTERM
+    assert engine.run("exec", container.name, "id", "-u") != "0"
+    assert engine.run(
+        "exec", container.name, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"
+    ).startswith("python")
+    if engine.name == "podman":  # without systemd, podman runs health checks on demand
+        engine.run("healthcheck", "run", container.name)
+    env = engine.run("exec", container.name, "env")
+    for secret in ("PIP_INDEX_URL", "TWINE_PASSWORD", "API_KEY="):
+        assert secret not in env
+    history = engine.run("history", "--no-trunc", image)
+    assert "pip_index_url" not in history.replace("id=pip_index_url", "")
+
+
+def test_port_is_honoured(engine: Engine, image: str) -> None:
+    running = _start(engine, image, "-e", "PORT=9000", container_port=9000)
+    try:
+        assert httpx.get(running.url + "/api/v1/health", timeout=10).status_code == 200
+    finally:
+        engine.run("rm", "-f", running.name, check=False)
+
+
+def test_sigterm_stops_the_container_cleanly(engine: Engine, image: str) -> None:
+    running = _start(engine, image)
+    try:
+        assert httpx.get(running.url + "/api/v1/health", timeout=10).status_code == 200
+        seconds, code = _stop(running)
+        logs = running.logs()
+    finally:
+        engine.run("rm", "-f", running.name, check=False)
+    FIGURES["container_stop_seconds"] = round(seconds, 2)
+    assert code in (0, 143), logs[-2000:]  # 137 would mean it had to be killed
+    assert seconds < STOP_TIMEOUT - 5
+    assert "Application shutdown complete." in logs and "Finished server process" in logs
