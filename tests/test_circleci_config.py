@@ -181,6 +181,17 @@ def test_publishing_uploads_the_tested_wheel_without_training(config: dict[str, 
         assert forbidden not in publish, f"{PUBLISH_JOB} must not {forbidden}"
 
 
+def test_the_image_installs_the_published_version_from_the_private_index(
+    config: dict[str, Any],
+) -> None:
+    build = _run_commands(config, "build_container")
+    assert '--build-arg "MODEL_VERSION=${VERSION}"' in build
+    assert 'VERSION="$(cat regression_model/VERSION)"' in build
+    assert "--secret id=pip_index_url,env=PIP_INDEX_URL" in build
+    assert "--build-arg PIP_INDEX_URL" not in build, "credentials would stay in the image"
+    assert "regression_model.__version__" in build, "the image's model version is not checked"
+
+
 def test_credentials_come_from_contexts_not_the_repository(config: dict[str, Any]) -> None:
     text = CONFIG_FILE.read_text()
     for secret in SECRET_NAMES:
