@@ -38,6 +38,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,7 +217,10 @@ def private_index(workdir: Path, timings: Timings) -> Iterator[PrivateIndex]:
     for module in ("pypiserver", "passlib"):
         if importlib.util.find_spec(module) is None:
             _cannot_run(f"{module} is not installed (run this with `tox -e release`)")
-    HtpasswdFile = importlib.import_module("passlib.apache").HtpasswdFile
+    with warnings.catch_warnings():
+        # passlib 1.7.4 imports the stdlib `crypt` module, deprecated in 3.11.
+        warnings.filterwarnings("ignore", "'crypt' is deprecated", DeprecationWarning)
+        HtpasswdFile = importlib.import_module("passlib.apache").HtpasswdFile
 
     started = time.monotonic()
     packages = workdir / "packages"
