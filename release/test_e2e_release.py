@@ -262,7 +262,9 @@ def published(private_index: PrivateIndex, workdir: Path, timings: Timings) -> d
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TOX_", "TWINE_")) and k not in {"VIRTUAL_ENV", "PYTHONPATH"}
+        # Drop what the outer tox run set for its own environment.
+        if not k.startswith(("TOX_ENV_", "TOX_WORK_DIR", "TOX_PACKAGE", "TWINE_"))
+        and k not in {"VIRTUAL_ENV", "PYTHONPATH"}
     }
     env.update(
         TWINE_REPOSITORY_URL=private_index.url + "/",
