@@ -32,6 +32,7 @@ from api.app.request_context import (
 from api.app.schemas import ErrorDetail
 
 WORKER_PID_HEADER = "X-Worker-PID"
+PROBE_PATHS = frozenset({"/api/v1/health", "/api/v1/ready"})
 
 access_log = logging.getLogger("api.access")
 error_log = logging.getLogger("api.errors")
@@ -79,7 +80,10 @@ class RequestContextMiddleware:
             await response(scope, receive, send_with_headers)
         finally:
             state: dict[str, Any] = scope.get("state") or {}
-            access_log.info(
+            # Orchestrators poll the probes every few seconds: successful probes at DEBUG.
+            quiet = scope["path"] in PROBE_PATHS and status is not None and status < 400
+            access_log.log(
+                logging.DEBUG if quiet else logging.INFO,
                 "%s %s %s",
                 scope["method"],
                 scope["path"],
