@@ -15,11 +15,11 @@ from feature_engine.imputation import (
 )
 from feature_engine.transformation import LogCpTransformer, LogTransformer
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import Lasso
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from regression_model.config.core import ModelConfig
+from regression_model.linear_model import RowIndependentLasso
 from regression_model.processing.features import Mapper, TemporalVariableTransformer
 
 
@@ -91,7 +91,7 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
             ("scaler", StandardScaler().set_output(transform="pandas")),
             (
                 "lasso",
-                Lasso(
+                RowIndependentLasso(
                     alpha=config.alpha,
                     max_iter=config.max_iter,
                     random_state=config.random_state,

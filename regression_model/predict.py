@@ -73,16 +73,18 @@ def make_prediction(*, input_data: InputData) -> PredictionResult:
     errors: list[InputError] = list(checked.errors)
     predictions: list[float | None] = [None] * checked.n_rows
     prices = model.score(checked.features)
+    low, high = model.config.model.plausible_price_range
     for row, price in zip(checked.features.index, prices, strict=True):
-        if np.isfinite(price) and price > 0:
+        if np.isfinite(price) and low <= price <= high:
             predictions[row] = float(price)
         else:
             errors.append(
                 InputError(
                     int(row),
                     WHOLE_ROW,
-                    "the model cannot price this house: its values are too far "
-                    "outside the training data",
+                    f"the model cannot price this house: it predicts {price:,.6g} dollars, "
+                    f"outside the plausible range {low:,.0f} to {high:,.0f}, because its "
+                    "values are far outside the training data",
                 )
             )
     errors.sort(key=lambda e: e.row)

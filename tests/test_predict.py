@@ -21,10 +21,6 @@ ANCHORS = {
     2121: 109103.3184855881,  # every basement area missing
 }
 
-# Floating-point sums may be blocked differently for different batch sizes;
-# anything beyond this is a real difference.
-BATCH_SIZE_TOLERANCE = 1e-12
-
 
 @pytest.fixture(scope="module")
 def batch_prices(test_data: pd.DataFrame) -> np.ndarray:
@@ -82,11 +78,18 @@ def test_single_dict_and_list_inputs_agree_with_the_batch(
     as_dicts = [make_prediction(input_data=records[i])["predictions"][0] for i in sample]
     as_rows = [make_prediction(input_data=test_data.iloc[[i]])["predictions"][0] for i in sample]
     as_list = make_prediction(input_data=[records[i] for i in sample])["predictions"]
+    # to the last bit: a row's price never depends on the rest of its batch
     for prices in (as_dicts, as_rows, as_list):
-        assert all(p is not None for p in prices)
-        np.testing.assert_allclose(
-            np.array(prices, dtype=float), batch_prices[sample], rtol=BATCH_SIZE_TOLERANCE, atol=0
-        )
+        assert prices == batch_prices[sample].tolist()
+
+
+def test_every_chunking_of_test_csv_gives_the_same_bits(
+    test_data: pd.DataFrame, batch_prices: np.ndarray
+) -> None:
+    for size, rows in ((1, 30), (13, 260), (500, 1459)):
+        chunks = [test_data.iloc[i : i + size] for i in range(0, rows, size)]
+        prices = [p for c in chunks for p in make_prediction(input_data=c)["predictions"]]
+        assert prices == batch_prices[: len(prices)].tolist(), size
 
 
 def test_column_order_and_index_do_not_matter(
@@ -95,9 +98,7 @@ def test_column_order_and_index_do_not_matter(
     shuffled = test_data.head(20)[list(reversed(test_data.columns))]
     shuffled.index = pd.Index(range(1000, 1020))
     prices = make_prediction(input_data=shuffled)["predictions"]
-    np.testing.assert_allclose(
-        np.array(prices, dtype=float), batch_prices[:20], rtol=BATCH_SIZE_TOLERANCE
-    )
+    assert prices == batch_prices[:20].tolist()
 
 
 def test_a_house_described_by_two_fields_is_priced() -> None:

@@ -55,6 +55,9 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"Alley": "   "}, "Alley", "must not be empty"),
     ({"ScreenPorch": -3, "PoolArea": -1}, "ScreenPorch", "out of range"),
     ({"3SsnPorch": "none"}, "3SsnPorch", "expected a number"),
+    ({"WoodDeckSF": {"sqft": 10}}, "WoodDeckSF", "got an object"),
+    ({"PoolArea": [1, 2]}, "PoolArea", "got an array"),
+    ({"MiscVal": 1e300}, "MiscVal", "1e+300 is out of range"),
 ]
 
 
@@ -138,6 +141,26 @@ def test_raw_and_safe_names_are_equivalent(good_house: dict[str, Any]) -> None:
             "message": "-1 is out of range: must be between 1 and 100000",
         }
     ]
+
+
+def test_absurd_prediction_is_refused_not_returned(good_house: dict[str, Any]) -> None:
+    # every value in range, but together far outside anything seen in training
+    huge = {
+        **good_house,
+        "LotArea": 9_000_000,
+        "GrLivArea": 99_000,
+        "1stFlrSF": 99_000,
+        "GarageArea": 99_000,
+        "MiscVal": 9_000_000,
+        "PoolArea": 99_000,
+    }
+    result = make_prediction(input_data=[good_house, huge])
+    assert result["predictions"][0] is not None
+    assert result["predictions"][1] is None
+    assert result["errors"] is not None
+    (error,) = result["errors"]
+    assert (error["row"], error["field"]) == (1, WHOLE_ROW)
+    assert "outside the plausible range 1,000 to 100,000,000" in error["message"]
 
 
 def test_extra_columns_are_ignored(good_house: dict[str, Any]) -> None:

@@ -76,6 +76,7 @@ _SCHEMA = Map(
         "random_state": Int(),
         "test_size": Float(),
         "cv_folds": Int(),
+        "plausible_price_range": CommaSeparated(Float()),
         "max_cv_rmsle": Float(),
     }
 )
@@ -124,6 +125,7 @@ class ModelConfig(BaseModel):
     random_state: int
     test_size: float
     cv_folds: int
+    plausible_price_range: tuple[float, float]
     max_cv_rmsle: float
 
     @property
@@ -194,6 +196,9 @@ class ModelConfig(BaseModel):
             problems.append(
                 f"quality_mappings: no value for the missing label {self.missing_label!r}"
             )
+        low, high = self.plausible_price_range
+        if not 0 < low < high:
+            problems.append("plausible_price_range: must be 'min, max' with 0 < min < max")
         if not 0 < self.test_size < 1:
             problems.append("test_size: must be between 0 and 1")
         if self.cv_folds < 2:

@@ -77,7 +77,19 @@ def to_frame(input_data: InputData) -> pd.DataFrame:
 
 
 def _format_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    value = float(value)
+    if abs(value) >= 1e15:
+        return f"{value:g}"
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _json_type(value: object) -> str:
+    """What a JSON client would call the type of ``value``."""
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def _describe(value: object) -> str:
@@ -130,7 +142,7 @@ def _check_numerical(
         report.add(
             unparsable,
             field,
-            lambda row: f"expected a number, got {type(values[row]).__name__}",
+            lambda row: f"expected a number, got {_json_type(values[row])}",
         )
         numbers = numbers.where(~unparsable)
     infinite = numbers.abs() == np.inf
