@@ -7,7 +7,7 @@ hyperparameter comes from ``config.yml``.
 from __future__ import annotations
 
 import numpy as np
-from feature_engine.encoding import OneHotEncoder, RareLabelEncoder
+from feature_engine.encoding import RareLabelEncoder
 from feature_engine.imputation import (
     AddMissingIndicator,
     CategoricalImputer,
@@ -20,7 +20,11 @@ from sklearn.preprocessing import StandardScaler
 
 from regression_model.config.core import ModelConfig
 from regression_model.linear_model import RowIndependentLasso
-from regression_model.processing.features import Mapper, TemporalVariableTransformer
+from regression_model.processing.features import (
+    Mapper,
+    SinglePassOneHotEncoder,
+    TemporalVariableTransformer,
+)
 
 
 def _names(variables: list[str]) -> list[str | int]:
@@ -87,7 +91,7 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
                     variables=_names(config.nominal_vars),
                 ),
             ),
-            ("one_hot_encoding", OneHotEncoder(variables=_names(config.nominal_vars))),
+            ("one_hot_encoding", SinglePassOneHotEncoder(variables=_names(config.nominal_vars))),
             ("scaler", StandardScaler().set_output(transform="pandas")),
             (
                 "lasso",

@@ -3,10 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from feature_engine.encoding import OneHotEncoder
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from regression_model.processing.features import Mapper, TemporalVariableTransformer
+from regression_model.processing.features import (
+    Mapper,
+    SinglePassOneHotEncoder,
+    TemporalVariableTransformer,
+)
 
 
 @pytest.fixture
@@ -72,3 +77,18 @@ def test_transformers_name_missing_columns(houses: pd.DataFrame) -> None:
     )
     with pytest.raises(ValueError, match="GarageYrBlt"):
         transformer.fit(houses)
+
+
+def test_single_pass_one_hot_encoder_equals_feature_engine() -> None:
+    train = pd.DataFrame(
+        {"Street": ["Pave", "Grvl", "Pave"], "Alley": ["a", "b", "c"], "n": [1, 2, 3]}
+    )
+    new = pd.DataFrame({"Street": ["Grvl", "Atlantis"], "Alley": ["c", "a"], "n": [4, 5]})
+    ours = SinglePassOneHotEncoder(variables=["Street", "Alley"]).fit(train)
+    reference = OneHotEncoder(variables=["Street", "Alley"]).fit(train)
+    before = new.copy()
+    pd.testing.assert_frame_equal(ours.transform(new), reference.transform(new))
+    pd.testing.assert_frame_equal(new, before)
+    assert ours.transform(new)["Street_Grvl"].tolist() == [1, 0]  # unseen label: all zeros
+    with pytest.raises(ValueError, match="NaN"):
+        ours.transform(new.assign(Street=[None, "Pave"]))

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Self
 
+import numpy as np
 import pandas as pd
+from feature_engine.encoding import OneHotEncoder
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -92,6 +94,32 @@ class Mapper(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 raise ValueError(
                     f"{variable}: labels without a mapping: {sorted(map(str, unknown))}"
                 )
+
+
+class SinglePassOneHotEncoder(OneHotEncoder):  # type: ignore[misc]
+    """feature-engine's ``OneHotEncoder``, with ``transform`` in one pass.
+
+    Fitting, parameters and output (columns, order, values, dtypes) are the
+    parent's; its ``transform`` appends each dummy column with its own
+    ``pd.concat``, which copies the frame ~200 times and took ~120 ms for a
+    single house. Here the dummies are built first and joined once.
+    """
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = self._check_transform_input_and_state(X)
+        _check_no_missing(X, self.variables_)
+        dummies = {
+            f"{feature}_{category}": np.where(X[feature] == category, 1, 0)
+            for feature in self.variables_
+            for category in self.encoder_dict_[feature]
+        }
+        encoded = pd.concat([X, pd.DataFrame(dummies, index=X.index)], axis=1)
+        return encoded.drop(columns=self.variables_)
+
+
+def _check_no_missing(X: pd.DataFrame, variables: Sequence[str]) -> None:
+    if X[list(variables)].isna().any().any():
+        raise ValueError("one-hot encoding: categorical variables contain NaN")
 
 
 def _require_columns(X: pd.DataFrame, columns: Sequence[str]) -> None:
