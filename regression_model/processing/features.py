@@ -96,7 +96,7 @@ class Mapper(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 )
 
 
-class SinglePassOneHotEncoder(OneHotEncoder):  # type: ignore[misc]
+class SinglePassOneHotEncoder(OneHotEncoder):
     """feature-engine's ``OneHotEncoder``, with ``transform`` in one pass.
 
     Fitting, parameters and output (columns, order, values, dtypes) are the
@@ -106,7 +106,7 @@ class SinglePassOneHotEncoder(OneHotEncoder):  # type: ignore[misc]
     """
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        X = self._check_transform_input_and_state(X)
+        X = pd.DataFrame(self._check_transform_input_and_state(X))
         _check_no_missing(X, self.variables_)
         dummies = {
             f"{feature}_{category}": np.where(X[feature] == category, 1, 0)
@@ -114,7 +114,7 @@ class SinglePassOneHotEncoder(OneHotEncoder):  # type: ignore[misc]
             for category in self.encoder_dict_[feature]
         }
         encoded = pd.concat([X, pd.DataFrame(dummies, index=X.index)], axis=1)
-        return encoded.drop(columns=self.variables_)
+        return encoded.drop(columns=list(self.variables_))
 
 
 def _check_no_missing(X: pd.DataFrame, variables: Sequence[str]) -> None:
