@@ -28,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
         try:
             verify_artifact(paths, config)
         except ArtifactError as reason:
-            print(f"training: {reason}", file=sys.stderr)
+            print(f"no usable artifact, training one now ({reason})", file=sys.stderr)
         else:
             print(f"up to date: {paths.pickle}")
             return 0
