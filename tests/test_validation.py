@@ -55,8 +55,8 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"Alley": "   "}, "Alley", "must not be empty"),
     ({"ScreenPorch": -3, "PoolArea": -1}, "ScreenPorch", "out of range"),
     ({"3SsnPorch": "none"}, "3SsnPorch", "expected a number"),
-    ({"WoodDeckSF": {"sqft": 10}}, "WoodDeckSF", "got an object"),
-    ({"PoolArea": [1, 2]}, "PoolArea", "got an array"),
+    ({"WoodDeckSF": {"sqft": 10}}, "WoodDeckSF", "got object"),
+    ({"PoolArea": [1, 2]}, "PoolArea", "got array"),
     ({"MiscVal": 1e300}, "MiscVal", "1e+300 is out of range"),
 ]
 

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.app.exceptions import BODY, INPUTS, ModelUnavailableError, RequestRejected
-from api.app.json_body import json_type
 from api.app.request_context import current_request_id
 from api.app.schemas import ErrorDetail, ErrorResponse
 from regression_model import __version__ as model_version
+from regression_model.processing.validation import json_type
 
 
 def error_response(

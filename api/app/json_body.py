@@ -54,24 +54,6 @@ class _NonFinite:
 
 
 #: JSON type names of parsed values, most specific first (bool is an int).
-_JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
-    (type(None), "null"),
-    (bool, "boolean"),
-    ((int, float), "number"),
-    (str, "string"),
-    (list, "array"),
-    (dict, "object"),
-)
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    for kinds, name in _JSON_TYPES:
-        if isinstance(value, kinds):
-            return name
-    return type(value).__name__
-
-
 def json_depth(body: bytes) -> int:
     """How deeply arrays and objects nest in ``body`` (0 for a scalar), counted
     on the bytes with strings removed: linear time, no recursion."""

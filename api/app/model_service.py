@@ -19,10 +19,9 @@ from typing import Any
 
 from api.app.examples import canary_house
 from api.app.exceptions import ModelUnavailableError
-from api.app.json_body import json_type
 from regression_model import __version__ as model_version
 from regression_model.predict import LoadedModel, PredictionResult, load_model, make_prediction
-from regression_model.processing.validation import WHOLE_ROW
+from regression_model.processing.validation import WHOLE_ROW, json_type
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from api.app.exceptions import RequestRejected
-from api.app.json_body import json_depth, json_type, parse_json_body
+from api.app.json_body import json_depth, parse_json_body
+from regression_model.processing.validation import json_type
 
 
 @pytest.mark.parametrize(

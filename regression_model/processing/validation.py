@@ -83,12 +83,21 @@ def _format_number(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _json_type(value: object) -> str:
-    """What a JSON client would call the type of ``value``."""
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
+_JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    ((int, float), "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages to JSON clients."""
+    for kinds, name in _JSON_TYPES:
+        if isinstance(value, kinds):
+            return name
     return type(value).__name__
 
 
@@ -142,7 +151,7 @@ def _check_numerical(
         report.add(
             unparsable,
             field,
-            lambda row: f"expected a number, got {_json_type(values[row])}",
+            lambda row: f"expected a number, got {json_type(values[row])}",
         )
         numbers = numbers.where(~unparsable)
     infinite = numbers.abs() == np.inf
