@@ -221,12 +221,6 @@ class Config(BaseModel):
     sha256: str
 
 
-def _numerical_ranges_as_pairs(data: dict[str, object]) -> None:
-    for name, bounds in dict(data["numerical_ranges"]).items():  # type: ignore[call-overload]
-        if len(bounds) != 2:
-            raise ConfigError(f"numerical_ranges: {name} must be a 'min, max' pair, got {bounds}")
-
-
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a config file.
 
@@ -242,7 +236,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = load(raw.decode("utf-8"), _SCHEMA, label=str(source)).data
     except YAMLError as exc:
         raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
-    _numerical_ranges_as_pairs(data)
     app_keys = set(AppConfig.model_fields)
     try:
         return Config(
