@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, train_test_split
 
@@ -97,9 +96,7 @@ def evaluate(config: Config, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     folds = []
     splitter = KFold(n_splits=model.cv_folds, shuffle=True, random_state=model.random_state)
     for train_index, test_index in splitter.split(X):
-        fitted = _fit_quietly(
-            clone(build_pipeline(model)), X.iloc[train_index], y.iloc[train_index]
-        )
+        fitted = _fit_quietly(build_pipeline(model), X.iloc[train_index], y.iloc[train_index])
         folds.append(regression_metrics(y.iloc[test_index], fitted.predict(X.iloc[test_index])))
     return {
         "holdout": {
