@@ -1,13 +1,14 @@
-"""Read the bundled data sets and hash files."""
+"""Read the bundled data sets."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from regression_model.config.core import DATASET_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def dataset_path(file_name: str) -> Path:
@@ -17,12 +18,6 @@ def dataset_path(file_name: str) -> Path:
 
 def load_dataset(file_name: str) -> pd.DataFrame:
     """Read a bundled CSV exactly as the Kaggle files are written."""
+    import pandas as pd  # only data-handling callers need it, not the API
+
     return pd.read_csv(dataset_path(file_name))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
