@@ -366,8 +366,17 @@ def validate_inputs(input_data: InputData, config: ModelConfig | None = None) ->
         frame = input_data
         if len(frame) > _ROW_BY_ROW_MAX:
             return validate_columns(frame, schema)
-        return validate_rows([frame.iloc[i].to_dict() for i in range(len(frame))], schema)
+        return validate_rows(frame_rows(frame), schema)
     return validate_rows(_rows_of(input_data), schema)
+
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A small frame's rows as dicts, each value as its column holds it (a
+    row of an all-numeric frame would otherwise turn 5 into 5.0)."""
+    if all(dtype.kind in "iufb" for dtype in frame.dtypes):
+        columns = [str(c) for c in frame.columns]
+        return [dict(zip(columns, r, strict=True)) for r in frame.to_numpy(dtype=object)]
+    return [frame.iloc[i].to_dict() for i in range(len(frame))]
 
 
 def validate_rows(rows: Sequence[Mapping[str, Any]], schema: Schema) -> ValidationResult:
