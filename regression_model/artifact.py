@@ -234,7 +234,9 @@ def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTabl
     try:
         tables = ModelTables.from_dict(json.loads(payload))
     except (ValueError, TablesFormatError) as exc:
-        raise ArtifactIntegrityError(f"{paths.tables} is unreadable ({exc}); {TRAIN_HINT}") from exc
+        raise ArtifactIntegrityError(
+            f"{paths.tables} is unreadable ({exc}); {TRAIN_HINT}"
+        ) from exc
     if tables.version != __version__:
         raise ArtifactCompatibilityError(
             f"{paths.tables} holds model {tables.version}, the package is {__version__}; "

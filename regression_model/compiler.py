@@ -131,7 +131,7 @@ def _scaling_done(state: _State, step: str) -> None:
 
 def _missing_indicator(step: AddMissingIndicator, name: str, state: _State) -> None:
     _scaling_done(state, name)
-    for variable in step.variables_:
+    for variable in map(str, step.variables_):
         recipe = _require(state, name, variable, _Number | _Label)  # type: ignore[arg-type]
         if recipe.fill is not None:
             raise CompileError(f"step {name!r}: {variable} was already imputed")
@@ -141,7 +141,7 @@ def _missing_indicator(step: AddMissingIndicator, name: str, state: _State) -> N
 def _categorical_imputer(step: CategoricalImputer, name: str, state: _State) -> None:
     _scaling_done(state, name)
     for variable, fill in step.imputer_dict_.items():
-        recipe = _require(state, name, variable, _Label)
+        recipe = _require(state, name, str(variable), _Label)
         if recipe.fill is not None or recipe.grouping is not None:
             raise CompileError(f"step {name!r}: {variable} imputed after another transform")
         recipe.fill = str(fill)
@@ -150,7 +150,7 @@ def _categorical_imputer(step: CategoricalImputer, name: str, state: _State) -> 
 def _median_imputer(step: MeanMedianImputer, name: str, state: _State) -> None:
     _scaling_done(state, name)
     for variable, fill in step.imputer_dict_.items():
-        recipe = _require(state, name, variable, _Number)
+        recipe = _require(state, name, str(variable), _Number)
         if recipe.fill is not None or recipe.reference or recipe.log_offset is not None:
             raise CompileError(f"step {name!r}: {variable} imputed after another transform")
         recipe.fill = float(fill)
@@ -183,11 +183,14 @@ def _log(offsets: dict[str, float], step: Any, name: str, state: _State) -> None
 
 
 def _log_transformer(step: LogTransformer, name: str, state: _State) -> None:
-    _log(dict.fromkeys(step.variables_, 0.0), step, name, state)
+    _log(dict.fromkeys(map(str, step.variables_), 0.0), step, name, state)
 
 
 def _log_cp_transformer(step: LogCpTransformer, name: str, state: _State) -> None:
-    offsets = step.C_ if isinstance(step.C_, dict) else dict.fromkeys(step.variables_, step.C_)
+    if isinstance(step.C_, dict):
+        offsets = {str(v): float(c) for v, c in step.C_.items()}
+    else:
+        offsets = dict.fromkeys(map(str, step.variables_), float(step.C_))
     _log(offsets, step, name, state)
 
 
@@ -309,7 +312,9 @@ def _fold(state: _State, config: ModelConfig) -> ModelTables:
     """Fold each variable's columns (value, indicator, dummies) into one term."""
     by_variable: dict[str, list[tuple[str, _Recipe]]] = {}
     for column, recipe in state.columns.items():
-        variable = recipe.label.variable if isinstance(recipe, _Mapped | _Dummy) else recipe.variable
+        variable = (
+            recipe.label.variable if isinstance(recipe, _Mapped | _Dummy) else recipe.variable
+        )
         by_variable.setdefault(variable, []).append((column, recipe))
     numeric: list[NumericTerm] = []
     lookup: list[LookupTerm] = []

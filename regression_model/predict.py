@@ -64,7 +64,9 @@ class LoadedModel:
         self.scorer = TableScorer(self.tables, config.model)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
-        return self.scorer.contributions(checked.numbers[rows], checked.codes[rows], checked.categories)
+        return self.scorer.contributions(
+            checked.numbers[rows], checked.codes[rows], checked.categories
+        )
 
 
 class LoadedPipeline:

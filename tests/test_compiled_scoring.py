@@ -170,7 +170,11 @@ def test_large_frames_are_scored_in_chunks_with_the_same_bits(
     expected[250] = None
     assert chunked["predictions"] == expected
     assert chunked["errors"] == [
-        {"row": 250, "field": "GrLivArea", "message": "-5 is out of range: must be between 1 and 100000"}
+        {
+            "row": 250,
+            "field": "GrLivArea",
+            "message": "-5 is out of range: must be between 1 and 100000",
+        }
     ]
     assert len(chunked["explanations"]) == len(test_data)
 

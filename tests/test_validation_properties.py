@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
-from regression_model.processing.data_manager import load_dataset
 from regression_model.processing import validation
+from regression_model.processing.data_manager import load_dataset
 from regression_model.processing.validation import WHOLE_ROW
 
 CONFIG = get_config().model

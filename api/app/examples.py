@@ -13,10 +13,7 @@ import itertools
 from typing import Any
 
 from regression_model.config.core import get_config
-from regression_model.processing.data_manager import dataset_path
-
-#: How the Kaggle files write "not recorded" (pandas reads these as missing).
-_EMPTY = frozenset({"", "NA"})
+from regression_model.processing.data_manager import MISSING_CELLS, dataset_path
 
 
 def _json_value(text: str) -> int | float | str:
@@ -38,7 +35,7 @@ def example_houses(count: int = 3) -> tuple[dict[str, Any], ...]:
     with path.open(newline="") as handle:
         records = list(itertools.islice(csv.DictReader(handle), count))
     return tuple(
-        {key: _json_value(text) for key, text in record.items() if text not in _EMPTY}
+        {key: _json_value(text) for key, text in record.items() if text not in MISSING_CELLS}
         for record in records
     )
 

@@ -11,6 +11,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+#: The cells ``pandas.read_csv`` reads as missing by default, which is how the
+#: bundled files are read for training (so ``MasVnrType`` "None" is missing).
+#: Readers that do without pandas use this set to read them the same way; a
+#: test keeps it equal to pandas' own.
+MISSING_CELLS = frozenset(
+    {
+        *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+        *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+    }
+)
+
+
 def dataset_path(file_name: str) -> Path:
     """Path of a data set shipped in ``regression_model/datasets``."""
     return DATASET_DIR / file_name

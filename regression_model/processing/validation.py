@@ -26,7 +26,7 @@ import numbers
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -81,7 +81,7 @@ def is_missing(value: object) -> bool:
     if kind is str or kind is int:
         return False
     if isinstance(value, float | np.floating):
-        return bool(value != value)
+        return math.isnan(value)
     return type(value).__name__ in _PANDAS_MISSING
 
 
@@ -128,7 +128,7 @@ def _as_float(value: object) -> float | None:
     try:
         return float(value)
     except OverflowError:
-        return math.copysign(math.inf, value)  # type: ignore[arg-type]
+        return math.copysign(math.inf, value)
 
 
 class FieldRule:
@@ -185,7 +185,7 @@ class FieldRule:
         return self.check_float(number)
 
     def check_float(self, number: float) -> float | Problem | None:
-        if number != number:
+        if math.isnan(number):
             return None
         if math.isinf(number):
             return Problem("must be a finite number")
@@ -210,9 +210,9 @@ class FieldRule:
         if is_missing(value):
             return None
         key = value
-        if isinstance(key, float | np.floating) and float(key).is_integer():
-            key = int(key)
-        elif isinstance(key, np.integer):
+        if (isinstance(key, float | np.floating) and float(key).is_integer()) or isinstance(
+            key, np.integer
+        ):
             key = int(key)
         label = None
         if not _is_bool(value):
@@ -363,14 +363,14 @@ def validate_inputs(input_data: InputData, config: ModelConfig | None = None) ->
     """
     schema = schema_for(config or get_config().model)
     if _is_frame(input_data):
-        frame = input_data
+        frame = cast("pd.DataFrame", input_data)
         if len(frame) > _ROW_BY_ROW_MAX:
             return validate_columns(frame, schema)
         return validate_rows(frame_rows(frame), schema)
     return validate_rows(_rows_of(input_data), schema)
 
 
-def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def frame_rows(frame: pd.DataFrame) -> list[dict[Any, Any]]:
     """A small frame's rows as dicts, each value as its column holds it (a
     row of an all-numeric frame would otherwise turn 5 into 5.0)."""
     if all(dtype.kind in "iufb" for dtype in frame.dtypes):
@@ -379,7 +379,7 @@ def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [frame.iloc[i].to_dict() for i in range(len(frame))]
 
 
-def validate_rows(rows: Sequence[Mapping[str, Any]], schema: Schema) -> ValidationResult:
+def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> ValidationResult:
     """Value by value: for Python rows (JSON, dicts) and small frames."""
     n_numerical, n_rules = len(schema.numerical), len(schema.rules)
     report = _Report()
@@ -393,7 +393,7 @@ def validate_rows(rows: Sequence[Mapping[str, Any]], schema: Schema) -> Validati
             field = rule.name
             value = house.get(field)
             if is_missing(value):
-                for field in rule.sources[1:]:  # noqa: B007 (the name used is reported)
+                for field in rule.sources[1:]:
                     value = house.get(field)
                     if not is_missing(value):
                         break
@@ -450,7 +450,7 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
             bad = [i for i, v in enumerate(verdicts) if isinstance(v, Problem)]
             for row in np.flatnonzero(np.isin(found_codes, bad)) if bad else ():
                 problem = verdicts[found_codes[row]]
-                report.add(int(row), position, fields(int(row)), problem.message)  # type: ignore[union-attr]
+                report.add(int(row), position, fields(int(row)), problem.message)
             if rule.numerical:
                 table = [v if isinstance(v, float) else np.nan for v in verdicts]
                 numbers[:, position] = np.array([*table, np.nan])[found_codes]
@@ -482,7 +482,7 @@ def _column(frame: pd.DataFrame, rule: FieldRule) -> tuple[Any, Any] | None:
         fallback = pd.isna(values) & ~pd.isna(alternative)
         values[fallback] = alternative[fallback]
         used[fallback] = number
-    return pd.array(values, dtype=object), lambda row: sources[used[row]]
+    return values, lambda row: sources[used[row]]
 
 
 def _check_number_array(
