@@ -25,8 +25,7 @@ from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import ENGINES, make_prediction
 
 TRAIN_EXTRA_HINT = (
-    "training needs scikit-learn and feature-engine: "
-    "pip install 'ames-regression-model[train]'"
+    "training needs scikit-learn and feature-engine: pip install 'ames-regression-model[train]'"
 )
 
 

@@ -10,9 +10,9 @@ fails, and nothing is ever retrained:
    tree (``tox -e train`` makes them);
 3. ``python -m build``: the sdist, then the wheel built from that sdist;
 4. ``twine check --strict`` on both;
-5. the wheel must carry the model tables, the pickle and their manifest, the
-   manifest's sha256 of each must match the file, its version and config hash must match the wheel's, and
-   its metrics must pass the config's quality gate;
+5. the wheel must carry the model tables, the pickle and their manifest; the
+   manifest's sha256 of each must match the file, its version and config hash
+   must match the wheel's, and its metrics must pass the config's quality gate;
 6. the wheel is installed in a fresh virtual environment and the package
    tests run against it (never against the source tree: a pytest plugin
    fails the run if ``regression_model`` is imported from anywhere else);

@@ -75,6 +75,14 @@ def test_the_form_prices_an_edited_house(
     expected = make_prediction(input_data=[house])["predictions"][0]
     assert raw_price == expected  # the browser got exactly the package's price
     assert shown == f"${expected:,.0f}"
+    # Why this price: the top factors, largest first, as the package explains them
+    page.wait_for_selector("#factors li", timeout=10_000)
+    shown_factors = page.eval_on_selector_all(
+        "#factors li", "items => items.map(item => item.dataset.variable)"
+    )
+    explained = make_prediction(input_data=[house], explain=True)["explanations"][0]
+    assert explained is not None
+    assert shown_factors == [f["variable"] for f in explained["factors"][:6]]
     assert not console_errors, console_errors  # e.g. no CSP violations
     screenshot = Path(tmp_path_factory.getbasetemp()) / "page.png"
     page.screenshot(path=str(screenshot), full_page=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -117,3 +120,32 @@ def test_docs_page_is_served(client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert "/api/v1/openapi.json" in response.text
+
+
+def test_the_service_never_imports_training_libraries_nor_pandas() -> None:
+    """Serving reads the compiled tables: no unpickling, no scikit-learn,
+    feature-engine, joblib or pandas in the worker (small, fast to start)."""
+    code = (
+        "import sys, time\n"
+        "from fastapi.testclient import TestClient\n"
+        "from api.app.main import create_app\n"
+        "with TestClient(create_app()) as client:\n"
+        "    for _ in range(300):\n"
+        "        if client.get('/api/v1/ready').status_code == 200: break\n"
+        "        time.sleep(0.05)\n"
+        "    answer = client.post('/api/v1/predict?explain=true',"
+        " json={'inputs': [{'GrLivArea': 1500}]})\n"
+        "    assert answer.status_code == 200, answer.text\n"
+        "    assert client.get('/').status_code == 200\n"
+        "print(sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas', 'scipy')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

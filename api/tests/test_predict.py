@@ -135,3 +135,28 @@ def test_without_a_model_predict_answers_503_and_ready_says_failed(
         ready = client.get("/api/v1/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "failed"
+
+
+def test_explain_splits_each_price_into_the_package_terms(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/api/v1/predict?explain=true", json={"inputs": [house, {"GrLivArea": -1}]}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = make_prediction(input_data=[house, {"GrLivArea": -1}], explain=True)
+    assert body["predictions"] == expected["predictions"]
+    assert body["explanations"] == expected["explanations"]
+    assert body["explanations"][1] is None
+    explanation = body["explanations"][0]
+    total = explanation["baseline"] + sum(f["dollars"] for f in explanation["factors"])
+    assert total == pytest.approx(body["predictions"][0], rel=1e-12)
+    # without the parameter the field is absent, as before
+    assert "explanations" not in client.post("/api/v1/predict", json={"inputs": [house]}).json()
+
+
+def test_explain_must_be_a_boolean(client: TestClient, house: dict[str, Any]) -> None:
+    response = client.post("/api/v1/predict?explain=perhaps", json={"inputs": [house]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "explain"
