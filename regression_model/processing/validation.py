@@ -364,6 +364,9 @@ def validate_inputs(input_data: InputData, config: ModelConfig | None = None) ->
     schema = schema_for(config or get_config().model)
     if _is_frame(input_data):
         frame = cast("pd.DataFrame", input_data)
+        if not frame.columns.is_unique:
+            repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+            raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
         if len(frame) > _ROW_BY_ROW_MAX:
             return validate_columns(frame, schema)
         return validate_rows(frame_rows(frame), schema)
