@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -107,7 +108,11 @@ def load_model_pipeline() -> LoadedPipeline:
 
 
 def make_prediction(
-    *, input_data: InputData, engine: Engine = "tables", explain: bool = False
+    *,
+    input_data: InputData,
+    engine: Engine = "tables",
+    explain: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> PredictionResult:
     """Price every row of ``input_data`` (a DataFrame, list of dicts or dict).
 
@@ -120,6 +125,9 @@ def make_prediction(
     With ``explain=True`` (tables only) the result also has ``explanations``:
     per row, ``None`` if unpriced, else the price split into its terms
     (see :func:`regression_model.tables.explain`).
+
+    ``timings``, when given, receives the seconds spent validating
+    (``"validate"``) and scoring (``"score"``), added to what it holds.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -130,14 +138,19 @@ def make_prediction(
     predictions: list[float | None] = []
     errors: list[InputError] = []
     explanations: list[dict[str, Any] | None] = []
+    validating = scoring = 0.0
     for start, chunk in _chunks(input_data):
+        began = time.perf_counter()
         checked = validate_inputs(chunk, model.config.model)
+        validated = time.perf_counter()
         rows = np.flatnonzero(checked.valid)
         if engine == "tables":
             contributions = model.contributions(checked, rows)
             prices = np.exp(model.scorer.log_prices(contributions))
         else:
             prices = _pipeline_prices(model, checked)
+        validating += validated - began
+        scoring += time.perf_counter() - validated
         chunk_prices: list[float | None] = [None] * checked.n_rows
         chunk_explanations: list[dict[str, Any] | None] = [None] * checked.n_rows
         errors += [InputError(e.row + start, e.field, e.message) for e in checked.errors]
@@ -150,6 +163,9 @@ def make_prediction(
                 errors.append(_implausible(row + start, price, low, high))
         predictions += chunk_prices
         explanations += chunk_explanations
+    if timings is not None:
+        timings["validate"] = timings.get("validate", 0.0) + validating
+        timings["score"] = timings.get("score", 0.0) + scoring
     errors.sort(key=lambda e: e.row)
     result: PredictionResult = {
         "predictions": predictions,
