@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         description="an over-limit body is read and discarded up to this many bytes, so that "
         "every client (not only curl) receives the 413 before the connection closes",
     )
+    metrics: bool = Field(
+        default=True, description="count requests and predictions and serve /metrics"
+    )
     database_url: SecretStr | None = Field(
         default=None,
         description="the prediction log's database (SQLAlchemy URL; postgres:// and "

@@ -80,9 +80,10 @@ async def predict(
         result = await run_in_threadpool(
             service.predict, body.inputs, wait, explain=explain, timings=timings
         )
-    metrics.observe_prediction(
-        len(body.inputs), result["predictions"], result["errors"], timings, service.input_fields
-    )
+    if settings.metrics:
+        metrics.observe_prediction(
+            len(body.inputs), result["predictions"], result["errors"], timings, service.input_fields
+        )
     log: PredictionLog | None = request.app.state.prediction_log
     if log is not None:
         log.record(
