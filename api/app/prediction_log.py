@@ -203,6 +203,8 @@ class PredictionLog:
 
     def _run(self) -> None:
         try:
+            # At once: connect, migrate, replay what earlier workers spooled.
+            self._write([])
             while True:
                 self._wake.wait(self.flush_seconds)
                 self._wake.clear()
