@@ -42,6 +42,8 @@ class LoadReport:
     failures: int = 0
     per_worker: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    #: Per failure, the worker that last answered on that connection (None: none had).
+    failed_after: list[str | None] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -96,6 +98,8 @@ def run_load(
         pids: Counter[str] = Counter()
         latencies: list[float] = []
         failures = 0
+        failed_after: list[str | None] = []
+        last_pid: str | None = None
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         with httpx.Client(base_url=url, timeout=30, limits=limits) as client:
             start.wait()
@@ -109,16 +113,21 @@ def run_load(
                     )
                 except httpx.TransportError:
                     failures += 1
+                    failed_after.append(last_pid)
+                    last_pid = None  # the next request opens a new connection
                     continue
                 latencies.append((time.perf_counter() - began) * 1000)
+                last_pid = response.headers.get("X-Worker-PID", "?")
                 if response.status_code == 200:
-                    pids[response.headers.get("X-Worker-PID", "?")] += 1
+                    pids[last_pid] += 1
                 else:
                     failures += 1
+                    failed_after.append(last_pid)
         with lock:
             report.per_worker.update(pids)
             report.latencies_ms.extend(latencies)
             report.failures += failures
+            report.failed_after.extend(failed_after)
             report.requests += len(latencies)
 
     threads = [

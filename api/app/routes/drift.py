@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BeforeValidator
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.app.dependencies import ModelServiceDep, SettingsDep
@@ -29,6 +30,16 @@ router = APIRouter(prefix="/api/v1", tags=["model"])
 
 _cache: dict[tuple[int, datetime | None], tuple[float, dict[str, Any]]] = {}
 _cache_lock = threading.Lock()
+
+
+def _iso_8601(value: object) -> object:
+    """Only ISO 8601 times (pydantic alone would also take a number of seconds)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected an ISO 8601 time, such as 2026-11-27T00:00:00Z") from None
+    return value
 
 
 @router.get(
@@ -48,7 +59,9 @@ def get_drift(
     service: ModelServiceDep,
     settings: SettingsDep,
     since: Annotated[
-        datetime | None, Query(description="only houses logged from then on (ISO 8601)")
+        datetime | None,
+        BeforeValidator(_iso_8601),
+        Query(description="only houses logged from then on (ISO 8601)"),
     ] = None,
 ) -> dict[str, Any]:
     """PSI per feature, Kolmogorov-Smirnov for numbers, the share of unseen labels
