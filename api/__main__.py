@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from api.app.config import Settings
 from api.app.structured_logging import logging_config
 
-
 #: Read by prometheus-client when it is imported (in each worker).
 MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 

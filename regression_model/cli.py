@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -223,12 +224,9 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_drift_table(report: dict[str, object]) -> str:
+def format_drift_table(report: dict[str, Any]) -> str:
     """The drift report as a text table, most shifted features first."""
-    features = sorted(
-        report["features"],  # type: ignore[arg-type]
-        key=lambda f: (not f["drifting"], -(f["psi"] or 0.0)),
-    )
+    features = sorted(report["features"], key=lambda f: (not f["drifting"], -(f["psi"] or 0.0)))
     lines = [
         f"{'feature':<16} {'type':<11} {'missing tr/log':>15} {'PSI':>7} {'KS':>6} "
         f"{'KS p':>9} {'unseen':>7}  drifting"
@@ -243,7 +241,6 @@ def format_drift_table(report: dict[str, object]) -> str:
             f"{_number(f['unseen_share']):>7}  {', '.join(f['reasons']) if f['drifting'] else ''}"
         )
     prices = report["prices"]
-    assert isinstance(prices, dict)
     shift = "-" if prices["shift"] is None else f"{prices['shift']:+.1%}"
     logged_median = "-" if prices["logged_median"] is None else f"{prices['logged_median']:,.0f}"
     lines += [
@@ -253,8 +250,8 @@ def format_drift_table(report: dict[str, object]) -> str:
         + ("  DRIFTING" if prices["drifting"] else ""),
         f"houses compared: {report['houses']:,} (rejected, not compared: {report['rejected']:,})"
         + ("" if report["enough_houses"] else
-           f"; fewer than {report['thresholds']['min_records']}: nothing is marked"),  # type: ignore[index]
-        f"drifting features: {', '.join(report['drifting']) or 'none'}",  # type: ignore[arg-type]
+           f"; fewer than {report['thresholds']['min_records']}: nothing is marked"),
+        f"drifting features: {', '.join(report['drifting']) or 'none'}",
     ]  # fmt: skip
     return "\n".join(lines)
 

@@ -63,6 +63,7 @@ def test_http_client_chunked_upload_gets_the_413_and_keeps_the_connection(
     """A chunked body (no Content-Length) over the limit: the whole body is read,
     so the connection stays usable for the next request."""
     parts = urlsplit(server.url)
+    assert parts.hostname is not None
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     chunks = (_big_body(LIMIT * 4)[i : i + 8192] for i in range(0, LIMIT * 4, 8192))
     connection.request(

@@ -33,7 +33,7 @@ from api.benchmarks.overhead import WRK_SCRIPT, wrk
 from api.tests.conftest import FIGURES
 from api.tests.helpers import Server, running_server, stop
 
-pytestmark = [pytest.mark.server]
+pytestmark = [pytest.mark.server, pytest.mark.load]
 
 SATURATION_SECONDS = 60
 
@@ -88,7 +88,9 @@ def test_sixty_seconds_at_saturation_no_errors_memory_flat(
             began = time.monotonic()
             while not done.wait(1.0):
                 for pid in pids:
-                    samples.setdefault(pid, []).append((time.monotonic() - began, resident_kib(pid)))
+                    samples.setdefault(pid, []).append(
+                        (time.monotonic() - began, resident_kib(pid))
+                    )
 
         sampler = threading.Thread(target=sample)
         sampler.start()

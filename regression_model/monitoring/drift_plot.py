@@ -67,7 +67,9 @@ def plot_drift(
     curves.legend(loc="lower right")
     window = f"since {report['since']}" if report.get("since") else "(all logged)"
     drifting = list(report["drifting"])
-    named = ", ".join(drifting[:6]) + (f" and {len(drifting) - 6} more" if len(drifting) > 6 else "")
+    named = ", ".join(drifting[:6]) + (
+        f" and {len(drifting) - 6} more" if len(drifting) > 6 else ""
+    )
     figure.suptitle(
         f"Drift of model {report['model_version']}: {report['houses']:,} houses {window}; "
         f"drifting: {named or 'none'}",

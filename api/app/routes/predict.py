@@ -82,7 +82,11 @@ async def predict(
         )
     if settings.metrics:
         metrics.observe_prediction(
-            len(body.inputs), result["predictions"], result["errors"], timings, service.input_fields
+            len(body.inputs),
+            result["predictions"],
+            result["errors"],
+            timings,
+            service.input_fields,
         )
     log: PredictionLog | None = request.app.state.prediction_log
     if log is not None:

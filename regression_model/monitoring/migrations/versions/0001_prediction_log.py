@@ -7,6 +7,8 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -17,7 +19,7 @@ branch_labels = None
 depends_on = None
 
 
-def _json(none_as_null: bool = False) -> sa.types.TypeEngine[object]:
+def _json(none_as_null: bool = False) -> sa.types.TypeEngine[Any]:
     return sa.JSON(none_as_null=none_as_null).with_variant(
         postgresql.JSONB(none_as_null=none_as_null), "postgresql"
     )
