@@ -4,9 +4,10 @@ Starts ``python -m api`` (one worker, loopback) in each configuration in
 turn — ``bare`` (``METRICS=false``, no log), ``metrics`` (metrics, no log),
 ``full`` (metrics and the SQLite prediction log) — and drives each with
 ``wrk`` (16 keep-alive connections, one house per request) for ``--seconds``
-after a warm-up. The configurations alternate for ``--rounds`` rounds, back
-to back, so a machine shared with other jobs slows them alike; the report
-gives each round and the median, the errors, and the records the log wrote.
+after a warm-up; the server runs on CPU 0 and wrk on CPU 1 (``taskset``).
+The configurations alternate for ``--rounds`` rounds, back to back, so a
+machine shared with other jobs slows them alike; the report gives each round
+and the median, the errors, and the records the log wrote.
 
     python -m api.benchmarks.overhead --rounds 5 --seconds 8
 
@@ -53,9 +54,25 @@ end
 """
 
 
+def _pinned(cpu: int) -> list[str]:
+    """``taskset -c cpu`` when there are two CPUs or more (server on one, wrk on the other)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
 def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), url],
+        [
+            *_pinned(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -85,7 +102,7 @@ def measure(
     port = free_port()
     log = (directory / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [*_pinned(0), sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
         cwd=API_PARENT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
