@@ -1,10 +1,20 @@
 """Save, verify and load the trained model artifact.
 
-An artifact is ``<pipeline_name>_v<VERSION>.pkl`` (joblib) plus a JSON
-manifest beside it. The pickle is only unpickled after its sha256 matches the
-manifest, its version matches the package, its config matches the active
-config, and the scikit-learn and feature-engine major.minor versions match the
-ones it was trained with: a pickle from elsewhere is never executed.
+An artifact is three files named ``<pipeline_name>_v<VERSION>``:
+
+- ``.tables.json``: the compiled model tables (plain data, see ``tables.py``),
+  what serving loads: reading it cannot execute code and needs no
+  scikit-learn;
+- ``.pkl``: the fitted pipeline (joblib), for training-side checks and
+  ``engine="pipeline"``;
+- ``.json``: the manifest, with the sha256 of both, the data and config
+  hashes, library versions, metrics and the training profile, sealed by a
+  hash of its own content.
+
+Either model file is used only after the manifest's seal, version and config
+match and the file's sha256 is the manifest's (the bytes hashed are the bytes
+read). The pickle also needs the scikit-learn and feature-engine major.minor
+it was trained with; the tables need their format version.
 """
 
 from __future__ import annotations
@@ -15,15 +25,14 @@ import json
 import platform
 import sys
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from regression_model import __version__
 from regression_model.config.core import Config, trained_model_dir
-from regression_model.processing.data_manager import sha256_file
+from regression_model.tables import FORMAT, ModelTables, TablesFormatError
 
 #: Libraries whose versions are recorded; the first two must match to load.
 RECORDED_LIBRARIES = ("scikit-learn", "feature-engine", "pandas", "numpy", "joblib")
@@ -51,6 +60,7 @@ class ArtifactCompatibilityError(ArtifactError):
 @dataclass(frozen=True)
 class ArtifactPaths:
     pickle: Path
+    tables: Path
     manifest: Path
 
     @classmethod
@@ -59,7 +69,24 @@ class ArtifactPaths:
     ) -> ArtifactPaths:
         stem = f"{config.app.pipeline_name}_v{version}"
         folder = directory or trained_model_dir()
-        return cls(pickle=folder / f"{stem}.pkl", manifest=folder / f"{stem}.json")
+        return cls(
+            pickle=folder / f"{stem}.pkl",
+            tables=folder / f"{stem}.tables.json",
+            manifest=folder / f"{stem}.json",
+        )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tables_bytes(tables: ModelTables) -> bytes:
+    """The tables as written: JSON floats round-trip exactly (shortest repr)."""
+    return (json.dumps(tables.to_dict(), indent=1) + "\n").encode()
 
 
 def library_versions() -> dict[str, str]:
@@ -85,24 +112,40 @@ def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
     return {**manifest, "manifest_sha256": _canonical_sha256(manifest)}
 
 
-def save_artifact(model: object, manifest: dict[str, Any], paths: ArtifactPaths) -> dict[str, Any]:
-    """Write the pickle, then the manifest naming its sha256.
+def save_artifact(
+    model: object, tables: ModelTables, manifest: dict[str, Any], paths: ArtifactPaths
+) -> dict[str, Any]:
+    """Write the pickle and the tables, then the manifest naming their sha256.
 
     Other versions' artifacts in the same directory are left alone.
     """
+    import joblib
+
     paths.pickle.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.pickle)
+    paths.tables.write_bytes(tables_bytes(tables))
     manifest = seal_manifest(
-        {**manifest, "artifact": {"file": paths.pickle.name, "sha256": sha256_file(paths.pickle)}}
+        {
+            **manifest,
+            "artifact": {"file": paths.pickle.name, "sha256": sha256_file(paths.pickle)},
+            "tables": {
+                "file": paths.tables.name,
+                "sha256": sha256_file(paths.tables),
+                "format": tables.format,
+            },
+        }
     )
     paths.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
+def _require_file(path: Path) -> None:
+    if not path.exists():
+        raise ArtifactNotFoundError(f"no trained model at {path}: {TRAIN_HINT}")
+
+
 def read_manifest(paths: ArtifactPaths) -> dict[str, Any]:
-    if not paths.manifest.exists() or not paths.pickle.exists():
-        missing = paths.manifest if not paths.manifest.exists() else paths.pickle
-        raise ArtifactNotFoundError(f"no trained model at {missing}: {TRAIN_HINT}")
+    _require_file(paths.manifest)
     try:
         manifest = json.loads(paths.manifest.read_text())
     except (OSError, ValueError) as exc:
@@ -121,17 +164,16 @@ def _major_minor(version: str) -> tuple[str, ...]:
 
 
 def verify_artifact(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
-    """Check the artifact against its manifest and this environment.
+    """Check the whole artifact (manifest, tables and pickle) against its
+    manifest and this environment. Returns the manifest; raises an
+    :class:`ArtifactError` subclass otherwise. Nothing is unpickled here."""
+    manifest = _checked_manifest(paths, config)
+    _checked_tables(paths, manifest)
+    _checked_pickle(paths, manifest)
+    return manifest
 
-    Returns the manifest; raises an :class:`ArtifactError` subclass otherwise.
-    Nothing is unpickled here.
-    """
-    return _verified(paths, config)[0]
 
-
-def _verified(paths: ArtifactPaths, config: Config) -> tuple[dict[str, Any], bytes]:
-    # The bytes that are hashed are the bytes that get unpickled: the file
-    # cannot be swapped between the check and the load.
+def _checked_manifest(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
     manifest = read_manifest(paths)
     if manifest.get("manifest_sha256") != _canonical_sha256(manifest):
         raise ArtifactIntegrityError(
@@ -139,47 +181,112 @@ def _verified(paths: ArtifactPaths, config: Config) -> tuple[dict[str, Any], byt
             f"does not match its content); {TRAIN_HINT} again or reinstall the package"
         )
     try:
-        expected_sha = manifest["artifact"]["sha256"]
         trained_version = manifest["version"]
         trained_config_sha = manifest["config"]["sha256"]
+    except (KeyError, TypeError) as exc:
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
+        ) from exc
+    if trained_version != __version__:
+        raise ArtifactCompatibilityError(
+            f"{paths.manifest} was trained as version {trained_version}, "
+            f"the package is {__version__}; {TRAIN_HINT}"
+        )
+    if trained_config_sha != config.sha256:
+        raise ArtifactCompatibilityError(
+            f"{paths.manifest} was trained with a different config than "
+            f"{config.source} (sha256 {trained_config_sha} vs {config.sha256}); "
+            f"{TRAIN_HINT} with this config"
+        )
+    return manifest
+
+
+def _checked_bytes(path: Path, expected: object) -> bytes:
+    # The bytes that are hashed are the bytes that get used: the file cannot
+    # be swapped between the check and the load.
+    _require_file(path)
+    payload = path.read_bytes()
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"{path} does not match its manifest (sha256 {actual}, manifest says "
+            f"{expected}): the file was modified or replaced. Refusing to load it; "
+            f"{TRAIN_HINT} again or reinstall the package."
+        )
+    return payload
+
+
+def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTables:
+    try:
+        recorded = manifest["tables"]
+        expected_sha, trained_format = recorded["sha256"], recorded["format"]
+    except (KeyError, TypeError) as exc:
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
+        ) from exc
+    if trained_format != FORMAT:
+        raise ArtifactCompatibilityError(
+            f"{paths.tables} has tables format {trained_format}, this package reads format "
+            f"{FORMAT}; {TRAIN_HINT} with this package, or install the package version "
+            "that trained it"
+        )
+    payload = _checked_bytes(paths.tables, expected_sha)
+    try:
+        tables = ModelTables.from_dict(json.loads(payload))
+    except (ValueError, TablesFormatError) as exc:
+        raise ArtifactIntegrityError(
+            f"{paths.tables} is unreadable ({exc}); {TRAIN_HINT}"
+        ) from exc
+    if tables.version != __version__:
+        raise ArtifactCompatibilityError(
+            f"{paths.tables} holds model {tables.version}, the package is {__version__}; "
+            f"{TRAIN_HINT}"
+        )
+    return tables
+
+
+def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
+    try:
+        expected_sha = manifest["artifact"]["sha256"]
         trained_libraries = manifest["environment"]["libraries"]
     except (KeyError, TypeError) as exc:
         raise ArtifactIntegrityError(
             f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
         ) from exc
-    payload = paths.pickle.read_bytes()
-    actual_sha = hashlib.sha256(payload).hexdigest()
-    if actual_sha != expected_sha:
-        raise ArtifactIntegrityError(
-            f"{paths.pickle} does not match its manifest (sha256 {actual_sha}, "
-            f"manifest says {expected_sha}): the file was modified or replaced. "
-            f"Refusing to load it; {TRAIN_HINT} again or reinstall the package."
-        )
-    if trained_version != __version__:
-        raise ArtifactCompatibilityError(
-            f"{paths.pickle} was trained as version {trained_version}, "
-            f"the package is {__version__}; {TRAIN_HINT}"
-        )
-    if trained_config_sha != config.sha256:
-        raise ArtifactCompatibilityError(
-            f"{paths.pickle} was trained with a different config than "
-            f"{config.source} (sha256 {trained_config_sha} vs {config.sha256}); "
-            f"{TRAIN_HINT} with this config"
-        )
-    current = library_versions()
+    payload = _checked_bytes(paths.pickle, expected_sha)
     for library in VERSION_CHECKED_LIBRARIES:
         trained = str(trained_libraries.get(library, "?"))
-        if _major_minor(trained) != _major_minor(current[library]):
+        try:
+            current = installed_version(library)
+        except PackageNotFoundError:
+            raise ArtifactCompatibilityError(
+                f"{paths.pickle} needs {library} {trained}, which is not installed: "
+                "install the training extra, `pip install 'ames-regression-model[train]'`"
+            ) from None
+        if _major_minor(trained) != _major_minor(current):
             raise ArtifactCompatibilityError(
                 f"{paths.pickle} was trained with {library} {trained}, this "
-                f"environment has {current[library]}: install {library}=="
+                f"environment has {current}: install {library}=="
                 f"{trained} (see constraints.txt) or {TRAIN_HINT} here"
             )
-    return manifest, payload
+    return payload
 
 
-def load_artifact(config: Config, directory: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Verify, then unpickle, the artifact of this package version."""
+def load_tables(
+    config: Config, directory: Path | None = None
+) -> tuple[ModelTables, dict[str, Any]]:
+    """Verify, then read, the compiled tables of this package version (the
+    serving path: no unpickling, no scikit-learn)."""
     paths = ArtifactPaths.for_version(config, directory=directory)
-    manifest, payload = _verified(paths, config)
+    manifest = _checked_manifest(paths, config)
+    return _checked_tables(paths, manifest), manifest
+
+
+def load_pipeline(config: Config, directory: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """Verify, then unpickle, the fitted pipeline of this package version."""
+    import joblib
+
+    paths = ArtifactPaths.for_version(config, directory=directory)
+    manifest = _checked_manifest(paths, config)
+    payload = _checked_pickle(paths, manifest)
     return joblib.load(io.BytesIO(payload)), manifest

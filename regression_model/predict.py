@@ -1,95 +1,193 @@
 """Price houses: validate every row, score the valid ones, account for all.
 
-The trained model is loaded on the first call (verified against its
-manifest) and kept for the life of the process; importing this module does no
-I/O.
+Two engines score the same model:
+
+- ``"tables"`` (the default, everywhere): the compiled model tables, read
+  from plain JSON and scored with NumPy. No unpickling, no scikit-learn.
+- ``"pipeline"``: the fitted scikit-learn pipeline, unpickled (after the same
+  checks). It is what training fitted and what research parity and the
+  compile check compare against; it needs the ``[train]`` extra.
+
+Both agree to a relative 1e-9 on every row (training refuses tables that do
+not). The model is loaded on first use (verified against its manifest) and
+kept for the life of the process; importing this module does no I/O.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 import numpy as np
-import pandas as pd
 
 from regression_model import __version__
-from regression_model.artifact import load_artifact
-from regression_model.config.core import Config, get_config, trained_model_dir
+from regression_model.artifact import load_pipeline, load_tables
+from regression_model.config.core import (
+    ARTIFACT_DIR_ENV_VAR,
+    CONFIG_ENV_VAR,
+    Config,
+    get_config,
+    trained_model_dir,
+)
 from regression_model.processing.validation import (
     WHOLE_ROW,
     InputData,
     InputError,
+    ValidationResult,
     validate_inputs,
 )
+from regression_model.tables import ModelTables, TableScorer, explain
+
+Engine = Literal["tables", "pipeline"]
+ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
+
+#: Large frames are validated and scored this many rows at a time, so memory
+#: stays bounded; a row's result never depends on its chunk.
+CHUNK_ROWS = 65_536
 
 
 class PredictionResult(TypedDict):
     predictions: list[float | None]
     errors: list[dict[str, Any]] | None
     version: str
+    explanations: NotRequired[list[dict[str, Any] | None]]
 
 
 class LoadedModel:
-    """A verified, unpickled artifact and the config it was trained with."""
+    """The verified compiled tables of a model, and its manifest."""
 
     def __init__(self, config: Config, directory: Path) -> None:
         self.config = config
-        self.estimator, self.manifest = load_artifact(config, directory)
+        self.tables, self.manifest = load_tables(config, directory)
+        self.scorer = TableScorer(self.tables, config.model)
 
-    def score(self, features: pd.DataFrame) -> np.ndarray:
-        """Prices in dollars for validated feature rows (the one scoring path)."""
-        if features.empty:
-            return np.empty(0, dtype="float64")
-        return np.asarray(self.estimator.predict(features), dtype="float64")
+    def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
+        return self.scorer.contributions(
+            checked.numbers[rows], checked.codes[rows], checked.categories
+        )
 
 
-_loaded: dict[tuple[str, Path], LoadedModel] = {}
+class LoadedPipeline:
+    """The verified, unpickled fitted pipeline of a model, and its manifest."""
+
+    def __init__(self, config: Config, directory: Path) -> None:
+        self.config = config
+        self.estimator, self.manifest = load_pipeline(config, directory)
+
+
+_loaded: dict[tuple[str, str | None, str | None], Any] = {}
 _loading = threading.Lock()
 
 
+def _load(engine: Engine) -> Any:
+    # Keyed by the settings that choose the config and artifact, read cheaply
+    # on every call; loading happens once per key, under the lock.
+    key = (engine, os.environ.get(CONFIG_ENV_VAR), os.environ.get(ARTIFACT_DIR_ENV_VAR))
+    model = _loaded.get(key)
+    if model is None:
+        with _loading:
+            model = _loaded.get(key)
+            if model is None:
+                kind = LoadedModel if engine == "tables" else LoadedPipeline
+                model = _loaded[key] = kind(get_config(), trained_model_dir())
+    return model
+
+
 def load_model() -> LoadedModel:
-    """The model for the active config and artifact directory, loaded once
-    per process (thread-safe: concurrent first requests load it once)."""
-    config, directory = get_config(), trained_model_dir()
-    key = (config.sha256, directory)
-    with _loading:
-        if key not in _loaded:
-            _loaded[key] = LoadedModel(config, directory)
-        return _loaded[key]
+    """The compiled model for the active config and artifact directory, loaded
+    once per process (thread-safe: concurrent first requests load it once)."""
+    return _load("tables")  # type: ignore[no-any-return]
 
 
-def make_prediction(*, input_data: InputData) -> PredictionResult:
+def load_model_pipeline() -> LoadedPipeline:
+    """The fitted pipeline, loaded once per process (``engine="pipeline"``)."""
+    return _load("pipeline")  # type: ignore[no-any-return]
+
+
+def make_prediction(
+    *, input_data: InputData, engine: Engine = "tables", explain: bool = False
+) -> PredictionResult:
     """Price every row of ``input_data`` (a DataFrame, list of dicts or dict).
 
     Returns one prediction per input row in input order: a price in dollars,
-    or ``None`` for a row that failed validation, whose reasons are in
+    or ``None`` for a row that cannot be priced, whose reasons are in
     ``errors`` as ``{"row", "field", "message"}``. ``errors`` is ``None`` when
     every row was priced.
+
+    ``engine`` chooses the compiled tables (default) or the fitted pipeline.
+    With ``explain=True`` (tables only) the result also has ``explanations``:
+    per row, ``None`` if unpriced, else the price split into its terms
+    (see :func:`regression_model.tables.explain`).
     """
-    model = load_model()
-    checked = validate_inputs(input_data, model.config.model)
-    errors: list[InputError] = list(checked.errors)
-    predictions: list[float | None] = [None] * checked.n_rows
-    prices = model.score(checked.features)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if explain and engine != "tables":
+        raise ValueError("explanations come from the model tables: use engine='tables'")
+    model = _load(engine)
     low, high = model.config.model.plausible_price_range
-    for row, price in zip(checked.features.index, prices, strict=True):
-        if np.isfinite(price) and low <= price <= high:
-            predictions[row] = float(price)
+    predictions: list[float | None] = []
+    errors: list[InputError] = []
+    explanations: list[dict[str, Any] | None] = []
+    for start, chunk in _chunks(input_data):
+        checked = validate_inputs(chunk, model.config.model)
+        rows = np.flatnonzero(checked.valid)
+        if engine == "tables":
+            contributions = model.contributions(checked, rows)
+            prices = np.exp(model.scorer.log_prices(contributions))
         else:
-            errors.append(
-                InputError(
-                    int(row),
-                    WHOLE_ROW,
-                    f"the model cannot price this house: it predicts {price:,.6g} dollars, "
-                    f"outside the plausible range {low:,.0f} to {high:,.0f}, because its "
-                    "values are far outside the training data",
-                )
-            )
+            prices = _pipeline_prices(model, checked)
+        chunk_prices: list[float | None] = [None] * checked.n_rows
+        chunk_explanations: list[dict[str, Any] | None] = [None] * checked.n_rows
+        errors += [InputError(e.row + start, e.field, e.message) for e in checked.errors]
+        for position, (row, price) in enumerate(zip(rows.tolist(), prices.tolist(), strict=True)):
+            if low <= price <= high:
+                chunk_prices[row] = price
+                if explain:
+                    chunk_explanations[row] = _explanation(model, contributions[position], price)
+            else:
+                errors.append(_implausible(row + start, price, low, high))
+        predictions += chunk_prices
+        explanations += chunk_explanations
     errors.sort(key=lambda e: e.row)
-    return {
+    result: PredictionResult = {
         "predictions": predictions,
         "errors": [e.as_dict() for e in errors] or None,
         "version": __version__,
     }
+    if explain:
+        result["explanations"] = explanations
+    return result
+
+
+def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
+    """(first row, rows) pieces of the input: frames in bounded chunks."""
+    length = len(input_data) if hasattr(input_data, "iloc") else 0
+    if length <= CHUNK_ROWS:
+        return [(0, input_data)]
+    return [
+        (start, input_data.iloc[start : start + CHUNK_ROWS])  # type: ignore[union-attr]
+        for start in range(0, length, CHUNK_ROWS)
+    ]
+
+
+def _pipeline_prices(model: LoadedPipeline, checked: ValidationResult) -> np.ndarray:
+    if not checked.valid.any():
+        return np.empty(0)
+    return np.asarray(model.estimator.predict(checked.features), dtype="float64")
+
+
+def _explanation(model: LoadedModel, contributions: np.ndarray, price: float) -> dict[str, Any]:
+    tables: ModelTables = model.tables
+    return explain(contributions, model.scorer.names, tables.intercept, price)
+
+
+def _implausible(row: int, price: float, low: float, high: float) -> InputError:
+    return InputError(
+        row,
+        WHOLE_ROW,
+        f"the model cannot price this house: it predicts {price:,.6g} dollars, "
+        f"outside the plausible range {low:,.0f} to {high:,.0f}, because its "
+        "values are far outside the training data",
+    )

@@ -19,14 +19,11 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold, train_test_split
 
 from regression_model import __version__
-from regression_model.artifact import ArtifactPaths, environment, save_artifact
+from regression_model.artifact import ArtifactPaths, environment, save_artifact, sha256_file
+from regression_model.compiler import check_tables, compile_tables
 from regression_model.config.core import Config, get_config
 from regression_model.pipeline import build_pipeline
-from regression_model.processing.data_manager import (
-    dataset_path,
-    load_dataset,
-    sha256_file,
-)
+from regression_model.processing.data_manager import dataset_path, load_dataset
 from regression_model.processing.validation import validate_inputs
 
 
@@ -153,6 +150,11 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
         )
     fitted = _fit_quietly(build_pipeline(config.model), X, y)
     metrics["training"] = regression_metrics(y, fitted.predict(X))
+    # Serving scores the compiled tables: they must price every training and
+    # test house as the fitted pipeline does, or nothing is written.
+    tables = compile_tables(fitted, config.model)
+    checked_on = [X, load_dataset(config.app.test_data_file)]
+    compile_difference = check_tables(tables, fitted, config.model, checked_on)
     data_file = dataset_path(config.app.training_data_file)
     manifest = {
         "name": config.app.pipeline_name,
@@ -170,6 +172,10 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
         "metrics": metrics,
         "quality_gate": {"max_cv_rmsle": config.model.max_cv_rmsle, "passed": True},
         "features": feature_profile(X, config),
+        "compiled_tables_check": {
+            "houses": sum(len(frame) for frame in checked_on),
+            "max_relative_difference": compile_difference,
+        },
     }
     paths = ArtifactPaths.for_version(config, directory=artifact_dir)
-    return TrainingResult(manifest=save_artifact(fitted, manifest, paths), paths=paths)
+    return TrainingResult(manifest=save_artifact(fitted, tables, manifest, paths), paths=paths)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ from regression_model.artifact import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
     ArtifactPaths,
-    load_artifact,
+    load_pipeline,
+    load_tables,
     seal_manifest,
     verify_artifact,
 )
@@ -68,9 +70,65 @@ def test_manifest_records_hashes_versions_metrics_and_profile(
 
 
 def test_verified_artifact_loads_and_predicts(artifact: ArtifactPaths, config: Config) -> None:
-    estimator, manifest = load_artifact(config, artifact.pickle.parent)
+    estimator, manifest = load_pipeline(config, artifact.pickle.parent)
     assert manifest["version"] == __version__
     assert hasattr(estimator, "predict")
+    tables, manifest = load_tables(config, artifact.tables.parent)
+    assert tables.version == __version__
+    assert manifest["tables"]["file"] == f"regression_model_v{__version__}.tables.json"
+    assert manifest["tables"]["sha256"] == hashlib.sha256(artifact.tables.read_bytes()).hexdigest()
+    assert manifest["compiled_tables_check"]["houses"] == 1458 + 1459
+    assert manifest["compiled_tables_check"]["max_relative_difference"] <= 1e-9
+
+
+def test_tables_load_without_the_pickle(artifact: ArtifactPaths, config: Config) -> None:
+    artifact.pickle.unlink()
+    tables, _ = load_tables(config, artifact.tables.parent)
+    assert tables.intercept > 0
+    with pytest.raises(ArtifactNotFoundError, match="regression-model train"):
+        load_pipeline(config, artifact.pickle.parent)
+
+
+def test_edited_table_value_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    # A plausible-looking edit (one neighbourhood made dearer) changes the
+    # bytes, so the sha256 in the manifest no longer matches.
+    tables = json.loads(artifact.tables.read_text())
+    neighbourhood = next(t for t in tables["lookup"] if t["variable"] == "Neighborhood")
+    neighbourhood["table"]["NAmes"] += 0.5
+    artifact.tables.write_text(json.dumps(tables, indent=1) + "\n")
+    with pytest.raises(ArtifactIntegrityError, match="does not match its manifest"):
+        load_tables(config, artifact.tables.parent)
+    with pytest.raises(ArtifactIntegrityError, match="modified or replaced"):
+        verify_artifact(artifact, config)
+
+
+def test_missing_tables_say_how_to_train(artifact: ArtifactPaths, config: Config) -> None:
+    artifact.tables.unlink()
+    with pytest.raises(ArtifactNotFoundError, match="regression-model train"):
+        load_tables(config, artifact.tables.parent)
+
+
+def test_unknown_tables_format_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    manifest = json.loads(artifact.manifest.read_text())
+    manifest["tables"]["format"] = 99
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+    with pytest.raises(ArtifactCompatibilityError, match="tables format 99"):
+        load_tables(config, artifact.tables.parent)
+
+
+def test_malformed_tables_with_a_matching_hash_are_refused(
+    artifact: ArtifactPaths, config: Config
+) -> None:
+    # Even re-sealed by someone who updates the manifest, tables that are not
+    # the expected layout are refused with a clear error, never half-used.
+    tables = json.loads(artifact.tables.read_text())
+    del tables["lookup"][0]["missing"]
+    artifact.tables.write_text(json.dumps(tables))
+    manifest = json.loads(artifact.manifest.read_text())
+    manifest["tables"]["sha256"] = hashlib.sha256(artifact.tables.read_bytes()).hexdigest()
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+    with pytest.raises(ArtifactIntegrityError, match="unreadable"):
+        load_tables(config, artifact.tables.parent)
 
 
 def test_tampered_pickle_is_refused_before_unpickling(
@@ -80,7 +138,7 @@ def test_tampered_pickle_is_refused_before_unpickling(
     marker = tmp_path / "pwned"
     joblib.dump(_Exploit(str(marker)), artifact.pickle)
     with pytest.raises(ArtifactIntegrityError, match="does not match its manifest"):
-        load_artifact(config, artifact.pickle.parent)
+        load_pipeline(config, artifact.pickle.parent)
     assert not marker.exists()
 
 
@@ -144,7 +202,7 @@ def test_other_config_is_refused(artifact: ArtifactPaths, tmp_path: Path) -> Non
 
 def test_missing_artifact_says_how_to_train(tmp_path: Path, config: Config) -> None:
     with pytest.raises(ArtifactNotFoundError, match="regression-model train"):
-        load_artifact(config, tmp_path)
+        load_pipeline(config, tmp_path)
 
 
 def test_quality_gate_fails_training_without_writing(tmp_path: Path) -> None:

@@ -133,3 +133,4 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "regression-model"
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert done.stdout.strip() == __version__
+

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regression_model.artifact import ArtifactPaths, load_artifact
+from regression_model.artifact import ArtifactPaths, load_pipeline
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config
 from regression_model.processing.validation import validate_inputs
 
@@ -43,12 +43,14 @@ def test_two_processes_train_bit_identical_models(
     ]
     for key in ("training_data", "config", "metrics", "features"):
         assert manifests[0][key] == manifests[1][key], key
-    # joblib's pickle of the fitted pipeline is itself byte-for-byte the same
+    # joblib's pickle of the fitted pipeline, and the compiled tables, are
+    # themselves byte-for-byte the same
     assert manifests[0]["artifact"]["sha256"] == manifests[1]["artifact"]["sha256"]
+    assert manifests[0]["tables"]["sha256"] == manifests[1]["tables"]["sha256"]
 
     houses = pd.concat([test_data, train_data.drop(columns=["SalePrice"])], ignore_index=True)
     features = validate_inputs(houses, config.model).features
     assert len(features) == len(houses)
-    prices = [load_artifact(config, d)[0].predict(features) for d in (first, second)]
+    prices = [load_pipeline(config, d)[0].predict(features) for d in (first, second)]
     assert prices[0].dtype == np.float64
     assert prices[0].tobytes() == prices[1].tobytes()

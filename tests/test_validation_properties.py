@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
+from regression_model.processing import validation
 from regression_model.processing.data_manager import load_dataset
 from regression_model.processing.validation import WHOLE_ROW
 
@@ -95,3 +96,16 @@ def test_valid_values_are_always_priced(data: st.DataObject) -> None:
     else:
         assert result["errors"] is None
         assert math.isfinite(prediction) and prediction > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(batch=st.lists(rows, min_size=1, max_size=8))
+def test_row_and_column_drivers_give_the_same_verdicts(batch: list[dict[str, Any]]) -> None:
+    """Small frames are checked value by value, large ones column by column:
+    on the same frame both give the same errors and the same values."""
+    frame = pd.DataFrame(batch)
+    schema = validation.schema_for(CONFIG)
+    by_rows = validation.validate_rows(validation.frame_rows(frame), schema)
+    by_columns = validation.validate_columns(frame, schema)
+    assert by_rows.errors == by_columns.errors
+    pd.testing.assert_frame_equal(by_rows.features, by_columns.features)

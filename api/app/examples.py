@@ -7,26 +7,37 @@ import.
 
 from __future__ import annotations
 
+import csv
 import functools
-import json
+import itertools
 from typing import Any
 
 from regression_model.config.core import get_config
-from regression_model.processing.data_manager import load_dataset
+from regression_model.processing.data_manager import MISSING_CELLS, dataset_path
+
+
+def _json_value(text: str) -> int | float | str:
+    """A CSV cell as a JSON client would send it: a number when it is one."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
 
 
 @functools.cache
 def example_houses(count: int = 3) -> tuple[dict[str, Any], ...]:
     """The first ``count`` houses of test.csv as JSON objects; fields that
-    are empty in the file are left out (the model imputes them)."""
-    frame = load_dataset(get_config().app.test_data_file).head(count)
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    houses = tuple(
-        {str(key): value for key, value in record.items() if value is not None}
+    are empty in the file are left out (the model imputes them). Read with
+    the csv module: the service does not need pandas."""
+    path = dataset_path(get_config().app.test_data_file)
+    with path.open(newline="") as handle:
+        records = list(itertools.islice(csv.DictReader(handle), count))
+    return tuple(
+        {key: _json_value(text) for key, text in record.items() if text not in MISSING_CELLS}
         for record in records
     )
-    # Round-trip through JSON: plain Python values, exactly what a client sends.
-    return tuple(json.loads(json.dumps(house)) for house in houses)
 
 
 def canary_house() -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _model_section(model: LoadedModel | None) -> str:
         _metric("R², hold-out", f"{holdout['r2']:.3f}"),
         _metric("Trained on", f"{data['rows_used']} houses ({data['file']})"),
         _metric("Trained at", _when(str(manifest["trained_at"]))),
-        _metric("Artifact sha256", str(manifest["artifact"]["sha256"])[:16] + "…"),
+        _metric("Model tables sha256", str(manifest["tables"]["sha256"])[:16] + "…"),
     ]
     return f'<dl class="metrics">{"".join(items)}</dl>'
 

@@ -51,6 +51,10 @@ class ModelService:
     def state(self) -> ModelState:
         return self._state
 
+    @property
+    def is_ready(self) -> bool:
+        return self._state is ModelState.READY
+
     def start(self) -> None:
         """Begin loading in a background thread (once)."""
         with self._start_lock:
@@ -80,7 +84,7 @@ class ModelService:
                 "model ready",
                 extra={
                     "model_version": model_version,
-                    "artifact_sha256": model.manifest["artifact"]["sha256"],
+                    "tables_sha256": model.manifest["tables"]["sha256"],
                     "canary_price": round(price, 2),
                     "load_seconds": round(time.perf_counter() - started, 3),
                 },
@@ -96,7 +100,9 @@ class ModelService:
             raise ModelUnavailableError(loading=self._state is ModelState.LOADING)
         return self._model
 
-    def predict(self, houses: Sequence[Any], timeout: float) -> PredictionResult:
+    def predict(
+        self, houses: Sequence[Any], timeout: float, *, explain: bool = False
+    ) -> PredictionResult:
         """``make_prediction`` over ``houses`` (parsed JSON values, one per house).
 
         A value that is not an object cannot be a house: it is scored as an
@@ -107,7 +113,9 @@ class ModelService:
         self.wait(timeout)
         not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
         rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
-        result = make_prediction(input_data=rows)
+        result = make_prediction(input_data=rows, explain=explain)
+        if not not_objects:
+            return result
         errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]
         errors += [
             {
@@ -118,8 +126,4 @@ class ModelService:
             for row, kind in not_objects.items()
         ]
         errors.sort(key=lambda error: int(error["row"]))
-        return {
-            "predictions": result["predictions"],
-            "errors": errors or None,
-            "version": result["version"],
-        }
+        return {**result, "errors": errors or None}

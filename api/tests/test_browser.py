@@ -38,7 +38,7 @@ def _chromium() -> str:
 def browser_page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Server]]:
     executable = _chromium()
     try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415 (optional dependency)
+        from playwright.sync_api import sync_playwright
     except ImportError:
         if REQUIRED:
             pytest.fail("the playwright package is not installed")

@@ -55,13 +55,13 @@ def test_access_lines_are_json_with_request_id_and_no_payload(
     assert MARKER_LABEL not in output and str(MARKER_AREA) not in output
 
 
-def test_model_ready_line_has_the_artifact_hash(capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_ready_line_has_the_tables_hash(capsys: pytest.CaptureFixture[str]) -> None:
     with TestClient(create_app(Settings())) as client:
         wait_until_ready(client)
     ready = [
         line for line in _json_lines(capsys.readouterr().out) if line["message"] == "model ready"
     ]
-    assert ready and len(ready[0]["artifact_sha256"]) == 64 and ready[0]["canary_price"] > 0
+    assert ready and len(ready[0]["tables_sha256"]) == 64 and ready[0]["canary_price"] > 0
 
 
 def test_formatter_writes_extra_fields_and_exceptions() -> None:

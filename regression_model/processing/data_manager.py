@@ -1,13 +1,26 @@
-"""Read the bundled data sets and hash files."""
+"""Read the bundled data sets."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from regression_model.config.core import DATASET_DIR
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+#: The cells ``pandas.read_csv`` reads as missing by default, which is how the
+#: bundled files are read for training (so ``MasVnrType`` "None" is missing).
+#: Readers that do without pandas use this set to read them the same way; a
+#: test keeps it equal to pandas' own.
+MISSING_CELLS = frozenset(
+    {
+        *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND"),
+        *("1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+    }
+)
 
 
 def dataset_path(file_name: str) -> Path:
@@ -17,12 +30,6 @@ def dataset_path(file_name: str) -> Path:
 
 def load_dataset(file_name: str) -> pd.DataFrame:
     """Read a bundled CSV exactly as the Kaggle files are written."""
+    import pandas as pd  # only data-handling callers need it, not the API
+
     return pd.read_csv(dataset_path(file_name))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,35 +1,58 @@
 """Input validation: the one place that decides whether a row can be priced.
 
-The rules are derived from ``config.yml`` (feature lists, ranges, allowed
-codes), checked column by column over the whole batch, and every rejection is
-reported as ``{"row", "field", "message"}``. A row's verdict never depends on
-the other rows in the batch, so chunks of a large file validate exactly as the
-whole file would.
+Every rule and every message lives in the scalar checks of :class:`FieldRule`,
+derived from ``config.yml`` (feature lists, ranges, allowed codes). Two
+drivers apply them, with the same result (a property test holds them equal):
+
+- rows of Python values (lists of dicts, the API's JSON, small frames) are
+  checked value by value, which for a handful of houses costs microseconds;
+- larger DataFrames are checked a column at a time: numbers that are plainly
+  fine are recognised by NumPy in bulk and only the others reach the scalar
+  check; labels are factorised, so each distinct value is checked once.
+
+Each rejection is reported as ``{"row", "field", "message"}`` with the field
+named as the client sent it. A row's verdict never depends on the other rows
+in the batch, so chunks of a large file validate exactly as the whole file
+would. pandas is imported only when a DataFrame is given or asked for: the
+serving path does not need it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import decimal
+import functools
+import math
+import numbers
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from regression_model.config.core import ModelConfig, get_config
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 #: What ``make_prediction`` and ``validate_inputs`` accept.
-InputData = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+InputData: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]"
 
 #: Field name used for errors about a whole row rather than one field.
 WHOLE_ROW = "*"
 
-#: Marks a value that is not one of the allowed codes.
-_INVALID = object()
-
 #: Labels meaning "not recorded" in the Kaggle files.
 _MISSING_LABELS = frozenset({"NA"})
+
+#: Frames up to this many rows are checked value by value: for a few houses
+#: that is cheaper than pandas' and NumPy's per-column overhead (the result
+#: is the same).
+_ROW_BY_ROW_MAX = 4
+
+#: Type names of pandas' missing-value markers (pd.NA, pd.NaT), recognised
+#: without importing pandas.
+_PANDAS_MISSING = frozenset({"NAType", "NaTType"})
 
 
 @dataclass(frozen=True, order=True)
@@ -44,43 +67,22 @@ class InputError:
         return asdict(self)
 
 
-class ValidationResult(NamedTuple):
-    """Rows that passed, as model-ready features indexed by input position, and
-    the errors of those that did not."""
+class Problem(NamedTuple):
+    """A value that cannot be used, and why."""
 
-    features: pd.DataFrame
-    errors: list[InputError]
-    n_rows: int
+    message: str
 
 
-def to_frame(input_data: InputData) -> pd.DataFrame:
-    """A new frame with one row per input row, positions as index."""
-    if isinstance(input_data, pd.DataFrame):
-        frame = input_data.copy()
-    elif isinstance(input_data, Mapping):
-        frame = pd.DataFrame([dict(input_data)])
-    elif isinstance(input_data, Sequence) and not isinstance(input_data, str | bytes):
-        rows = list(input_data)
-        for position, row in enumerate(rows):
-            if not isinstance(row, Mapping):
-                raise TypeError(
-                    f"row {position}: expected a mapping of field names to values, "
-                    f"got {type(row).__name__}"
-                )
-        frame = pd.DataFrame([dict(r) for r in rows])
-    else:
-        raise TypeError(
-            "input_data must be a pandas DataFrame, a list of dicts or one dict, "
-            f"got {type(input_data).__name__}"
-        )
-    return frame.reset_index(drop=True)
-
-
-def _format_number(value: float) -> str:
-    value = float(value)
-    if abs(value) >= 1e15:
-        return f"{value:g}"
-    return str(int(value)) if value.is_integer() else repr(value)
+def is_missing(value: object) -> bool:
+    """None, NaN (any float type), pd.NA and pd.NaT mean "not given"."""
+    if value is None:
+        return True
+    kind = type(value)
+    if kind is str or kind is int:
+        return False
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    return type(value).__name__ in _PANDAS_MISSING
 
 
 _JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -101,6 +103,13 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
+def _format_number(value: float) -> str:
+    value = float(value)
+    if abs(value) >= 1e15:
+        return f"{value:g}"
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _describe(value: object) -> str:
     if isinstance(value, np.generic):
         value = value.item()
@@ -112,189 +121,418 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.errors: list[InputError] = []
-
-    def add(self, mask: pd.Series, field: str, message: Any) -> None:
-        """Record an error for every row where ``mask`` is true; ``message`` is
-        a string or a function of the offending value."""
-        rows = mask.index[mask.to_numpy(dtype=bool)]
-        for row in rows:
-            text = message if isinstance(message, str) else message(row)
-            self.errors.append(InputError(int(row), field, text))
+def _as_float(value: object) -> float | None:
+    """A real number as a float (huge integers become ±inf); None otherwise."""
+    if not isinstance(value, numbers.Real | decimal.Decimal):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
-def _check_numerical(
-    name: str, values: pd.Series, config: ModelConfig, report: _Collector, field: str
-) -> pd.Series:
-    if pd.api.types.is_bool_dtype(values):
-        numbers = pd.Series(np.nan, index=values.index)
-        report.add(values.notna(), field, "expected a number, got a boolean")
-        return numbers
-    if pd.api.types.is_numeric_dtype(values):
-        numbers = values.astype("float64")
-    else:
-        present = values.notna()
-        is_text = values.map(lambda v: isinstance(v, str | bytes))
-        is_boolean = values.map(_is_bool)
-        numbers = pd.to_numeric(values.where(~(is_text | is_boolean)), errors="coerce").astype(
-            "float64"
+class FieldRule:
+    """What one input variable accepts; the single definition of its checks.
+
+    ``check`` takes any value a client may send and returns the value the
+    model uses (a float for numerical variables, a label for categorical
+    ones), ``None`` for a missing value (the model imputes it), or a
+    :class:`Problem` saying why the value is refused.
+    """
+
+    def __init__(self, name: str, config: ModelConfig) -> None:
+        self.name = name
+        self.numerical = name in config.numerical_vars
+        self.low, self.high = config.numerical_ranges.get(name, (-math.inf, math.inf))
+        self.integer = name in config.integer_vars
+        self.max_length = config.max_label_length
+        self.quality_codes = config.quality_codes if name in config.quality_vars else None
+        codes = config.coded_vars.get(name)
+        self.codes = codes
+        # JSON clients send 60, CSV readers may give "60": both mean label "60".
+        self.code_labels: dict[object, str] = {}
+        for code in codes or ():
+            self.code_labels[code] = self.code_labels[str(code)] = str(code)
+        #: The names a client may use for this variable, preferred first.
+        self.sources = (
+            name,
+            *[raw for raw, safe in config.variables_to_rename.items() if safe == name],
         )
-        report.add(
-            is_text,
-            field,
-            lambda row: f"expected a number, got text {_describe(values[row])}",
+        self.check: Callable[[object], float | str | Problem | None] = (
+            self.check_number
+            if self.numerical
+            else self.check_code
+            if codes is not None
+            else self.check_label
         )
-        report.add(is_boolean, field, "expected a number, got a boolean")
-        unparsable = present & ~is_text & ~is_boolean & numbers.isna()
-        report.add(
-            unparsable,
-            field,
-            lambda row: f"expected a number, got {json_type(values[row])}",
-        )
-        numbers = numbers.where(~unparsable)
-    infinite = numbers.abs() == np.inf
-    report.add(infinite, field, "must be a finite number")
-    numbers = numbers.where(~infinite)
-    low, high = config.numerical_ranges[name]
-    out_of_range = (numbers < low) | (numbers > high)
-    report.add(
-        out_of_range,
-        field,
-        lambda row: (
-            f"{_format_number(numbers[row])} is out of range: must be between "
-            f"{_format_number(low)} and {_format_number(high)}"
-        ),
-    )
-    if name in config.integer_vars:
-        fractional = numbers.notna() & ~out_of_range & (numbers % 1 != 0)
-        report.add(
-            fractional,
-            field,
-            lambda row: f"must be a whole number, got {_format_number(numbers[row])}",
-        )
-    return numbers
 
-
-def _check_coded(
-    name: str, values: pd.Series, config: ModelConfig, report: _Collector, field: str
-) -> pd.Series:
-    codes = config.coded_vars[name]
-    # JSON clients send 60, CSV readers may give "60": both mean label "60".
-    allowed: dict[object, str] = {str(code): str(code) for code in codes}
-    allowed.update({code: str(code) for code in codes})
-
-    def label(value: object) -> object:
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return np.nan
+    def check_number(self, value: object) -> float | Problem | None:
+        kind = type(value)
+        if kind is float or kind is int:  # what JSON and CSV give: the fast path
+            try:
+                return self.check_float(float(value))  # type: ignore[arg-type]
+            except OverflowError:
+                pass
+        if is_missing(value):
+            return None
         if _is_bool(value):
-            return _INVALID
-        if isinstance(value, float | np.floating) and float(value).is_integer():
-            value = int(value)
-        if isinstance(value, np.integer):
-            value = int(value)
-        try:
-            return allowed.get(value, _INVALID)
-        except TypeError:  # unhashable
-            return _INVALID
+            return Problem("expected a number, got a boolean")
+        if isinstance(value, str | bytes):
+            return Problem(f"expected a number, got text {_describe(value)}")
+        number = _as_float(value)
+        if number is None:
+            return Problem(f"expected a number, got {json_type(value)}")
+        return self.check_float(number)
 
-    labels = values.map(label).astype(object)
-    unknown = labels.map(lambda v: v is _INVALID)
-    report.add(
-        unknown,
-        field,
-        lambda row: (
-            f"unknown code {_describe(values[row])}; expected one of {', '.join(map(str, codes))}"
-        ),
-    )
-    return labels.where(~unknown, np.nan)
+    def check_float(self, number: float) -> float | Problem | None:
+        if math.isnan(number):
+            return None
+        if math.isinf(number):
+            return Problem("must be a finite number")
+        if not self.low <= number <= self.high:
+            return Problem(
+                f"{_format_number(number)} is out of range: must be between "
+                f"{_format_number(self.low)} and {_format_number(self.high)}"
+            )
+        if self.integer and not number.is_integer():
+            return Problem(f"must be a whole number, got {_format_number(number)}")
+        return number
+
+    def plainly_fine(self, numbers: np.ndarray) -> np.ndarray:
+        """Where ``check_float`` would return the number unchanged (vectorised)."""
+        with np.errstate(invalid="ignore"):
+            fine = (numbers >= self.low) & (numbers <= self.high)
+            if self.integer:
+                fine &= numbers == np.floor(numbers)
+        return fine
+
+    def check_code(self, value: object) -> str | Problem | None:
+        if is_missing(value):
+            return None
+        key = value
+        if (isinstance(key, float | np.floating) and float(key).is_integer()) or isinstance(
+            key, np.integer
+        ):
+            key = int(key)
+        label = None
+        if not _is_bool(value):
+            try:
+                label = self.code_labels.get(key)
+            except TypeError:  # unhashable
+                label = None
+        if label is None:
+            expected = ", ".join(map(str, self.codes or ()))
+            return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+        return label
+
+    def check_label(self, value: object) -> str | Problem | None:
+        if not isinstance(value, str):
+            if is_missing(value):
+                return None
+            return Problem(f"expected a text label, got {_describe(value)}")
+        if value in _MISSING_LABELS:
+            return None
+        if len(value) > self.max_length:
+            return Problem(f"label is longer than {self.max_length} characters")
+        if not value.strip():
+            return Problem("label must not be empty (leave the field out if unknown)")
+        if self.quality_codes is not None and value not in self.quality_codes:
+            expected = ", ".join(self.quality_codes)
+            return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+        return value
 
 
-def _check_categorical(
-    name: str, values: pd.Series, config: ModelConfig, report: _Collector, field: str
-) -> pd.Series:
-    if name in config.coded_vars:
-        return _check_coded(name, values, config, report, field)
-    labels = values.astype(object).where(values.notna(), np.nan)
-    is_text = labels.map(lambda v: isinstance(v, str))
-    not_text = labels.notna() & ~is_text
-    report.add(
-        not_text,
-        field,
-        lambda row: f"expected a text label, got {_describe(values[row])}",
+class Schema:
+    """The rules of every input variable, derived once from a config."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.numerical = [FieldRule(name, config) for name in config.numerical_vars]
+        self.categorical = [FieldRule(name, config) for name in config.categorical_vars]
+        self.rules = [*self.numerical, *self.categorical]
+
+
+_schemas: dict[int, Schema] = {}
+
+
+def schema_for(config: ModelConfig) -> Schema:
+    """The (cached) schema of a config."""
+    key = id(config)
+    schema = _schemas.get(key)
+    if schema is None or schema.config is not config:
+        schema = _schemas[key] = Schema(config)
+    return schema
+
+
+class ValidationResult:
+    """The verdict on a batch: the model-ready values of every row, which rows
+    passed, and the errors of those that did not.
+
+    ``numbers`` has one column per numerical variable (config order), NaN
+    where missing; ``codes`` one column per categorical variable, indexing
+    that variable's ``categories`` (accepted labels), -1 where missing. Rows
+    that were rejected hold no meaningful values.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        numbers: np.ndarray,
+        codes: np.ndarray,
+        categories: list[list[str]],
+        errors: list[InputError],
+    ) -> None:
+        self.config = config
+        self.n_rows = len(numbers)
+        self.numbers = numbers
+        self.codes = codes
+        self.categories = categories
+        self.errors = errors
+        self.valid = np.ones(self.n_rows, dtype=bool)
+        self.valid[[e.row for e in errors]] = False
+
+    def labels(self, position: int, missing: object = None) -> np.ndarray:
+        """The labels of categorical variable ``position``, one per row."""
+        lookup = np.array([*self.categories[position], missing], dtype=object)
+        return lookup[self.codes[:, position]]  # type: ignore[no-any-return]
+
+    @functools.cached_property
+    def features(self) -> pd.DataFrame:
+        """The rows that passed, as the fitted pipeline takes them: one column
+        per feature (numerical float64, categorical object with NaN for
+        missing), indexed by input position."""
+        import pandas as pd
+
+        index = np.flatnonzero(self.valid)
+        columns: dict[str, pd.Series] = {}
+        for position, name in enumerate(self.config.numerical_vars):
+            columns[name] = pd.Series(self.numbers[index, position], index=index)
+        for position, name in enumerate(self.config.categorical_vars):
+            labels = self.labels(position, missing=np.nan)[index]
+            columns[name] = pd.Series(labels, index=index, dtype=object)
+        return pd.DataFrame(columns, index=pd.Index(index))
+
+
+def _is_frame(value: object) -> bool:
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def _rows_of(input_data: object) -> Sequence[Mapping[str, Any]]:
+    if isinstance(input_data, Mapping):
+        return [input_data]
+    if isinstance(input_data, Sequence) and not isinstance(input_data, str | bytes):
+        for position, row in enumerate(input_data):
+            if not isinstance(row, Mapping):
+                raise TypeError(
+                    f"row {position}: expected a mapping of field names to values, "
+                    f"got {type(row).__name__}"
+                )
+        return input_data
+    raise TypeError(
+        "input_data must be a pandas DataFrame, a list of dicts or one dict, "
+        f"got {type(input_data).__name__}"
     )
-    labels = labels.where(is_text, np.nan)
-    labels = labels.where(~labels.isin(_MISSING_LABELS), np.nan)
-    text = labels.dropna()
-    too_long = (text.str.len() > config.max_label_length).reindex(labels.index, fill_value=False)
-    report.add(
-        too_long,
-        field,
-        f"label is longer than {config.max_label_length} characters",
-    )
-    empty = (text.str.strip() == "").reindex(labels.index, fill_value=False)
-    report.add(empty, field, "label must not be empty (leave the field out if unknown)")
-    bad = too_long | empty
-    if name in config.quality_vars:
-        codes = config.quality_codes
-        unknown = labels.notna() & ~bad & ~labels.isin(codes)
-        report.add(
-            unknown,
-            field,
-            lambda row: (
-                f"unknown code {_describe(values[row])}; expected one of {', '.join(codes)}"
-            ),
-        )
-        bad = bad | unknown
-    return labels.where(~bad, np.nan)
+
+
+class _Report:
+    """Errors in (row, feature position) order, as clients read them."""
+
+    def __init__(self) -> None:
+        self._found: list[tuple[int, int, str, str]] = []
+
+    def add(self, row: int, position: int, field: str, message: str) -> None:
+        self._found.append((row, position, field, message))
+
+    def errors(self) -> list[InputError]:
+        return [InputError(r, f, m) for r, _, f, m in sorted(self._found, key=lambda e: e[:2])]
+
+
+_NO_FEATURES = (
+    "no feature values: send at least one of the model's input fields (see the input schema)"
+)
 
 
 def validate_inputs(input_data: InputData, config: ModelConfig | None = None) -> ValidationResult:
     """Check every row against the input schema.
 
-    Accepts Kaggle's raw column names and their Python-safe names; missing
-    fields are allowed (the model imputes them) and extra fields ignored. The
-    caller's data is never modified.
+    Accepts a DataFrame, a list of dicts or one dict, with Kaggle's raw column
+    names or their Python-safe names; missing fields are allowed (the model
+    imputes them) and extra fields ignored. The caller's data is never
+    modified.
     """
-    config = config or get_config().model
-    frame = to_frame(input_data)
-    n_rows = len(frame)
-    report = _Collector()
+    schema = schema_for(config or get_config().model)
+    if _is_frame(input_data):
+        frame = cast("pd.DataFrame", input_data)
+        if len(frame) > _ROW_BY_ROW_MAX:
+            return validate_columns(frame, schema)
+        return validate_rows(frame_rows(frame), schema)
+    return validate_rows(_rows_of(input_data), schema)
 
-    columns: dict[str, pd.Series] = {}
-    field_names: dict[str, str] = {}
-    for name in config.features:
-        raw_names = [raw for raw, safe in config.variables_to_rename.items() if safe == name]
-        sources = [c for c in (name, *raw_names) if c in frame.columns]
-        if not sources:
-            columns[name] = pd.Series(np.nan, index=frame.index, dtype=object)
-            field_names[name] = name
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[Any, Any]]:
+    """A small frame's rows as dicts, each value as its column holds it (a
+    row of an all-numeric frame would otherwise turn 5 into 5.0)."""
+    if all(dtype.kind in "iufb" for dtype in frame.dtypes):
+        columns = [str(c) for c in frame.columns]
+        return [dict(zip(columns, r, strict=True)) for r in frame.to_numpy(dtype=object)]
+    return [frame.iloc[i].to_dict() for i in range(len(frame))]
+
+
+def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> ValidationResult:
+    """Value by value: for Python rows (JSON, dicts) and small frames."""
+    n_numerical, n_rules = len(schema.numerical), len(schema.rules)
+    report = _Report()
+    numbers = [[math.nan] * n_numerical for _ in rows]
+    codes = [[-1] * len(schema.categorical) for _ in rows]
+    categories: list[dict[str, int]] = [{} for _ in schema.categorical]
+    for row, house in enumerate(rows):
+        given = False
+        numbers_of_row, codes_of_row = numbers[row], codes[row]
+        for position, rule in enumerate(schema.rules):
+            field = rule.name
+            value = house.get(field)
+            if is_missing(value):
+                for field in rule.sources[1:]:
+                    value = house.get(field)
+                    if not is_missing(value):
+                        break
+                else:
+                    continue
+            given = True
+            verdict = rule.check(value)
+            if verdict is None:
+                continue
+            if isinstance(verdict, Problem):
+                report.add(row, position, field, verdict.message)
+            elif position < n_numerical:
+                numbers_of_row[position] = verdict  # type: ignore[assignment]
+            else:
+                known = categories[position - n_numerical]
+                codes_of_row[position - n_numerical] = known.setdefault(verdict, len(known))  # type: ignore[arg-type]
+        if not given:
+            report.add(row, n_rules, WHOLE_ROW, _NO_FEATURES)
+    return ValidationResult(
+        schema.config,
+        np.array(numbers, dtype="float64").reshape(len(rows), n_numerical),
+        np.array(codes, dtype=np.intp).reshape(len(rows), len(schema.categorical)),
+        [list(c) for c in categories],
+        report.errors(),
+    )
+
+
+def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
+    """A column at a time: for frames of many rows."""
+    import pandas as pd
+
+    n_rows, n_numerical = len(frame), len(schema.numerical)
+    report = _Report()
+    given = np.zeros(n_rows, dtype=bool)
+    numbers = np.full((n_rows, n_numerical), np.nan)
+    codes = np.full((n_rows, len(schema.categorical)), -1, dtype=np.intp)
+    categories: list[list[str]] = [[] for _ in schema.categorical]
+    for position, rule in enumerate(schema.rules):
+        found = _column(frame, rule)
+        if found is None:
             continue
-        values = frame[sources[0]]
-        for other in sources[1:]:
-            values = values.where(values.notna(), frame[other])
-        columns[name] = values
-        field_names[name] = sources[0]
+        values, fields = found
+        if rule.numerical and values.dtype.kind in "iuf":
+            numbers[:, position], present = _check_number_array(
+                rule, np.asarray(values), position, fields, report
+            )
+        else:
+            if pd.api.types.infer_dtype(values, skipna=True) in _UNIFORM_KINDS:
+                found_codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            else:
+                found_codes, uniques = _factorize_by_type(np.array(values, dtype=object))
+            verdicts = [rule.check(value) for value in uniques]
+            present = found_codes >= 0
+            bad = [i for i, v in enumerate(verdicts) if isinstance(v, Problem)]
+            for row in np.flatnonzero(np.isin(found_codes, bad)) if bad else ():
+                problem = verdicts[found_codes[row]]
+                report.add(int(row), position, fields(int(row)), problem.message)
+            if rule.numerical:
+                table = [v if isinstance(v, float) else np.nan for v in verdicts]
+                numbers[:, position] = np.array([*table, np.nan])[found_codes]
+            else:
+                label_codes, labels = _accepted_labels(found_codes, verdicts)
+                codes[:, position - n_numerical] = label_codes
+                categories[position - n_numerical] = labels
+        given |= present
+    for row in np.flatnonzero(~given):
+        report.add(int(row), len(schema.rules), WHOLE_ROW, _NO_FEATURES)
+    return ValidationResult(schema.config, numbers, codes, categories, report.errors())
 
-    features: dict[str, pd.Series] = {}
-    for name in config.numerical_vars:
-        features[name] = _check_numerical(name, columns[name], config, report, field_names[name])
-    for name in config.categorical_vars:
-        features[name] = _check_categorical(name, columns[name], config, report, field_names[name])
-    result = pd.DataFrame(features, index=frame.index)
 
-    given = pd.concat(columns, axis=1).notna().any(axis=1) if columns else None
-    if given is not None:
-        report.add(
-            ~given,
-            WHOLE_ROW,
-            "no feature values: send at least one of the model's input fields "
-            "(see the input schema)",
-        )
-    errors = sorted(report.errors, key=lambda e: e.row)
-    bad_rows = sorted({e.row for e in errors})
-    return ValidationResult(features=result.drop(index=bad_rows), errors=errors, n_rows=n_rows)
+def _column(frame: pd.DataFrame, rule: FieldRule) -> tuple[Any, Any] | None:
+    """A variable's values (an array: per row, the first of its names that is
+    given) and a function naming, for a row, the column its value came from."""
+    import pandas as pd
+
+    sources = [s for s in rule.sources if s in frame.columns]
+    if not sources:
+        return None
+    values = frame[sources[0]].array
+    if len(sources) == 1:
+        return values, lambda row: sources[0]
+    used = np.zeros(len(frame), dtype=np.intp)
+    values = np.array(values, dtype=object)
+    for number, other in enumerate(sources[1:], start=1):
+        alternative = np.array(frame[other].array, dtype=object)
+        fallback = pd.isna(values) & ~pd.isna(alternative)
+        values[fallback] = alternative[fallback]
+        used[fallback] = number
+    return values, lambda row: sources[used[row]]
+
+
+def _check_number_array(
+    rule: FieldRule, values: np.ndarray, position: int, fields: Any, report: _Report
+) -> tuple[np.ndarray, np.ndarray]:
+    column = values.astype("float64")
+    present = ~np.isnan(column)
+    if values.dtype.kind in "iu" and rule.low <= values.min() and values.max() <= rule.high:
+        return column, present  # whole numbers, all in range: nothing to report
+    for row in np.flatnonzero(~rule.plainly_fine(column) & present):
+        verdict = rule.check_float(float(column[row]))
+        if isinstance(verdict, Problem):
+            report.add(int(row), position, fields(int(row)), verdict.message)
+            column[row] = np.nan
+    return column, present
+
+
+#: What pandas' type inference says of a column whose values can be hashed
+#: together: in a mixed column 1, 1.0 and True are equal keys, yet each gets
+#: its own message.
+_UNIFORM_KINDS = frozenset({"string", "integer", "floating", "boolean", "empty"})
+
+
+def _factorize_by_type(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Codes into the distinct values (-1 where missing), values of different
+    types kept apart; unhashable values each get their own entry."""
+    codes = np.full(len(values), -1, dtype=np.intp)
+    seen: dict[tuple[type, object], int] = {}
+    uniques: list[Any] = []
+    for row, value in enumerate(values):
+        if is_missing(value):
+            continue
+        try:
+            code = seen.setdefault((type(value), value), len(uniques))
+        except TypeError:
+            code = len(uniques)
+        if code == len(uniques):
+            uniques.append(value)
+        codes[row] = code
+    return codes, uniques
+
+
+def _accepted_labels(codes: np.ndarray, verdicts: list[Any]) -> tuple[np.ndarray, list[str]]:
+    """Codes into the distinct accepted labels (60 and "60" are one label)."""
+    labels: dict[str, int] = {}
+    remap = np.full(len(verdicts) + 1, -1, dtype=np.intp)
+    for unique, verdict in enumerate(verdicts):
+        if isinstance(verdict, str):
+            remap[unique] = labels.setdefault(verdict, len(labels))
+    return remap[codes], list(labels)
 
 
 def _field_description(name: str, config: ModelConfig) -> dict[str, Any]:

@@ -68,6 +68,31 @@ class PredictRequest(BaseModel):
     )
 
 
+class Factor(BaseModel):
+    """One term of the model's sum, for one house."""
+
+    variable: str = Field(description="the input variable (its term may also use YrSold)")
+    log_effect: float = Field(description="the term, in log-price")
+    factor: float = Field(description="exp(log_effect): the price is multiplied by this")
+    dollars: float = Field(
+        description="the price change this term makes, applying terms largest first"
+    )
+
+
+class Explanation(BaseModel):
+    """Why this price: the model is a sum, so the price splits exactly into terms."""
+
+    baseline: float = Field(
+        description="the price of a house at the training average of every term"
+    )
+    log_baseline: float = Field(description="log(baseline), the model's intercept")
+    factors: list[Factor] = Field(
+        description="every non-zero term, largest effect first: log_baseline plus every "
+        "log_effect is log(price); baseline times every factor, or baseline plus every "
+        "dollars, is the price"
+    )
+
+
 class PredictionResponse(BaseModel):
     """A price per house, in input order, or null with that house's errors."""
 
@@ -79,3 +104,8 @@ class PredictionResponse(BaseModel):
         description="why each rejected house was rejected; null when every house was priced"
     )
     version: str = Field(description="version of the model that priced the houses")
+    explanations: list[Explanation | None] | None = Field(
+        default=None,
+        description="with `?explain=true`: per house, its price split into the model's "
+        "terms (null for a house that was not priced); absent otherwise",
+    )

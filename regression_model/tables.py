@@ -1,0 +1,253 @@
+"""The compiled model: the fitted pipeline written down as plain data, and the
+small scorer that prices houses with it.
+
+The model is a sum. After its feature steps the Lasso adds one term per input
+variable — a lookup from label to number for categorical variables, a small
+formula for numerical ones (fill if missing, years before the sale, log,
+centre and weight, plus the missing-value indicator) — and the target
+transform takes ``exp``. ``compiler.py`` derives these tables from the fitted
+pipeline at training time; here they are read from JSON and scored with
+NumPy. Nothing here unpickles or imports scikit-learn, so loading a model
+file cannot run code, and a price costs microseconds.
+
+Every house is scored by the same array operations whatever the batch: the
+element-wise steps do not mix rows, and each row's terms are summed on their
+own (a contiguous row, NumPy's fixed-order pairwise sum), so a house gets the
+same bits alone, in any batch and in any chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from regression_model.config.core import ModelConfig
+
+#: Version of the tables' JSON layout; a loader refuses any other.
+FORMAT = 1
+
+
+class TablesFormatError(ValueError):
+    """The tables file does not have the layout this package reads."""
+
+
+@dataclass(frozen=True)
+class NumericTerm:
+    """The term of a numerical variable, in log-price:
+
+    ``weight * (t - center) + (missing_effect if missing else present_effect)``
+
+    where ``t`` is the value (``fill`` when missing), turned into
+    ``reference - t`` when ``reference`` is set (years before the sale; the
+    reference filled with ``reference_fill``), then ``log(t + log_offset)``
+    when ``log_offset`` is set.
+    """
+
+    variable: str
+    fill: float
+    center: float
+    weight: float
+    missing_effect: float = 0.0
+    present_effect: float = 0.0
+    reference: str | None = None
+    reference_fill: float | None = None
+    log_offset: float | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.variable] if self.reference is None else [self.variable, self.reference]
+
+
+@dataclass(frozen=True)
+class LookupTerm:
+    """The term of a categorical variable, in log-price: ``table[label]``;
+    ``missing`` when no label is given; ``other`` for a label the table does
+    not list (grouped with the rare labels in training), or None when such a
+    label cannot be scored (validation refuses it first)."""
+
+    variable: str
+    table: dict[str, float]
+    missing: float
+    other: float | None
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.variable]
+
+
+@dataclass(frozen=True)
+class ModelTables:
+    """The whole model as data: ``price = exp(intercept + sum of the terms)``."""
+
+    version: str
+    intercept: float
+    numeric: list[NumericTerm]
+    lookup: list[LookupTerm]
+    format: int = field(default=FORMAT)
+
+    @property
+    def terms(self) -> list[NumericTerm | LookupTerm]:
+        return [*self.numeric, *self.lookup]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "version": self.version,
+            "intercept": self.intercept,
+            "target_inverse": "exp",
+            "numeric": [asdict(term) for term in self.numeric],
+            "lookup": [asdict(term) for term in self.lookup],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelTables:
+        """Read the JSON layout, refusing anything else with a clear error."""
+        try:
+            if data["format"] != FORMAT:
+                raise TablesFormatError(
+                    f"tables format {data['format']!r}; this package reads format {FORMAT}"
+                )
+            if data["target_inverse"] != "exp":
+                raise TablesFormatError(f"unknown target inverse {data['target_inverse']!r}")
+            tables = cls(
+                version=str(data["version"]),
+                intercept=float(data["intercept"]),
+                numeric=[NumericTerm(**term) for term in data["numeric"]],
+                lookup=[LookupTerm(**term) for term in data["lookup"]],
+            )
+        except (KeyError, TypeError) as exc:
+            raise TablesFormatError(f"malformed model tables: {exc!r}") from exc
+        numbers = [tables.intercept]
+        for term in tables.numeric:
+            numbers += [term.fill, term.center, term.weight, term.missing_effect]
+            numbers += [term.present_effect]
+        for lookup in tables.lookup:
+            numbers += [*lookup.table.values(), lookup.missing]
+        if not all(isinstance(n, int | float) and math.isfinite(n) for n in numbers):
+            raise TablesFormatError("malformed model tables: a number is missing or not finite")
+        return tables
+
+
+class TableScorer:
+    """Scores validated columns with the tables (arrays prepared once)."""
+
+    def __init__(self, tables: ModelTables, config: ModelConfig) -> None:
+        self.tables = tables
+        numerical, categorical = config.numerical_vars, config.categorical_vars
+        unknown = [t.variable for t in tables.numeric if t.variable not in numerical]
+        unknown += [t.variable for t in tables.lookup if t.variable not in categorical]
+        unknown += [
+            t.reference for t in tables.numeric if t.reference and t.reference not in numerical
+        ]
+        if unknown:
+            raise TablesFormatError(f"the tables name variables the config lacks: {unknown}")
+        numeric = tables.numeric
+        self.columns = np.array([numerical.index(t.variable) for t in numeric], dtype=np.intp)
+        self.fills = np.array([t.fill for t in numeric])
+        self.centers = np.array([t.center for t in numeric])
+        self.weights = np.array([t.weight for t in numeric])
+        self.missing_effects = np.array([t.missing_effect for t in numeric])
+        self.present_effects = np.array([t.present_effect for t in numeric])
+        elapsed = [i for i, t in enumerate(numeric) if t.reference is not None]
+        self.elapsed = np.array(elapsed, dtype=np.intp)
+        self.references = np.array(
+            [numerical.index(numeric[i].reference) for i in elapsed],  # type: ignore[arg-type]
+            dtype=np.intp,
+        )
+        self.reference_fills = np.array([numeric[i].reference_fill for i in elapsed], dtype=float)
+        logged = [i for i, t in enumerate(numeric) if t.log_offset is not None]
+        self.logged = np.array(logged, dtype=np.intp)
+        self.log_offsets = np.array([numeric[i].log_offset for i in logged], dtype=float)
+        self.lookup_columns = np.array(
+            [categorical.index(t.variable) for t in tables.lookup], dtype=np.intp
+        )
+        self.names = [t.variable for t in tables.terms]
+
+    def contributions(
+        self, numbers: np.ndarray, codes: np.ndarray, categories: list[list[str]]
+    ) -> np.ndarray:
+        """Each row's term values in log-price, one column per term (C order).
+
+        ``numbers``, ``codes`` and ``categories`` are a validation result's
+        columns, for the rows to score.
+        """
+        n_numeric = len(self.columns)
+        result = np.empty((len(numbers), n_numeric + len(self.lookup_columns)))
+        values = numbers[:, self.columns]
+        missing = np.isnan(values)
+        filled = np.where(missing, self.fills, values)
+        if len(self.elapsed):
+            reference = numbers[:, self.references]
+            reference = np.where(np.isnan(reference), self.reference_fills, reference)
+            filled[:, self.elapsed] = reference - filled[:, self.elapsed]
+        if len(self.logged):
+            filled[:, self.logged] = np.log(filled[:, self.logged] + self.log_offsets)
+        result[:, :n_numeric] = (filled - self.centers) * self.weights + np.where(
+            missing, self.missing_effects, self.present_effects
+        )
+        if len(self.lookup_columns):
+            result[:, n_numeric:] = self._lookups(codes, categories)
+        return result
+
+    def _lookups(self, codes: np.ndarray, categories: list[list[str]]) -> np.ndarray:
+        """The lookup terms: each variable's values for the labels of this
+        batch (and for a missing label, last), laid end to end, then picked
+        for every row and variable in one indexing step."""
+        values: list[float | None] = []
+        starts, missing_slots = [], []
+        for term, column in zip(self.tables.lookup, self.lookup_columns, strict=True):
+            labels = categories[column]
+            starts.append(len(values))
+            missing_slots.append(len(labels))
+            values += [term.table.get(label, term.other) for label in labels]
+            values.append(term.missing)
+        if None in values:
+            unscored = values.index(None)
+            raise TablesFormatError(f"a label has no table entry (value slot {unscored})")
+        picked = codes[:, self.lookup_columns]
+        picked = np.where(picked < 0, missing_slots, picked) + starts
+        return np.array(values)[picked]  # type: ignore[no-any-return]
+
+    def log_prices(self, contributions: np.ndarray) -> np.ndarray:
+        """The model's log-price of each row: its terms summed, plus the intercept."""
+        return contributions.sum(axis=1) + self.tables.intercept  # type: ignore[no-any-return]
+
+
+def explain(
+    contributions: np.ndarray, names: list[str], intercept: float, price: float
+) -> dict[str, Any]:
+    """One house's price split into its terms, largest effect first.
+
+    Each term has its effect in log-price (``log_effect``; with the baseline
+    they sum to log(price)), as a factor on the price (``factor``; the
+    baseline times every factor is the price), and in dollars (``dollars``:
+    the price change when the terms are applied in this order, largest first;
+    the baseline plus every term's dollars is the price). Terms that are zero
+    for this house are left out.
+    """
+    order = sorted(
+        (i for i, value in enumerate(contributions) if value != 0.0),
+        key=lambda i: (-abs(contributions[i]), names[i]),
+    )
+    baseline = math.exp(intercept)
+    factors: list[dict[str, Any]] = []
+    running_log, before = intercept, baseline
+    for position, index in enumerate(order, start=1):
+        effect = float(contributions[index])
+        running_log += effect
+        # The last step ends on the price itself, so the dollars add up to it
+        # rather than to a re-summed log (which may differ in the last bit).
+        reached = price if position == len(order) else math.exp(running_log)
+        factors.append(
+            {
+                "variable": names[index],
+                "log_effect": effect,
+                "factor": math.exp(effect),
+                "dollars": reached - before,
+            }
+        )
+        before = reached
+    return {"baseline": baseline, "log_baseline": intercept, "factors": factors}

@@ -1,0 +1,187 @@
+"""The compiled model tables price every house as the fitted pipeline does,
+refuse the same rows with the same errors, explain each price exactly, and
+serve without scikit-learn."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.preprocessing import FunctionTransformer
+
+from regression_model.compiler import CompileError, compile_tables
+from regression_model.config.core import Config, get_config
+from regression_model.predict import load_model_pipeline, make_prediction
+from regression_model.processing.data_manager import load_dataset
+
+CONFIG = get_config().model
+RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}
+TOLERANCE = 1e-9
+
+
+def _assert_same_results(inputs: Any) -> None:
+    tables = make_prediction(input_data=inputs)
+    pipeline = make_prediction(input_data=inputs, engine="pipeline")
+    assert tables["errors"] == pipeline["errors"]
+    for compiled, fitted in zip(tables["predictions"], pipeline["predictions"], strict=True):
+        assert (compiled is None) == (fitted is None)
+        if compiled is not None:
+            assert compiled == pytest.approx(fitted, rel=TOLERANCE)
+
+
+@pytest.mark.parametrize("file_name", ["train.csv", "test.csv"])
+def test_every_bundled_house_is_priced_as_the_pipeline_prices_it(file_name: str) -> None:
+    houses = load_dataset(file_name)
+    _assert_same_results(houses)
+    _assert_same_results(houses.head(3))  # the row-by-row validation of small frames
+
+
+def _training_labels() -> dict[str, list[str]]:
+    manifest = load_model_pipeline().manifest
+    return {f["name"]: list(f["categories"]) for f in manifest["features"] if "categories" in f}
+
+
+@st.composite
+def houses(draw: st.DrawFn, labels: dict[str, list[str]]) -> dict[str, Any]:
+    """A house with any mix of missing fields, extreme but valid numbers,
+    known, rare and unseen labels, and now and then an invalid value."""
+    house: dict[str, Any] = {}
+    for name in CONFIG.numerical_vars:
+        choice = draw(st.integers(0, 9))
+        if choice < 3:
+            continue  # missing: imputed
+        low, high = CONFIG.numerical_ranges[name]
+        if name in CONFIG.integer_vars:
+            value: Any = draw(st.sampled_from([int(low), int(high), draw(st.integers(low, high))]))
+        else:
+            value = draw(st.sampled_from([low, high, draw(st.floats(low, high))]))
+        if choice == 9:
+            value = draw(st.sampled_from([-1e9, "text", True, math.inf]))
+        house[RAW_NAMES.get(name, name)] = value
+    for name in CONFIG.categorical_vars:
+        known = labels.get(name) or ["x"]
+        options = st.one_of(
+            st.none(),
+            st.just("NA"),
+            st.sampled_from(known),
+            st.text(min_size=1, max_size=8).filter(str.strip),  # unseen (or invalid code)
+        )
+        if name in CONFIG.coded_vars:
+            options = st.one_of(st.none(), st.sampled_from(CONFIG.coded_vars[name]), st.just(25))
+        if draw(st.booleans()):
+            house[name] = draw(options)
+    return house
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_generated_houses_get_the_same_prices_and_errors(data: st.DataObject) -> None:
+    batch = data.draw(st.lists(houses(_training_labels()), min_size=1, max_size=8))
+    _assert_same_results(batch)
+    _assert_same_results(pd.DataFrame(batch * 3))  # a frame large enough to go by columns
+
+
+def test_a_house_gets_the_same_bits_alone_and_in_any_batch(test_data: pd.DataFrame) -> None:
+    whole = make_prediction(input_data=test_data)["predictions"]
+    records = test_data.to_dict(orient="records")
+    for i in (0, 7, 1458):
+        assert make_prediction(input_data=records[i])["predictions"] == [whole[i]]
+        assert make_prediction(input_data=test_data.iloc[[i]])["predictions"] == [whole[i]]
+
+
+def test_explanations_add_up_to_each_price(test_data: pd.DataFrame) -> None:
+    result = make_prediction(input_data=test_data.head(40), explain=True)
+    explanations = result["explanations"]
+    assert len(explanations) == 40
+    for price, explanation in zip(result["predictions"], explanations, strict=True):
+        assert price is not None and explanation is not None
+        factors = explanation["factors"]
+        logs = [f["log_effect"] for f in factors]
+        assert logs == sorted(logs, key=abs, reverse=True)
+        assert math.fsum([explanation["log_baseline"], *logs]) == pytest.approx(
+            math.log(price), rel=1e-13
+        )
+        assert explanation["baseline"] * math.prod(f["factor"] for f in factors) == pytest.approx(
+            price, rel=1e-12
+        )
+        dollars = math.fsum([explanation["baseline"], *(f["dollars"] for f in factors)])
+        assert dollars == pytest.approx(price, rel=1e-12)
+        assert {f["variable"] for f in factors} <= set(CONFIG.features)
+
+
+def test_explanations_are_none_for_unpriced_houses() -> None:
+    result = make_prediction(input_data=[{"GrLivArea": -1}, {"GrLivArea": 1500}], explain=True)
+    assert result["predictions"][0] is None
+    assert result["explanations"][0] is None
+    assert result["explanations"][1] is not None
+    assert "explanations" not in make_prediction(input_data={"GrLivArea": 1500})
+
+
+def test_unknown_engine_and_pipeline_explanations_are_refused() -> None:
+    with pytest.raises(ValueError, match="engine must be one of tables, pipeline"):
+        make_prediction(input_data={"GrLivArea": 1500}, engine="onnx")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="engine='tables'"):
+        make_prediction(input_data={"GrLivArea": 1500}, engine="pipeline", explain=True)
+
+
+def test_a_step_without_a_compile_rule_fails_naming_it(config: Config) -> None:
+    fitted = load_model_pipeline().estimator
+    steps = fitted.regressor_.steps
+    fitted.regressor_.steps = [*steps[:3], ("mystery", FunctionTransformer()), *steps[3:]]
+    try:
+        with pytest.raises(CompileError, match=r"step 'mystery' \(.*FunctionTransformer\)"):
+            compile_tables(fitted, config.model)
+    finally:
+        fitted.regressor_.steps = steps
+
+
+def test_serving_never_unpickles_nor_imports_training_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from regression_model.predict import make_prediction\n"
+        "result = make_prediction(input_data={'GrLivArea': 1500, 'Neighborhood': 'NAmes'},"
+        " explain=True)\n"
+        "assert result['predictions'][0] > 0, result\n"
+        "loaded = sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas',"
+        " 'scipy') if m in sys.modules)\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_large_frames_are_scored_in_chunks_with_the_same_bits(
+    test_data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = make_prediction(input_data=test_data)
+    monkeypatch.setattr("regression_model.predict.CHUNK_ROWS", 100)
+    broken = test_data.copy()
+    broken.loc[250, "GrLivArea"] = -5
+    chunked = make_prediction(input_data=broken, explain=True)
+    expected = list(whole["predictions"])
+    expected[250] = None
+    assert chunked["predictions"] == expected
+    assert chunked["errors"] == [
+        {
+            "row": 250,
+            "field": "GrLivArea",
+            "message": "-5 is out of range: must be between 1 and 100000",
+        }
+    ]
+    assert len(chunked["explanations"]) == len(test_data)
+
+
+def test_numeric_columns_of_every_kind_are_read_alike(test_data: pd.DataFrame) -> None:
+    frame = test_data.head(30)
+    typed = frame.astype({"GrLivArea": "Int64", "LotArea": "float32", "MSSubClass": "object"})
+    first = make_prediction(input_data=frame)["predictions"]
+    assert make_prediction(input_data=typed)["predictions"] == first
+    assert np.isfinite(np.array(first, dtype=float)).all()
