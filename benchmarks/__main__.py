@@ -19,6 +19,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -27,8 +28,10 @@ from typing import Any
 
 from benchmarks import inprocess, load, report, servers
 from benchmarks.data import SEED, request_body
+from regression_model.predict import ENGINES
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STARTED = time.monotonic()
 LIBRARIES = (
     "numpy",
     "pandas",
@@ -87,6 +90,11 @@ SMOKE = Plan(
 )
 
 
+def say(message: str) -> None:
+    """Progress, with the seconds since the run started."""
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
+
+
 def _machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -126,18 +134,11 @@ def _versions() -> dict[str, str | None]:
 
 
 def measure_in_process(plan: Plan) -> dict[str, Any]:
-    engines = inprocess.available_engines()
-    notes = []
-    if not inprocess.engine_parameter():
-        notes.append(
-            "make_prediction has no engine= yet (issue 8, part 1): only today's path, the "
-            'fitted pipeline, is measured, as engine="pipeline"'
-        )
     runs: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
     for rows in plan.sizes:
-        for engine in engines:
-            print(f"make_prediction: {engine}, {rows:,} rows", flush=True)
+        for engine in ENGINES:
+            say(f"make_prediction: {engine}, {rows:,} rows")
             if rows >= plan.child_from:
                 measured = inprocess.measure_in_child(
                     engine, rows, repeats=plan.child_repeats[engine], timeout_s=900
@@ -149,17 +150,16 @@ def measure_in_process(plan: Plan) -> dict[str, Any]:
                     engine, rows, max_repeats=plan.max_repeats[rows], budget_s=plan.budget_s
                 )
             runs.append(measured)
-    default = engines[0]
-    print(f"make_prediction: {default}, one house as a dict", flush=True)
+    default = ENGINES[0]
+    say(f"make_prediction: {default}, one house as a dict")
     runs.append(
         inprocess.measure_dict(default, max_repeats=plan.max_repeats[1], budget_s=plan.budget_s)
     )
     return {
-        "engines": list(engines),
+        "engines": list(ENGINES),
         "seed": SEED,
         "runs": runs,
         "peak_memory": memory,
-        "notes": notes,
     }
 
 
@@ -184,7 +184,7 @@ def _serve_and_load(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """Start ``app``, warm it up, load it with each body, read its memory:
     (cold start, load runs, memory)."""
-    print(f"HTTP: {app}, {workers} worker(s)", flush=True)
+    say(f"HTTP: {app}, {workers} worker(s)")
     runs = []
     with servers.running(app, workers, log) as server:
         cold = _cold_start(server)
@@ -247,7 +247,7 @@ def measure_api(plan: Plan, wrk: str | None, connections: int) -> dict[str, Any]
                 memory.append(used)
         for app in ("bare", "api"):
             for attempt in range(plan.extra_cold_starts):
-                print(f"cold start: {app}, again ({attempt + 1})", flush=True)
+                say(f"cold start: {app}, again ({attempt + 1})")
                 with servers.running(app, 1, directory / f"{app}-cold.log") as server:
                     cold.append(_cold_start(server))
     return {

@@ -11,7 +11,6 @@ million-row frame.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import resource
 import statistics
@@ -22,29 +21,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.data import SEED, json_houses, resample_houses
-from regression_model.predict import make_prediction
+from regression_model.predict import ENGINES, Engine, make_prediction
 from regression_model.processing.validation import InputData
 
-#: The engines of ``make_prediction(engine=...)``; the first is the default.
-ENGINES = ("tables", "pipeline")
 CHILD_MARK = "BENCH_CHILD_JSON "
 
 
-def engine_parameter() -> bool:
-    """Whether this ``make_prediction`` takes ``engine=`` (issue 8, part 1)."""
-    return "engine" in inspect.signature(make_prediction).parameters
-
-
-def available_engines() -> tuple[str, ...]:
-    """Both engines once ``engine=`` exists; before that, only today's path,
-    which is the fitted pipeline."""
-    return ENGINES if engine_parameter() else ("pipeline",)
-
-
-def predict(engine: str, data: InputData) -> list[float | None]:
+def predict(engine: Engine, data: InputData) -> list[float | None]:
     """``make_prediction`` on ``engine``; every house must be priced."""
-    options: dict[str, Any] = {"engine": engine} if engine_parameter() else {}
-    result = make_prediction(input_data=data, **options)
+    result = make_prediction(input_data=data, engine=engine)
     if result["errors"]:
         raise RuntimeError(f"{engine}: houses were refused: {result['errors'][:3]}")
     return result["predictions"]
@@ -66,7 +51,7 @@ def time_calls(
     return times
 
 
-def summarise(engine: str, rows: int, times: Sequence[float], where: str) -> dict[str, Any]:
+def summarise(engine: Engine, rows: int, times: Sequence[float], where: str) -> dict[str, Any]:
     median = statistics.median(times)
     return {
         "engine": engine,
@@ -82,7 +67,7 @@ def summarise(engine: str, rows: int, times: Sequence[float], where: str) -> dic
 
 
 def measure_in_parent(
-    engine: str, rows: int, *, max_repeats: int, budget_s: float
+    engine: Engine, rows: int, *, max_repeats: int, budget_s: float
 ) -> dict[str, Any]:
     frame = resample_houses(rows)
     predict(engine, frame.head(1))  # loads the model once, outside the timing
@@ -95,7 +80,7 @@ def measure_in_parent(
     return summarise(engine, rows, times, "this process")
 
 
-def measure_dict(engine: str, *, max_repeats: int, budget_s: float) -> dict[str, Any]:
+def measure_dict(engine: Engine, *, max_repeats: int, budget_s: float) -> dict[str, Any]:
     """One house given as a dict, the form the API passes."""
     house = json_houses(1)[0]
     predict(engine, house)
@@ -130,7 +115,9 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure_in_child(engine: str, rows: int, *, repeats: int, timeout_s: float) -> dict[str, Any]:
+def measure_in_child(
+    engine: Engine, rows: int, *, repeats: int, timeout_s: float
+) -> dict[str, Any]:
     """Run :func:`child_main` in a fresh interpreter and return what it reports."""
     command = [
         sys.executable,
