@@ -11,7 +11,9 @@
 #       run): `regression-model train --if-needed` re-checks it (sha256 against
 #       its manifest, config hash, library versions installed here) and keeps
 #       it, so the image prices exactly like the tests did. In a fresh clone
-#       with no artifact, it trains one during the build (about 5 s).
+#       with no artifact, it trains one during the build (about 5 s). That
+#       happens in a throwaway venv with the [train] extra; the image itself
+#       carries no scikit-learn: it serves the compiled model tables.
 #
 #   docker build --build-arg MODEL_VERSION=0.1.0 \
 #       --secret id=pip_index_url,env=PIP_INDEX_URL -t house-prices-api .
@@ -43,9 +45,12 @@ RUN --mount=type=secret,id=pip_index_url,required=false \
             pip install --no-cache-dir -c constraints.txt \
             "ames-regression-model==$MODEL_VERSION" -r api/requirements.txt; \
     else \
-        pip install --no-cache-dir -c constraints.txt . \
-        && pip install --no-cache-dir -c constraints.txt -r api/requirements.txt \
-        && regression-model train --if-needed; \
+        python -m venv /opt/train \
+        && /opt/train/bin/pip install --no-cache-dir -c constraints.txt ".[train]" \
+        && REGRESSION_MODEL_ARTIFACT_DIR=/src/regression_model/trained_models \
+            /opt/train/bin/regression-model train --if-needed \
+        && pip install --no-cache-dir -c constraints.txt . \
+        && pip install --no-cache-dir -c constraints.txt -r api/requirements.txt; \
     fi; \
     regression-model info > /dev/null; \
     find /opt/venv -depth -type d -name tests -prune -exec rm -rf {} +; \

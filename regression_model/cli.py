@@ -15,13 +15,31 @@ from pathlib import Path
 import pandas as pd
 
 from regression_model import __version__
-from regression_model.artifact import ArtifactError, ArtifactPaths, verify_artifact
+from regression_model.artifact import (
+    ArtifactError,
+    ArtifactPaths,
+    load_tables,
+    verify_artifact,
+)
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
-from regression_model.predict import make_prediction
-from regression_model.train_pipeline import ModelQualityError, TrainingDataError, run_training
+from regression_model.predict import ENGINES, make_prediction
+
+TRAIN_EXTRA_HINT = (
+    "training needs scikit-learn and feature-engine: "
+    "pip install 'ames-regression-model[train]'"
+)
 
 
 def _train(args: argparse.Namespace) -> int:
+    try:
+        from regression_model.train_pipeline import (
+            ModelQualityError,
+            TrainingDataError,
+            run_training,
+        )
+    except ImportError as exc:
+        print(f"error: {TRAIN_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
     config = get_config()
     paths = ArtifactPaths.for_version(config)
     if args.if_needed:
@@ -54,7 +72,7 @@ def _train(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     config = get_config()
     data = pd.read_csv(args.input)
-    result = make_prediction(input_data=data)
+    result = make_prediction(input_data=data, engine=args.engine)
     id_column = config.model.id_column
     ids = data[id_column] if id_column in data.columns else pd.RangeIndex(len(data))
     messages: dict[int, list[str]] = {}
@@ -85,16 +103,24 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    """The model that serves (the tables) must be usable; the pickle is
+    reported too, usable only where the training libraries are installed."""
     config = get_config()
     paths = ArtifactPaths.for_version(config)
     info: dict[str, object] = {"version": __version__, "config": str(config.source)}
     try:
-        manifest = verify_artifact(paths, config)
+        _, manifest = load_tables(config)
     except ArtifactError as exc:
-        info["artifact"] = {"path": str(paths.pickle), "usable": False, "reason": str(exc)}
+        info["tables"] = {"path": str(paths.tables), "usable": False, "reason": str(exc)}
         print(json.dumps(info, indent=2))
         return 1
-    info["artifact"] = {"path": str(paths.pickle), "usable": True, **manifest["artifact"]}
+    info["tables"] = {"path": str(paths.tables), "usable": True, **manifest["tables"]}
+    try:
+        verify_artifact(paths, config)
+        usable: dict[str, object] = {"usable": True}
+    except ArtifactError as exc:
+        usable = {"usable": False, "reason": str(exc)}
+    info["artifact"] = {"path": str(paths.pickle), **manifest["artifact"], **usable}
     for key in ("trained_at", "training_data", "config", "environment", "metrics"):
         info[key] = manifest[key]
     print(json.dumps(info, indent=2))
@@ -120,6 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     train.set_defaults(handler=_train)
     predict = commands.add_parser("predict", help="price the houses of a CSV file")
+    predict.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="tables",
+        help="tables: the compiled model (default); pipeline: the fitted scikit-learn pipeline",
+    )
     predict.add_argument("--input", required=True, type=Path, help="CSV with Kaggle columns")
     predict.add_argument(
         "--output", default="-", help="where to write Id, SalePrice, errors (default: stdout)"

@@ -10,8 +10,8 @@ fails, and nothing is ever retrained:
    tree (``tox -e train`` makes them);
 3. ``python -m build``: the sdist, then the wheel built from that sdist;
 4. ``twine check --strict`` on both;
-5. the wheel must carry the pickle and its manifest, the manifest's sha256 must
-   be the pickle's, its version and config hash must match the wheel's, and
+5. the wheel must carry the model tables, the pickle and their manifest, the
+   manifest's sha256 of each must match the file, its version and config hash must match the wheel's, and
    its metrics must pass the config's quality gate;
 6. the wheel is installed in a fresh virtual environment and the package
    tests run against it (never against the source tree: a pytest plugin
@@ -134,25 +134,28 @@ def read_config(text: str) -> dict[str, Any]:
     return data
 
 
-def artifact_names(version: str, config: dict[str, Any]) -> tuple[str, str]:
+def artifact_names(version: str, config: dict[str, Any]) -> tuple[str, str, str]:
+    """(pickle, tables, manifest) file names, as regression_model.artifact names them."""
     stem = f"{config['pipeline_name']}_v{version}"
-    return f"{stem}.pkl", f"{stem}.json"
+    return f"{stem}.pkl", f"{stem}.tables.json", f"{stem}.json"
 
 
 def check_trained_artifact(version: str) -> None:
-    pickle_name, manifest_name = artifact_names(version, read_config(CONFIG_FILE.read_text()))
+    names = artifact_names(version, read_config(CONFIG_FILE.read_text()))
+    pickle_name, tables_name, manifest_name = names
     folder = ROOT / PACKAGE / "trained_models"
-    missing = [n for n in (pickle_name, manifest_name) if not (folder / n).is_file()]
+    missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise ReleaseError(
             f"no trained model to publish: {', '.join(missing)} missing in {folder}. "
             "Train it first with `tox -e train` (publishing never trains)."
         )
     manifest = json.loads((folder / manifest_name).read_text())
-    if manifest.get("artifact", {}).get("sha256") != sha256_of(folder / pickle_name):
-        raise ReleaseError(
-            f"{folder / pickle_name} does not match its manifest: retrain with `tox -e train`"
-        )
+    for name, key in ((pickle_name, "artifact"), (tables_name, "tables")):
+        if manifest.get(key, {}).get("sha256") != sha256_of(folder / name):
+            raise ReleaseError(
+                f"{folder / name} does not match its manifest: retrain with `tox -e train`"
+            )
 
 
 def build(dist: Path) -> tuple[Path, Path]:
@@ -189,8 +192,9 @@ def inspect_wheel(wheel: Path, version: str) -> WheelFacts:
         wheel_version = read(f"{PACKAGE}/VERSION").decode().strip()
         config_bytes = read(f"{PACKAGE}/config.yml")
         config = read_config(config_bytes.decode())
-        pickle_name, manifest_name = artifact_names(version, config)
+        pickle_name, tables_name, manifest_name = artifact_names(version, config)
         pickle_bytes = read(f"{PACKAGE}/trained_models/{pickle_name}")
+        tables_bytes = read(f"{PACKAGE}/trained_models/{tables_name}")
         manifest = json.loads(read(f"{PACKAGE}/trained_models/{manifest_name}"))
         metadata = next(
             (archive.read(n).decode() for n in names if n.endswith(".dist-info/METADATA")), ""
@@ -203,6 +207,9 @@ def inspect_wheel(wheel: Path, version: str) -> WheelFacts:
     pickle_sha = hashlib.sha256(pickle_bytes).hexdigest()
     if manifest.get("artifact", {}).get("sha256") != pickle_sha:
         problems.append(f"the manifest's sha256 is not the sha256 of {pickle_name} ({pickle_sha})")
+    tables_sha = hashlib.sha256(tables_bytes).hexdigest()
+    if manifest.get("tables", {}).get("sha256") != tables_sha:
+        problems.append(f"the manifest's sha256 is not the sha256 of {tables_name} ({tables_sha})")
     if manifest.get("version") != version:
         problems.append(f"the manifest says version {manifest.get('version')}, not {version}")
     if manifest.get("config", {}).get("sha256") != hashlib.sha256(config_bytes).hexdigest():

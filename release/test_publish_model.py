@@ -22,6 +22,7 @@ from publish_model import ReleaseError, check_index_url, check_tag, inspect_whee
 VERSION = "1.2.3"
 CONFIG = b"pipeline_name: regression_model\nalpha: 0.001\nmax_cv_rmsle: 0.125\n"
 PICKLE = b"not really a pickle"
+TABLES = b'{"not really": "tables"}'
 PREFIX = "regression_model"
 
 
@@ -29,6 +30,7 @@ def _manifest(**changes: Any) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "version": VERSION,
         "artifact": {"file": f"regression_model_v{VERSION}.pkl", "sha256": _sha(PICKLE)},
+        "tables": {"file": f"regression_model_v{VERSION}.tables.json", "sha256": _sha(TABLES)},
         "config": {"file": "config.yml", "sha256": _sha(CONFIG)},
         "metrics": {"cross_validation": {"rmsle_mean": 0.112}},
         "quality_gate": {"max_cv_rmsle": 0.125, "passed": True},
@@ -52,6 +54,7 @@ def _wheel(
         f"{PREFIX}/VERSION": version.encode(),
         f"{PREFIX}/config.yml": CONFIG,
         f"{PREFIX}/trained_models/regression_model_v{VERSION}.pkl": PICKLE,
+        f"{PREFIX}/trained_models/regression_model_v{VERSION}.tables.json": TABLES,
         f"{PREFIX}/trained_models/regression_model_v{VERSION}.json": json.dumps(
             manifest or _manifest()
         ).encode(),
@@ -73,7 +76,7 @@ def test_a_complete_wheel_passes(tmp_path: Path) -> None:
     assert facts.cv_rmsle == 0.112 and facts.max_cv_rmsle == 0.125
 
 
-@pytest.mark.parametrize("missing", [".pkl", ".json"])
+@pytest.mark.parametrize("missing", [".pkl", ".tables.json", f"_v{VERSION}.json"])
 def test_a_wheel_without_the_artifact_or_manifest_is_refused(tmp_path: Path, missing: str) -> None:
     with pytest.raises(ReleaseError, match=rf"lacks .*{missing}"):
         inspect_wheel(_wheel(tmp_path, omit=missing), VERSION)
@@ -82,7 +85,8 @@ def test_a_wheel_without_the_artifact_or_manifest_is_refused(tmp_path: Path, mis
 @pytest.mark.parametrize(
     ("manifest", "reason"),
     [
-        (_manifest(artifact={"sha256": "0" * 64}), "not the sha256"),
+        (_manifest(artifact={"sha256": "0" * 64}), "not the sha256 of .*pkl"),
+        (_manifest(tables={"sha256": "0" * 64}), "not the sha256 of .*tables.json"),
         (_manifest(version="1.2.2"), "says version 1.2.2"),
         (_manifest(config={"sha256": "0" * 64}), "another config.yml"),
         (_manifest(quality_gate={"passed": False}), "quality_gate did not pass"),

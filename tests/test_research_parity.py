@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from regression_model.config.core import get_config
-from regression_model.predict import load_model, make_prediction
+from regression_model.predict import ENGINES, Engine, load_model, make_prediction
 from regression_model.processing.data_manager import dataset_path
 
 RESEARCH_SCRIPT = Path(__file__).resolve().parents[1] / "research" / "train_research.py"
@@ -67,8 +67,11 @@ def research_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("which", ["train", "test"])
-def test_package_predicts_what_research_predicts(research_dir: Path, which: str) -> None:
+def test_package_predicts_what_research_predicts(
+    research_dir: Path, which: str, engine: Engine
+) -> None:
     # Load first: a missing or unusable artifact fails here, with its own
     # actionable message, before any comparison.
     load_model()
@@ -80,7 +83,7 @@ def test_package_predicts_what_research_predicts(research_dir: Path, which: str)
     ids, expected = read_research_prices(research_dir / f"predictions_{which}.csv")
     assert ids == data[config.model.id_column].tolist(), "research rows are not the file's rows"
 
-    result = make_prediction(input_data=features)
+    result = make_prediction(input_data=features, engine=engine)
     assert result["errors"] is None, f"package refused rows: {result['errors'][:5]}"
     predictions = result["predictions"]
     assert len(predictions) == len(data)

@@ -46,6 +46,7 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             "regression_model/datasets/test.csv",
             f"regression_model/trained_models/regression_model_v{__version__}.pkl",
             f"regression_model/trained_models/regression_model_v{__version__}.json",
+            f"regression_model/trained_models/regression_model_v{__version__}.tables.json",
         ):
             assert required in names, required
         manifest = json.loads(
@@ -99,4 +100,13 @@ def test_wheel_installs_and_predicts_in_a_fresh_venv(wheel: Path, tmp_path: Path
         text=True,
     )
     assert info.returncode == 0, info.stdout + info.stderr
-    assert json.loads(info.stdout)["artifact"]["usable"] is True
+    # A plain install prices with the compiled tables and has no training
+    # libraries: the pickle is reported unusable until the [train] extra is added.
+    details = json.loads(info.stdout)
+    assert details["tables"]["usable"] is True
+    assert details["artifact"]["usable"] is False
+    assert "ames-regression-model[train]" in details["artifact"]["reason"]
+    missing = subprocess.run(
+        [str(python), "-c", "import sklearn"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert missing.returncode != 0

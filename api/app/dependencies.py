@@ -10,12 +10,14 @@ from api.app.config import Settings
 from api.app.model_service import ModelService
 
 
-def get_settings(request: Request) -> Settings:
+# async: FastAPI would run a plain `def` dependency in the threadpool, a
+# thread hop per request for an attribute read.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_model_service(request: Request) -> ModelService:
+async def get_model_service(request: Request) -> ModelService:
     service: ModelService = request.app.state.model_service
     return service
 
