@@ -41,6 +41,8 @@ LIBRARIES = (
     "fastapi",
     "starlette",
     "uvicorn",
+    "uvloop",
+    "httptools",
     "matplotlib",
 )
 
