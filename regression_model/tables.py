@@ -149,8 +149,14 @@ class TableScorer:
         self.fills = np.array([t.fill for t in numeric])
         self.centers = np.array([t.center for t in numeric])
         self.weights = np.array([t.weight for t in numeric])
-        self.missing_effects = np.array([t.missing_effect for t in numeric])
-        self.present_effects = np.array([t.present_effect for t in numeric])
+        # Only variables with a missing-value indicator have effects to add.
+        flagged = [i for i, t in enumerate(numeric) if t.missing_effect or t.present_effect]
+        self.flagged = np.array(flagged, dtype=np.intp)
+        self.missing_effects = np.array([numeric[i].missing_effect for i in flagged])
+        self.present_effects = np.array([numeric[i].present_effect for i in flagged])
+        self.identity_columns = bool(
+            np.array_equal(self.columns, np.arange(len(numerical)))
+        )
         elapsed = [i for i, t in enumerate(numeric) if t.reference is not None]
         self.elapsed = np.array(elapsed, dtype=np.intp)
         self.references = np.array(
@@ -176,7 +182,7 @@ class TableScorer:
         """
         n_numeric = len(self.columns)
         result = np.empty((len(numbers), n_numeric + len(self.lookup_columns)))
-        values = numbers[:, self.columns]
+        values = numbers if self.identity_columns else numbers[:, self.columns]
         missing = np.isnan(values)
         filled = np.where(missing, self.fills, values)
         if len(self.elapsed):
@@ -184,31 +190,38 @@ class TableScorer:
             reference = np.where(np.isnan(reference), self.reference_fills, reference)
             filled[:, self.elapsed] = reference - filled[:, self.elapsed]
         if len(self.logged):
-            filled[:, self.logged] = np.log(filled[:, self.logged] + self.log_offsets)
-        result[:, :n_numeric] = (filled - self.centers) * self.weights + np.where(
-            missing, self.missing_effects, self.present_effects
-        )
+            # np.log on a C-contiguous block whatever the input's layout: NumPy
+            # may pick another loop (and last bit) for strided data, and a
+            # house must get the same bits alone and in any batch.
+            shifted = np.ascontiguousarray(filled[:, self.logged] + self.log_offsets)
+            filled[:, self.logged] = np.log(shifted)
+        numeric = result[:, :n_numeric]
+        np.subtract(filled, self.centers, out=filled)
+        np.multiply(filled, self.weights, out=numeric)
+        if len(self.flagged):
+            numeric[:, self.flagged] += np.where(
+                missing[:, self.flagged], self.missing_effects, self.present_effects
+            )
         if len(self.lookup_columns):
             result[:, n_numeric:] = self._lookups(codes, categories)
         return result
 
     def _lookups(self, codes: np.ndarray, categories: list[list[str]]) -> np.ndarray:
-        """The lookup terms: each variable's values for the labels of this
-        batch (and for a missing label, last), laid end to end, then picked
-        for every row and variable in one indexing step."""
+        """The lookup terms: each variable's values for a missing label, then
+        for the labels of this batch, laid end to end, and picked for every
+        row and variable in one indexing step (code -1, missing, lands on the
+        slot before the labels)."""
         values: list[float | None] = []
-        starts, missing_slots = [], []
+        firsts = []
         for term, column in zip(self.tables.lookup, self.lookup_columns, strict=True):
-            labels = categories[column]
-            starts.append(len(values))
-            missing_slots.append(len(labels))
-            values += [term.table.get(label, term.other) for label in labels]
             values.append(term.missing)
+            firsts.append(len(values))
+            values += [term.table.get(label, term.other) for label in categories[column]]
         if None in values:
             unscored = values.index(None)
             raise TablesFormatError(f"a label has no table entry (value slot {unscored})")
         picked = codes[:, self.lookup_columns]
-        picked = np.where(picked < 0, missing_slots, picked) + starts
+        picked += firsts
         return np.array(values)[picked]  # type: ignore[no-any-return]
 
     def log_prices(self, contributions: np.ndarray) -> np.ndarray:
