@@ -154,7 +154,9 @@ def make_prediction(
             for position in np.flatnonzero(plausible).tolist():
                 row = int(rows[position])
                 chunk_explanations[row] = _explanation(
-                    model, contributions[position], chunk_prices[row]  # type: ignore[arg-type]
+                    model,
+                    contributions[position],
+                    chunk_prices[row],  # type: ignore[arg-type]
                 )
         predictions += chunk_prices
         explanations += chunk_explanations

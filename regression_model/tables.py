@@ -154,9 +154,7 @@ class TableScorer:
         self.flagged = np.array(flagged, dtype=np.intp)
         self.missing_effects = np.array([numeric[i].missing_effect for i in flagged])
         self.present_effects = np.array([numeric[i].present_effect for i in flagged])
-        self.identity_columns = bool(
-            np.array_equal(self.columns, np.arange(len(numerical)))
-        )
+        self.identity_columns = bool(np.array_equal(self.columns, np.arange(len(numerical))))
         elapsed = [i for i, t in enumerate(numeric) if t.reference is not None]
         self.elapsed = np.array(elapsed, dtype=np.intp)
         self.references = np.array(
