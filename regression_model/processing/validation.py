@@ -395,7 +395,7 @@ def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> Validati
         for position, rule in enumerate(schema.rules):
             field = rule.name
             value = house.get(field)
-            if is_missing(value):
+            if value is None or is_missing(value):  # None first: no call for absent fields
                 for field in rule.sources[1:]:
                     value = house.get(field)
                     if not is_missing(value):
