@@ -240,10 +240,10 @@ class TableScorer:
         for values, references, row_codes in zip(
             values_rows, reference_rows, code_rows, strict=True
         ):
-            missing = [value != value for value in values]  # NaN
+            missing = [math.isnan(value) for value in values]
             filled = [f if m else v for v, f, m in zip(values, fills, missing, strict=True)]
             for (term, reference_fill), reference in zip(elapsed, references, strict=True):
-                filled[term] = (reference_fill if reference != reference else reference) - filled[
+                filled[term] = (reference_fill if math.isnan(reference) else reference) - filled[
                     term
                 ]
             if logged:
