@@ -26,10 +26,11 @@ Why step 4 compares with this run's artifact and not with the committed
 ``tests/reference/predictions_test.csv``: training goes through BLAS, and
 another BLAS kernel (another CPU, or ``OPENBLAS_CORETYPE``) sums in another
 order, so a retrain elsewhere differs from the committed prices by about 2e-15
-relative. Pricing with a given artifact does not depend on the kernel. So the
-bit-for-bit promise is "same artifact, same prices"; how far a retrain may
-drift from the committed reference is the differential test's tolerance
-(``tests/differential/``), which ``publish_model`` runs against the wheel too.
+relative. Pricing with a given artifact does not depend on the BLAS kernel,
+and here both sides are priced on one machine. So the bit-for-bit promise is
+"same artifact, same prices"; how far a retrain may drift from the committed
+reference is the differential test's tolerance (``tests/differential/``),
+which ``publish_model`` runs against the wheel too.
 """
 
 from __future__ import annotations
