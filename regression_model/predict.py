@@ -65,9 +65,11 @@ class LoadedModel:
         self.scorer = TableScorer(self.tables, config.model)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
-        return self.scorer.contributions(
-            checked.numbers[rows], checked.codes[rows], checked.categories
-        )
+        """The term values of the given (valid) rows of a validation result."""
+        numbers, codes = checked.numbers, checked.codes
+        if len(rows) < checked.n_rows:  # no copy when every row passed
+            numbers, codes = numbers[rows], codes[rows]
+        return self.scorer.contributions(numbers, codes, checked.categories)
 
 
 class LoadedPipeline:
@@ -151,16 +153,24 @@ def make_prediction(
             prices = _pipeline_prices(model, checked)
         validating += validated - began
         scoring += time.perf_counter() - validated
-        chunk_prices: list[float | None] = [None] * checked.n_rows
-        chunk_explanations: list[dict[str, Any] | None] = [None] * checked.n_rows
         errors += [InputError(e.row + start, e.field, e.message) for e in checked.errors]
-        for position, (row, price) in enumerate(zip(rows.tolist(), prices.tolist(), strict=True)):
-            if low <= price <= high:
-                chunk_prices[row] = price
-                if explain:
-                    chunk_explanations[row] = _explanation(model, contributions[position], price)
-            else:
-                errors.append(_implausible(row + start, price, low, high))
+        plausible = (prices >= low) & (prices <= high)
+        for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True):
+            errors.append(_implausible(row + start, price, low, high))
+        priced = np.full(checked.n_rows, np.nan)
+        priced[rows[plausible]] = prices[plausible]
+        chunk_prices: list[float | None] = priced.tolist()
+        for row in np.flatnonzero(np.isnan(priced)).tolist():
+            chunk_prices[row] = None
+        chunk_explanations: list[dict[str, Any] | None] = [None] * checked.n_rows
+        if explain:
+            for position in np.flatnonzero(plausible).tolist():
+                row = int(rows[position])
+                chunk_explanations[row] = _explanation(
+                    model,
+                    contributions[position],
+                    chunk_prices[row],  # type: ignore[arg-type]
+                )
         predictions += chunk_prices
         explanations += chunk_explanations
     if timings is not None:

@@ -28,10 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api.benchmarks.load_test import run_load
-from api.benchmarks.overhead import WRK_SCRIPT, wrk
 from api.tests.conftest import FIGURES
-from api.tests.helpers import Server, running_server, stop
+from api.tests.helpers import WRK_SCRIPT, Server, run_load, running_server, stop, wrk
 
 pytestmark = [pytest.mark.server, pytest.mark.load]
 

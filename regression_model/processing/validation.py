@@ -395,7 +395,7 @@ def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> Validati
         for position, rule in enumerate(schema.rules):
             field = rule.name
             value = house.get(field)
-            if is_missing(value):
+            if value is None or is_missing(value):  # None first: no call for absent fields
                 for field in rule.sources[1:]:
                     value = house.get(field)
                     if not is_missing(value):
@@ -431,8 +431,9 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
     n_rows, n_numerical = len(frame), len(schema.numerical)
     report = _Report()
     given = np.zeros(n_rows, dtype=bool)
-    numbers = np.full((n_rows, n_numerical), np.nan)
-    codes = np.full((n_rows, len(schema.categorical)), -1, dtype=np.intp)
+    # Column-major: each variable is written (and later read) contiguously.
+    numbers = np.full((n_rows, n_numerical), np.nan, order="F")
+    codes = np.full((n_rows, len(schema.categorical)), -1, dtype=np.intp, order="F")
     categories: list[list[str]] = [[] for _ in schema.categorical]
     for position, rule in enumerate(schema.rules):
         found = _column(frame, rule)

@@ -9,7 +9,7 @@ The configurations alternate for ``--rounds`` rounds, back to back, so a
 machine shared with other jobs slows them alike; the report gives each round
 and the median, the errors, and the records the log wrote.
 
-    python -m api.benchmarks.overhead --rounds 5 --seconds 8
+    python -m benchmarks.overhead --rounds 5 --seconds 8
 
 Needs ``wrk`` (Debian package ``wrk``).
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import sqlite3
 import statistics
@@ -34,59 +33,13 @@ from typing import Any
 import httpx
 
 from api.app.examples import example_houses
-from api.tests.helpers import API_PARENT, free_port, server_env, stop
+from api.tests.helpers import API_PARENT, WRK_SCRIPT, free_port, pinned, server_env, stop, wrk
 
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "bare": {"METRICS": "false"},
     "metrics": {"METRICS": "true"},
     "full": {"METRICS": "true", "PREDICTION_LOG_PATH": "{dir}/predictions.sqlite3"},
 }
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[{body}]]
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %.3f\\n", summary.requests,
-    summary.errors.connect, summary.errors.read, summary.errors.write,
-    summary.errors.status, summary.errors.timeout, latency:percentile(99) / 1000))
-end
-"""
-
-
-def _pinned(cpu: int) -> list[str]:
-    """``taskset -c cpu`` when there are two CPUs or more (server on one, wrk on the other)."""
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            *_pinned(1),
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{int(seconds)}s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    )
-    match = re.search(r"^RESULT (.*)$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
-    requests, connect, read, write, status, timeout, p99 = match.group(1).split()
-    return {
-        "requests": int(requests),
-        "requests_per_second": int(requests) / seconds,
-        "errors": int(connect) + int(read) + int(write) + int(status) + int(timeout),
-        "p99_ms": float(p99),
-    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -102,7 +55,7 @@ def measure(
     port = free_port()
     log = (directory / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [*_pinned(0), sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [*pinned(0), sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
         cwd=API_PARENT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
