@@ -28,10 +28,12 @@ def main() -> int:
     except json.JSONDecodeError:
         print(done.stdout + done.stderr, file=sys.stderr)
         return 2
+    # Our own package is published to a private index only, never to PyPI.
     dependencies = [
         d
         for d in report["dependencies"]
         if d.get("skip_reason") != "distribution marked as editable"
+        and d["name"] != "ames-regression-model"
     ]
     vulnerable = [d for d in dependencies if d.get("vulns")]
     unaudited = [d for d in dependencies if "skip_reason" in d]
