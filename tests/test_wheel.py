@@ -47,6 +47,10 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             f"regression_model/trained_models/regression_model_v{__version__}.pkl",
             f"regression_model/trained_models/regression_model_v{__version__}.json",
             f"regression_model/trained_models/regression_model_v{__version__}.tables.json",
+            # the prediction log's migrations (Alembic reads them from the package)
+            "regression_model/monitoring/migrations/env.py",
+            "regression_model/monitoring/migrations/script.py.mako",
+            "regression_model/monitoring/migrations/versions/0001_prediction_log.py",
         ):
             assert required in names, required
         manifest = json.loads(
