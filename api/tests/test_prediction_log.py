@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from api.app.prediction_log import PredictionLog, _spool_line, records_of
+from api.app.prediction_log import PredictionLog, _spool_line, house_json, records_of
 from api.tests.conftest import FIGURES
 from api.tests.helpers import running_server
 from api.tests.postgres import Cluster, binaries
@@ -221,7 +221,14 @@ def test_replaying_a_spool_file_twice_writes_nothing_twice(
         record
         for i in range(10)
         for record in records_of(
-            (f"r{i}", time.time(), test_houses[:3], [1.0, 2.0, 3.0], None, model_version)
+            (
+                f"r{i}",
+                time.time(),
+                [house_json(h) for h in test_houses[:3]],
+                [1.0, 2.0, 3.0],
+                None,
+                model_version,
+            )
         )
     ]
     engine = create_log_engine(str(path))

@@ -95,10 +95,17 @@ def record_time(moment: datetime) -> str:
     return utc(moment).isoformat(sep=" ", timespec="microseconds")
 
 
+def record_json(record: dict[str, Any]) -> bytes:
+    """A record as one JSON object, its ``inputs`` (JSON already) spliced in."""
+    inputs: bytes = record["inputs"]
+    rest = {name: value for name, value in record.items() if name != "inputs"}
+    return b'{"inputs":' + inputs + b"," + to_json(rest)[1:]
+
+
 def insert_records(connection: Connection, records: list[dict[str, Any]]) -> None:
-    """Insert records (``FIELDS``, time as :func:`record_time`), skipping keys
-    already present (SQLite, PostgreSQL); other databases through SQLAlchemy's
-    plain insert."""
+    """Insert records (``FIELDS``, ``inputs`` as JSON bytes, time as
+    :func:`record_time`), skipping keys already present (SQLite, PostgreSQL);
+    other databases through SQLAlchemy's plain insert."""
     if not records:
         return
     dialect = connection.dialect.name
@@ -112,7 +119,7 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
                     r["request_id"],
                     r["logged_at"],
                     r["model_version"],
-                    to_json(r["inputs"], inf_nan_mode="strings").decode(),
+                    r["inputs"].decode(),
                     r["price"],
                     None if r["errors"] is None else to_json(r["errors"]).decode(),
                 )
@@ -120,10 +127,17 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
             ],
         )
     elif dialect == "postgresql":
-        document = to_json(records, inf_nan_mode="strings").decode()
-        connection.execute(text(_POSTGRESQL_INSERT), {"records": document})
+        document = b"[" + b",".join(record_json(r) for r in records) + b"]"
+        connection.execute(text(_POSTGRESQL_INSERT), {"records": document.decode()})
     else:
-        rows = [{**r, "logged_at": datetime.fromisoformat(r["logged_at"])} for r in records]
+        rows = [
+            {
+                **r,
+                "inputs": from_json(r["inputs"]),
+                "logged_at": datetime.fromisoformat(r["logged_at"]),
+            }
+            for r in records
+        ]
         connection.execute(predictions.insert(), rows)
 
 
