@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
@@ -203,6 +204,18 @@ def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
     return _verdicts(
         model.config, checked, rows, np.exp(model.scorer.log_prices(contributions)), contributions
     )
+
+
+def batch_pricer(engine: Engine = "tables") -> Callable[[InputData], PricedBatch]:
+    """A function pricing one batch with ``engine``'s model, loaded now (once
+    per process)."""
+    if engine == "tables":
+        model = load_model()
+        return lambda data: price_batch(model, data)
+    if engine == "pipeline":
+        pipeline = load_model_pipeline()
+        return lambda data: _price_with_pipeline(pipeline, data)
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
 def _price_with_pipeline(model: LoadedPipeline, data: InputData) -> PricedBatch:
