@@ -68,7 +68,11 @@ class OutputFileError(BatchFileError):
     """The output cannot be written where asked."""
 
 
-class MissingDependencyError(ImportError):
+class ScoringSetupError(Exception):
+    """Scoring cannot start here (a missing extra, an unreachable cluster)."""
+
+
+class MissingDependencyError(ScoringSetupError, ImportError):
     """An optional dependency is needed; the message says how to install it."""
 
 
@@ -196,9 +200,10 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
             pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
         ):
             numbers[name] = _numbers_or_text(column)
-    rest = table.drop_columns(list(numbers)).to_pandas()
-    frame = rest.assign(**numbers) if numbers else rest
-    return frame[table.column_names]
+    frame: pd.DataFrame = table.drop_columns(list(numbers)).to_pandas()
+    if numbers:
+        frame = frame.assign(**numbers)[table.column_names]
+    return frame
 
 
 def _numbers_or_text(text: Any) -> np.ndarray:
@@ -365,7 +370,7 @@ class _CsvReader(_Reader):
         if seekable:
             handle.seek(0)
             self.size = os.fstat(handle.fileno()).st_size
-            self.stream: IO[bytes] = handle
+            self.stream: Any = handle
         else:
             self.stream = _Prefixed(header, handle)
 
@@ -516,7 +521,7 @@ def _open_output(
             appender: _CsvAppender | _ParquetAppender = (
                 _CsvAppender(handle, columns)
                 if kind == "csv"
-                else _ParquetAppender(handle.buffer, columns, id_type)
+                else _ParquetAppender(handle.buffer, columns, id_type)  # type: ignore[arg-type]
             )
             yield appender
             appender.finish()

@@ -103,7 +103,7 @@ def _predict(args: argparse.Namespace) -> int:
     except batch.BatchFileError as exc:
         print(f"error: {exc}; nothing written", file=sys.stderr)
         return 1
-    except batch.MissingDependencyError as exc:
+    except batch.ScoringSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except batch.Interrupted as stop:
