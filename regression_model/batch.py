@@ -532,6 +532,20 @@ def _open_output(
             os.unlink(partial)
 
 
+def write_scored(path: Path, kind: str, scored: pd.DataFrame, id_type: pa.DataType) -> None:
+    """Write one scored frame as a whole file, as the streamed output is written
+    (a Dask partition's part file)."""
+    columns = [str(c) for c in scored.columns]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        appender: _CsvAppender | _ParquetAppender = (
+            _CsvAppender(handle, columns)
+            if kind == "csv"
+            else _ParquetAppender(handle.buffer, columns, id_type)  # type: ignore[arg-type]
+        )
+        appender(scored)
+        appender.finish()
+
+
 def _umask() -> int:
     # Read by setting it (there is no other way); nothing else runs meanwhile.
     current = os.umask(0)

@@ -50,6 +50,7 @@ from regression_model.batch import (
     check_columns,
     numbers_from_text,
     score_frame,
+    write_scored,
 )
 from regression_model.config.core import Config, get_config
 from regression_model.predict import LoadedModel, load_model, price_batch
@@ -216,14 +217,7 @@ def score_files(
         partial = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
         try:
             with _signals_raise_interrupted():
-                counts = _write(
-                    scored,
-                    partial,
-                    kind=writing,
-                    target=config.target,
-                    progress=progress,
-                    client=client,
-                )
+                counts = _write(scored, partial, kind=writing, progress=progress, client=client)
             _replace_directory(partial, destination)
         except KeyboardInterrupt:
             raise Interrupted(signal.SIGINT) from None
@@ -273,49 +267,46 @@ def _format_of_input(source: str) -> str:
 def _read(source: str, kind: str) -> dd.DataFrame:
     try:
         if kind == "csv":
-            # Text cells, read one at a time as in the streamed path.
+            if Path(source).is_dir():
+                source = str(Path(source) / "*.csv")
+            # Text cells, read one at a time as in the streamed path; files in name order.
             return dd.read_csv(source, dtype=str, blocksize="32MB")
         return dd.read_parquet(source)
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise InputFileError(f"cannot read {source}: {exc}") from None
 
 
-def _nulls_for_parquet(frame: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Null (not NaN, not "") where a row has no price or no reasons."""
-    reasons = frame[ERRORS_COLUMN]
-    ready = frame.copy()
-    ready[target] = pd.array(frame[target].to_numpy(), dtype="Float64")
-    ready[ERRORS_COLUMN] = reasons.where(reasons != "", None)
-    return ready
+def _write_partition(
+    frame: pd.DataFrame,
+    directory: str,
+    kind: str,
+    id_type: Any,
+    partition_info: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Write one scored partition as ``part-NNNNN`` (names sort in row order),
+    exactly as the streamed path writes; return its counts."""
+    number = partition_info["number"] if partition_info else 0
+    path = Path(directory) / f"part-{number:05d}.{kind}"
+    write_scored(path, kind, frame, id_type)
+    priced = int(frame.iloc[:, 1].notna().sum())
+    return pd.DataFrame({"read": [len(frame)], "priced": [priced]})
 
 
 def _write(
-    scored: dd.DataFrame,
-    directory: Path,
-    *,
-    kind: str,
-    target: str,
-    progress: bool,
-    client: Client,
+    scored: dd.DataFrame, directory: Path, *, kind: str, progress: bool, client: Client
 ) -> Counts:
-    if kind == "csv":
-        written = scored.to_csv(str(directory / "part-*.csv"), index=False, compute=False)
-    else:
-        ready = scored.map_partitions(
-            _nulls_for_parquet, target, meta=_nulls_for_parquet(scored._meta, target)
-        )
-        written = ready.to_parquet(str(directory), write_index=False, compute=False)
-    tallies = scored.map_partitions(
-        lambda frame: pd.DataFrame({"read": [len(frame)], "priced": [frame[target].count()]}),
-        meta=pd.DataFrame({"read": pd.Series(dtype="int64"), "priced": pd.Series(dtype="int64")}),
-    ).sum()
+    import pyarrow as pa
+
+    id_type = pa.array(scored._meta.iloc[:, 0]).type
+    meta = pd.DataFrame({"read": pd.Series(dtype="int64"), "priced": pd.Series(dtype="int64")})
+    tallies = scored.map_partitions(_write_partition, str(directory), kind, id_type, meta=meta)
     try:
-        futures = client.compute([written, tallies])
+        future = client.compute(tallies.sum())
         if progress:
             from distributed import progress as show_progress
 
-            show_progress(futures)
-        _, totals = client.gather(futures)
+            show_progress(future)
+        totals = future.result()
     except (ValueError, pd.errors.ParserError, OSError) as exc:
         raise InputFileError(f"cannot read the input: {exc}") from None
     return Counts(read=int(totals["read"]), priced=int(totals["priced"]))
