@@ -15,7 +15,6 @@ kept for the life of the process; importing this module does no I/O.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -81,9 +80,11 @@ class LoadedModel:
         self.scorer = TableScorer(tables, config.model)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
-        return self.scorer.contributions(
-            checked.numbers[rows], checked.codes[rows], checked.categories
-        )
+        """The term values of the given (valid) rows of a validation result."""
+        numbers, codes = checked.numbers, checked.codes
+        if len(rows) < checked.n_rows:  # no copy when every row passed
+            numbers, codes = numbers[rows], codes[rows]
+        return self.scorer.contributions(numbers, codes, checked.categories)
 
 
 class LoadedPipeline:
@@ -151,9 +152,9 @@ def make_prediction(
             batch = price_batch(model, chunk)
         else:
             batch = _price_with_pipeline(model, chunk)
-        chunk_prices: list[float | None] = [
-            None if math.isnan(price) else price for price in batch.prices.tolist()
-        ]
+        chunk_prices: list[float | None] = batch.prices.tolist()
+        for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
+            chunk_prices[row] = None
         predictions += chunk_prices
         errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
         if explain:

@@ -86,6 +86,9 @@ def test_generated_houses_get_the_same_prices_and_errors(data: st.DataObject) ->
     batch = data.draw(st.lists(houses(_training_labels()), min_size=1, max_size=8))
     _assert_same_results(batch)
     _assert_same_results(pd.DataFrame(batch * 3))  # a frame large enough to go by columns
+    # Scored row by row (alone) or with NumPy (in a batch): the same bits.
+    alone = [make_prediction(input_data=house)["predictions"][0] for house in batch]
+    assert make_prediction(input_data=batch * 3)["predictions"] == alone * 3
 
 
 def test_a_house_gets_the_same_bits_alone_and_in_any_batch(test_data: pd.DataFrame) -> None:

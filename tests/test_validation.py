@@ -201,6 +201,12 @@ def test_empty_input_gives_an_empty_result() -> None:
         assert result["errors"] is None
 
 
+def test_repeated_columns_are_refused_naming_them(test_data: pd.DataFrame) -> None:
+    frame = pd.concat([test_data.head(3), test_data[["GrLivArea"]].head(3)], axis=1)
+    with pytest.raises(ValueError, match="repeated column names: GrLivArea"):
+        make_prediction(input_data=frame)
+
+
 def test_wrong_container_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="list of dicts"):
         make_prediction(input_data="GrLivArea=5")  # type: ignore[arg-type]
