@@ -30,6 +30,7 @@ import contextlib
 import csv
 import io
 import os
+import queue
 import signal
 import sys
 import tempfile
@@ -37,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -48,6 +49,8 @@ from regression_model.processing.data_manager import MISSING_CELLS
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+T = TypeVar("T")
 
 FORMATS = ("csv", "parquet")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -295,8 +298,8 @@ def score_file(
         bar = _progress_bar(reader, enabled=progress)
         try:
             with output as write, _signals_raise_interrupted():
-                for table in reader.chunks(used):
-                    frame = table_to_frame(table, config)
+                frames = (table_to_frame(table, config) for table in reader.chunks(used))
+                for frame in _read_ahead(frames):
                     rows = np.arange(counts.read, counts.read + len(frame))
                     scored = score_frame(frame, price, config, rows)
                     write(scored)
@@ -313,6 +316,53 @@ def score_file(
 
 
 # -- reading ----------------------------------------------------------------
+
+
+class _Failed(NamedTuple):
+    error: BaseException
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, the next one made in a thread while the caller works on the
+    current one: pyarrow parses and converts without holding the GIL, so
+    reading overlaps scoring on a second core. At most one item waits."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over(item):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # handed to the caller, raised there
+            hand_over(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)  # it stops after the item it is making
 
 
 class _Reader:
