@@ -287,7 +287,13 @@ def score_file(
         used = check_columns(
             reader.columns, config, name=reader.name, allow_missing=allow_missing_columns
         )
-        price = batch_pricer(engine)
+        try:
+            price = batch_pricer(engine)
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"engine {engine!r} needs the training libraries: "
+                f"pip install 'ames-regression-model[train]' ({exc})"
+            ) from None
         output = _open_output(
             target,
             writing,

@@ -120,6 +120,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 3 if counts.rejected else 0
 
 
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def _info(args: argparse.Namespace) -> int:
     """The model that serves (the tables) must be usable; the pickle is
     reported too, usable only where the training libraries are installed."""
@@ -185,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--output-format", choices=FORMATS, help="default: from the extension")
     predict.add_argument(
         "--chunk-rows",
-        type=int,
+        type=_positive,
         default=CHUNK_ROWS,
         metavar="N",
         help="rows read, scored and written at a time (default: %(default)s)",
