@@ -295,6 +295,8 @@ def test_bad_output_places(houses: tuple[Path, pd.DataFrame], tmp_path: Path) ->
     ):
         done = run_cli("predict", "--input", str(source), "--output", str(output))
         assert done.returncode == 1 and message in done.stderr, done.stderr
+    no_rows = run_cli("predict", "--input", str(source), "--chunk-rows", "0")
+    assert no_rows.returncode == 2 and "--chunk-rows: must be at least 1" in no_rows.stderr
     parquet_to_stdout = run_cli("predict", "--input", str(source), "--output-format", "parquet")
     assert parquet_to_stdout.returncode == 1 and "only CSV" in parquet_to_stdout.stderr
     assert leftovers(tmp_path) == ["folder.csv"]
