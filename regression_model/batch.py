@@ -45,6 +45,7 @@ import numpy as np
 from regression_model.config.core import ModelConfig
 from regression_model.predict import CHUNK_ROWS, Engine, PricedBatch, batch_pricer
 from regression_model.processing.data_manager import MISSING_CELLS
+from regression_model.processing.validation import schema_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,11 +129,9 @@ def file_format(name: str, explicit: str | None, *, role: str) -> str:
 
 
 def input_columns(config: ModelConfig) -> dict[str, list[str]]:
-    """Each model input and the column names that may carry it, preferred first."""
-    renamed: dict[str, list[str]] = {}
-    for raw, safe in config.variables_to_rename.items():
-        renamed.setdefault(safe, []).append(raw)
-    return {name: [name, *renamed.get(name, [])] for name in config.features}
+    """Each model input and the column names that may carry it, preferred first
+    (validation's own list: a Python-safe name, then Kaggle's raw one)."""
+    return {rule.name: list(rule.sources) for rule in schema_for(config).rules}
 
 
 def check_columns(

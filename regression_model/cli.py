@@ -112,6 +112,9 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 128 + stop.signum
+    except KeyboardInterrupt:  # before any row was read (loading the model, starting Dask)
+        print(f"interrupted; nothing written to {args.output}", file=sys.stderr)
+        return 130
     print(
         f"priced {counts.priced} of {counts.read} rows with model {__version__}"
         + (f"; {counts.rejected} rejected (see the errors column)" if counts.rejected else ""),
