@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -231,8 +232,12 @@ def _cluster(address: str) -> Iterator[Client]:
     try:
         if address == "local":
             # Sized to the machine (a worker process per core or so); loopback only.
+            # Workers' own logs are silenced: a task's failure (a malformed
+            # file) reaches this process as an exception and is reported once.
             with (
-                LocalCluster(host="127.0.0.1", dashboard_address=None) as cluster,
+                LocalCluster(
+                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL
+                ) as cluster,
                 Client(cluster) as client,
             ):
                 yield client
@@ -269,8 +274,10 @@ def _read(source: str, kind: str) -> dd.DataFrame:
         if kind == "csv":
             if Path(source).is_dir():
                 source = str(Path(source) / "*.csv")
-            # Text cells, read one at a time as in the streamed path; files in name order.
-            return dd.read_csv(source, dtype=str, blocksize="32MB")
+            # Text cells (read one at a time afterwards, as in the streamed path),
+            # parsed by pyarrow, which refuses rows with the wrong number of
+            # fields; files in name order.
+            return dd.read_csv(source, dtype=str, blocksize="32MB", engine="pyarrow")
         return dd.read_parquet(source)
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise InputFileError(f"cannot read {source}: {exc}") from None

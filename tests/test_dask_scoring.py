@@ -196,3 +196,33 @@ def test_without_dask_the_command_says_how_to_install_it(tmp_path: Path) -> None
     )
     assert done.returncode == 2
     assert "pip install 'ames-regression-model[dask]'" in done.stderr
+
+
+def test_a_truncated_csv_is_an_error_and_leaves_nothing(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    whole = tmp_path / "houses.csv"
+    write_houses(whole, 2_000, seed=5)
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(whole.read_bytes()[:300_000])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "regression_model",
+            "predict",
+            "--input",
+            str(cut),
+            "--output",
+            str(tmp_path / "prices"),
+            "--dask",
+            client.scheduler.address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "error: cannot read the input: CSV parse error: Expected 80 columns" in done.stderr
+    assert "nothing written" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.csv", "houses.csv"]
