@@ -81,9 +81,10 @@ class MissingDependencyError(ScoringSetupError, ImportError):
 
 
 class Interrupted(Exception):  # noqa: N818 - it is not an error of the program
-    """The run was stopped by a signal after ``rows`` rows; nothing was kept."""
+    """The run was stopped by a signal after ``rows`` rows (None: not known,
+    as on Dask); nothing was kept."""
 
-    def __init__(self, signum: int, rows: int = 0) -> None:
+    def __init__(self, signum: int, rows: int | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum, self.rows = signum, rows
 

@@ -108,7 +108,9 @@ def _predict(args: argparse.Namespace) -> int:
         return 2
     except batch.Interrupted as stop:
         print(
-            f"interrupted by {stop} after {stop.rows:,} rows; nothing written to {args.output}",
+            f"interrupted by {stop}"
+            + ("" if stop.rows is None else f" after {stop.rows:,} rows")
+            + f"; nothing written to {args.output}",
             file=sys.stderr,
         )
         return 128 + stop.signum

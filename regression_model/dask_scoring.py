@@ -210,7 +210,7 @@ def score_files(
         id_column = config.id_column
         offsets = None
         if id_column not in ddf.columns:
-            lengths = ddf.map_partitions(len).compute()
+            lengths = _computed(client, ddf.map_partitions(len))
             offsets = [0, *np.cumsum(list(lengths)).tolist()]
         scored = predict_dask(
             ddf, client=client, allow_missing_columns=allow_missing_columns, row_offsets=offsets
@@ -221,7 +221,7 @@ def score_files(
                 counts = _write(scored, partial, kind=writing, progress=progress, client=client)
             _replace_directory(partial, destination)
         except KeyboardInterrupt:
-            raise Interrupted(signal.SIGINT) from None
+            raise Interrupted(signal.SIGINT, None) from None
         finally:
             shutil.rmtree(partial, ignore_errors=True)
     return counts
@@ -229,23 +229,39 @@ def score_files(
 
 @contextlib.contextmanager
 def _cluster(address: str) -> Iterator[Client]:
+    with contextlib.ExitStack() as stack:
+        try:
+            if address == "local":
+                # Sized to the machine (a worker process per core or so); loopback
+                # only. Workers' own logs are silenced: a task's failure (a
+                # malformed file) reaches this process as an exception, reported once.
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL
+                    )
+                )
+                client = stack.enter_context(Client(cluster))
+            else:
+                client = stack.enter_context(Client(address, timeout="20s"))
+        except OSError as exc:
+            raise ClusterError(f"cannot reach the Dask cluster at {address}: {exc}") from None
+        yield client
+
+
+def _computed(client: Client, collection: Any, *, progress: bool = False) -> Any:
+    """``collection`` computed on the cluster; a file that cannot be read
+    (malformed, vanished) is a :class:`BatchFileError`."""
     try:
-        if address == "local":
-            # Sized to the machine (a worker process per core or so); loopback only.
-            # Workers' own logs are silenced: a task's failure (a malformed
-            # file) reaches this process as an exception and is reported once.
-            with (
-                LocalCluster(
-                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL
-                ) as cluster,
-                Client(cluster) as client,
-            ):
-                yield client
-        else:
-            with Client(address, timeout="20s") as client:
-                yield client
+        future = client.compute(collection)
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(future)
+        return future.result()
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputFileError(f"cannot read the input: {exc}") from None
     except OSError as exc:
-        raise ClusterError(f"cannot reach the Dask cluster at {address}: {exc}") from None
+        raise BatchFileError(f"reading or writing failed: {exc}") from None
 
 
 def _format_of_input(source: str) -> str:
@@ -307,15 +323,7 @@ def _write(
     id_type = pa.array(scored._meta.iloc[:, 0]).type
     meta = pd.DataFrame({"read": pd.Series(dtype="int64"), "priced": pd.Series(dtype="int64")})
     tallies = scored.map_partitions(_write_partition, str(directory), kind, id_type, meta=meta)
-    try:
-        future = client.compute(tallies.sum())
-        if progress:
-            from distributed import progress as show_progress
-
-            show_progress(future)
-        totals = future.result()
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise InputFileError(f"cannot read the input: {exc}") from None
+    totals = _computed(client, tallies.sum(), progress=progress)
     return Counts(read=int(totals["read"]), priced=int(totals["priced"]))
 
 
