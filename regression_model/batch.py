@@ -198,6 +198,11 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
 
     targets = numeric_columns(config)
     numbers: dict[str, np.ndarray] = {}
+    for index, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type):  # Parquet's categoricals: plain values
+            table = table.set_column(
+                index, table.field(index).name, column.cast(column.type.value_type)
+            )
     for name, column in zip(table.column_names, table.columns, strict=True):
         if name in targets and (
             pa.types.is_string(column.type) or pa.types.is_large_string(column.type)

@@ -114,6 +114,9 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 128 + stop.signum
+    except BrokenPipeError:  # stdout closed by its reader (| head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:  # before any row was read (loading the model, starting Dask)
         print(f"interrupted; nothing written to {args.output}", file=sys.stderr)
         return 130

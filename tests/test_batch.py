@@ -369,3 +369,30 @@ def test_an_interrupted_run_leaves_no_output(
     done = int(stderr.split(" after ")[1].split(" rows")[0].replace(",", ""))
     assert 0 < done < ROWS
     assert leftovers(tmp_path) == []
+
+
+def test_parquet_categoricals_score_as_plain_values(
+    houses: tuple[Path, pd.DataFrame], want: pd.DataFrame, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(houses[0], nrows=400, dtype={"LotArea": str})
+    text = frame.select_dtypes(exclude="number").columns
+    frame[text] = frame[text].astype("category")  # dictionary-encoded in Parquet
+    source, output = tmp_path / "categorical.parquet", tmp_path / "prices.csv"
+    frame.to_parquet(source)
+    score_file(str(source), str(output), config=get_config().model, chunk_rows=150)
+    assert_same(read_output(output), want.head(400))
+
+
+def test_a_closed_stdout_stops_quietly(houses: tuple[Path, pd.DataFrame]) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m regression_model predict --input {houses[0]} --chunk-rows 100 "
+        "| head -3; exit ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 141, done.stderr
+    assert done.stdout.startswith("Id,SalePrice,errors\n") and len(done.stdout.splitlines()) == 3
+    assert "Traceback" not in done.stderr
