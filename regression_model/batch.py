@@ -309,14 +309,18 @@ def score_file(
         bar = _progress_bar(reader, enabled=progress)
         try:
             with output as write, _signals_raise_interrupted():
-                frames = (table_to_frame(table, config) for table in reader.chunks(used))
-                for frame in _read_ahead(frames):
+                # Each frame with the input's position when it was read, for the bar.
+                frames = (
+                    (table_to_frame(table, config), reader.position())
+                    for table in reader.chunks(used)
+                )
+                for frame, position in _read_ahead(frames):
                     rows = np.arange(counts.read, counts.read + len(frame))
                     scored = score_frame(frame, price, config, rows)
                     write(scored)
                     counts.read += len(frame)
                     counts.priced += int(scored[config.target].notna().sum())
-                    _advance(bar, reader, len(frame), counts.read)
+                    _advance(bar, reader, len(frame), counts.read, position)
         except KeyboardInterrupt:
             raise Interrupted(signal.SIGINT, counts.read) from None
         except Interrupted as stop:
@@ -723,10 +727,9 @@ def _progress_bar(reader: _Reader, *, enabled: bool) -> Any:
     )
 
 
-def _advance(bar: Any, reader: _Reader, rows: int, done: int) -> None:
+def _advance(bar: Any, reader: _Reader, rows: int, done: int, position: int | None) -> None:
     if bar.disable:
         return
-    position = reader.position()
     if reader.size and position:
         # A CSV's row count is unknown until its end: estimate it from the
         # bytes read so far, so the bar can show the time left.
