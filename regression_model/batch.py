@@ -404,20 +404,24 @@ def _open_input(source: str, kind: str, chunk_rows: int) -> Iterator[_Reader]:
         yield _CsvReader("stdin", sys.stdin.buffer, chunk_rows, seekable=False)
         return
     path = Path(source)
-    try:
-        if kind == "csv":
-            with path.open("rb") as handle:
-                yield _CsvReader(source, handle, chunk_rows, seekable=True)
-        else:
-            yield _ParquetReader(path, chunk_rows)
-    except FileNotFoundError:
-        raise InputFileError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise InputFileError(
-            f"{source} is a directory: give a file (directories and globs are read with --dask)"
-        ) from None
-    except PermissionError:
-        raise InputFileError(f"{source}: permission denied") from None
+    with contextlib.ExitStack() as stack:
+        # Only opening is guarded here: errors of the run itself pass through.
+        try:
+            if kind == "csv":
+                handle = stack.enter_context(path.open("rb"))
+                reader: _Reader = _CsvReader(source, handle, chunk_rows, seekable=True)
+            else:
+                reader = _ParquetReader(path, chunk_rows)
+        except FileNotFoundError:
+            raise InputFileError(f"{source}: no such file") from None
+        except IsADirectoryError:
+            raise InputFileError(
+                f"{source} is a directory: give a file (directories and globs are read "
+                "with --dask)"
+            ) from None
+        except PermissionError:
+            raise InputFileError(f"{source}: permission denied") from None
+        yield reader
 
 
 class _CsvReader(_Reader):
