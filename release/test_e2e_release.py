@@ -357,7 +357,8 @@ def mirrored_dependencies(
     """
     started = time.monotonic()
     seed = workdir / "seed"
-    requirements = [str(DIST / published["wheel"])]
+    # + the [arrow] extra: `regression-model predict` reads and writes files with pyarrow
+    requirements = [str(DIST / published["wheel"]), "pyarrow"]
     for path in (API_REQUIREMENTS, *API_TEST_REQUIREMENTS):
         if path.is_file():
             requirements += [
@@ -419,7 +420,7 @@ def test_install_from_the_private_index_only_and_predict(
 ) -> None:
     started = time.monotonic()
     result = _private_install(
-        fresh_venv, private_index, [f"{PROJECT}=={VERSION}"], workdir / "install_model.log"
+        fresh_venv, private_index, [f"{PROJECT}[arrow]=={VERSION}"], workdir / "install_model.log"
     )
     assert f"{published['wheel']}" in result.stdout
     timings.record("install_model_from_index", started)
