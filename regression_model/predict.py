@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -48,6 +50,8 @@ ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
 #: Large frames are validated and scored this many rows at a time, so memory
 #: stays bounded; a row's result never depends on its chunk.
 CHUNK_ROWS = 65_536
+#: Threads pricing the chunks of a large frame.
+SCORING_THREADS = min(4, os.cpu_count() or 1)
 
 
 class PredictionResult(TypedDict):
@@ -147,11 +151,16 @@ def make_prediction(
     predictions: list[float | None] = []
     errors: list[InputError] = []
     explanations: list[dict[str, Any] | None] = []
-    for start, chunk in _chunks(input_data):
-        if engine == "tables":
-            batch = price_batch(model, chunk)
-        else:
-            batch = _price_with_pipeline(model, chunk)
+    chunks = _chunks(input_data)
+
+    def price(chunk: Any) -> PricedBatch:
+        if engine == "pipeline":
+            return _price_with_pipeline(model, chunk)
+        batch = price_batch(model, chunk)
+        # Without explanations the terms are not kept (64 MB per chunk).
+        return batch if explain else replace(batch, contributions=np.empty((0, 0)))
+
+    for (start, _), batch in zip(chunks, _in_order(price, [c for _, c in chunks]), strict=True):
         chunk_prices: list[float | None] = batch.prices.tolist()
         for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
             chunk_prices[row] = None
@@ -247,6 +256,24 @@ def _verdicts(
     if implausible:
         errors = sorted([*errors, *implausible], key=lambda e: e.row)
     return PricedBatch(all_prices, errors, rows, contributions)
+
+
+def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:
+    """``function`` of each chunk, in order. Several chunks are priced at once
+    in threads (NumPy, pandas and pyarrow release the GIL for most of the
+    work), at most one more than there are threads, so memory stays bounded.
+    A chunk's result never depends on the others, so the bits are the same."""
+    if len(chunks) == 1 or SCORING_THREADS == 1:
+        yield from map(function, chunks)
+        return
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="scoring") as pool:
+        pending: deque[Future[PricedBatch]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(function, chunk))
+            if len(pending) > SCORING_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
