@@ -57,14 +57,19 @@ RUN --mount=type=secret,id=pip_index_url,required=false \
     pip uninstall --yes --quiet pip
 
 FROM python:3.11-slim
+# The prediction log: a SQLite file in /var/lib/house-prices (mount a volume
+# there to keep it), or PostgreSQL with -e DATABASE_URL=postgresql://...
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PORT=8001
+    PORT=8001 \
+    PREDICTION_LOG_PATH=/var/lib/house-prices/predictions.sqlite3 \
+    PREDICTION_LOG_SPOOL_DIR=/var/lib/house-prices/spool
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home \
-       --home-dir /nonexistent --shell /usr/sbin/nologin app
+       --home-dir /nonexistent --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/house-prices
 # Owned by root and read-only to the app user: the model cannot be altered at run time.
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app

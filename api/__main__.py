@@ -3,19 +3,50 @@
 ``PORT`` (default 8001) and ``WEB_CONCURRENCY`` (default 1) come from
 :class:`~api.app.config.Settings`; ``--port``/``--workers``/``--host`` override
 them. Each worker process loads the model once.
+
+Metrics count across workers: before any worker starts, this sets
+``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory (removed on exit), or
+empties the one the environment names, so each server starts from zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
 from api.app.config import Settings
 from api.app.structured_logging import logging_config
+
+#: Read by prometheus-client when it is imported (in each worker).
+MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """The directory where every worker writes its metrics, empty at start."""
+    given = os.environ.get(MULTIPROC_ENV_VAR)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        yield directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="house-prices-metrics-"))
+    os.environ[MULTIPROC_ENV_VAR] = str(directory)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="worker processes (default: $WEB_CONCURRENCY or 1)",
     )
     args = parser.parse_args(argv)
+    with metrics_directory():
+        _serve(args, settings)
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> None:
     uvicorn.run(
         "api.app.main:create_app",
         factory=True,
@@ -45,7 +82,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_header=False,
         timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
-    return 0
 
 
 if __name__ == "__main__":

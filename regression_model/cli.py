@@ -1,4 +1,4 @@
-"""``regression-model`` command line: train, predict, info.
+"""``regression-model`` command line: train, predict, info, drift, log-migrate.
 
 Also reachable as ``python -m regression_model``.
 """
@@ -8,9 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from regression_model import __version__
 from regression_model.artifact import (
@@ -23,6 +28,11 @@ from regression_model.batch import FORMATS
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import CHUNK_ROWS, ENGINES
 
+LOG_EXTRA_HINT = (
+    "the prediction log needs SQLAlchemy, Alembic and psycopg: "
+    "pip install 'ames-regression-model[log]'"
+)
+DRIFT_EXTRA_HINT = "the plot needs matplotlib: pip install 'ames-regression-model[drift]'"
 TRAIN_EXTRA_HINT = (
     "training needs scikit-learn and feature-engine: pip install 'ames-regression-model[train]'"
 )
@@ -160,6 +170,147 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Where ``drift`` and ``log-migrate`` find the prediction log when not told.
+LOG_ENV_VARS = ("DATABASE_URL", "PREDICTION_LOG_PATH")
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 time (UTC when no zone is given) or a span back from now:
+    ``30m``, ``24h``, ``7d``, ``2w``."""
+    now = now or datetime.now(UTC)
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        return now - timedelta(seconds=float(relative.group(1)) * _UNITS[relative.group(2)])
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO 8601 time nor a span such as 24h or 7d"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _log_url(args: argparse.Namespace) -> str | None:
+    return args.database_url or next(
+        (os.environ[name] for name in LOG_ENV_VARS if os.environ.get(name)), None
+    )
+
+
+def _drift(args: argparse.Namespace) -> int:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from regression_model.monitoring.prediction_log import create_log_engine, read_log
+    except ImportError as exc:
+        print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
+    from regression_model.monitoring.drift import DriftAccumulator
+
+    url = _log_url(args)
+    if url is None:
+        print("error: say where the log is: --database-url, $DATABASE_URL or "
+              "$PREDICTION_LOG_PATH", file=sys.stderr)  # fmt: skip
+        return 2
+    config = get_config()
+    _, manifest = load_tables(config)
+    version = args.model_version or __version__
+    if version != manifest["version"]:
+        print(f"error: the installed model is {manifest['version']}; its training profile "
+              f"cannot judge houses priced by {version}", file=sys.stderr)  # fmt: skip
+        return 2
+    accumulator = DriftAccumulator(manifest, config)
+    engine = create_log_engine(url)
+    try:
+        for chunk in read_log(engine, since=args.since, model_version=version):
+            accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
+    except SQLAlchemyError as exc:
+        print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    report = accumulator.report(
+        model_version=version,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        since=args.since.isoformat(timespec="seconds") if args.since else None,
+        source=engine.url.render_as_string(hide_password=True),
+    )
+    print(format_drift_table(report))
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.plot != "none":
+        try:
+            from regression_model.monitoring.drift_plot import plot_drift
+        except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
+            print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
+        else:
+            logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
+            path = plot_drift(report, manifest["predictions"], logged, Path(args.plot))
+            print(f"plot: {path}")
+    return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_drift_table(report: dict[str, Any]) -> str:
+    """The drift report as a text table, most shifted features first."""
+    features = sorted(report["features"], key=lambda f: (not f["drifting"], -(f["psi"] or 0.0)))
+    lines = [
+        f"{'feature':<16} {'type':<11} {'missing tr/log':>15} {'PSI':>7} {'KS':>6} "
+        f"{'KS p':>9} {'unseen':>7}  drifting"
+    ]
+    for f in features:
+        missing = f["missing_share"]
+        logged = "-" if missing["logged"] is None else f"{missing['logged']:.2f}"
+        p_value = "-" if f["ks_p_value"] is None else f"{f['ks_p_value']:.1e}"
+        lines.append(
+            f"{f['input_field']:<16} {f['type']:<11} {missing['training']:>7.2f}/{logged:<7} "
+            f"{_number(f['psi']):>7} {_number(f['ks_statistic']):>6} {p_value:>9} "
+            f"{_number(f['unseen_share']):>7}  {', '.join(f['reasons']) if f['drifting'] else ''}"
+        )
+    prices = report["prices"]
+    shift = "-" if prices["shift"] is None else f"{prices['shift']:+.1%}"
+    logged_median = "-" if prices["logged_median"] is None else f"{prices['logged_median']:,.0f}"
+    lines += [
+        "",
+        f"predicted prices: median {logged_median} vs {prices['training_median']:,.0f} in "
+        f"training ({shift}), PSI {_number(prices['psi'])}, KS {_number(prices['ks_statistic'])}"
+        + ("  DRIFTING" if prices["drifting"] else ""),
+        f"houses compared: {report['houses']:,} (rejected, not compared: {report['rejected']:,})"
+        + ("" if report["enough_houses"] else
+           f"; fewer than {report['thresholds']['min_records']}: nothing is marked"),
+        f"drifting features: {', '.join(report['drifting']) or 'none'}",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _log_migrate(args: argparse.Namespace) -> int:
+    try:
+        from regression_model.monitoring.prediction_log import create_log_engine, migrate
+    except ImportError as exc:
+        print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
+    url = _log_url(args)
+    if url is None:
+        print("error: say where the log is: --database-url, $DATABASE_URL or "
+              "$PREDICTION_LOG_PATH", file=sys.stderr)  # fmt: skip
+        return 2
+    engine = create_log_engine(url)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
+    print(f"prediction log schema up to date: {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="regression-model", description="House-price model: train, predict, inspect."
@@ -226,6 +377,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.set_defaults(handler=_predict)
     info = commands.add_parser("info", help="version, artifact hashes and metrics")
     info.set_defaults(handler=_info)
+    drift = commands.add_parser(
+        "drift", help="compare logged houses with the training profile (PSI, KS, unseen labels)"
+    )
+    drift.add_argument(
+        "--database-url",
+        help="the prediction log: a SQLAlchemy URL or a SQLite file "
+        "(default: $DATABASE_URL, then $PREDICTION_LOG_PATH)",
+    )
+    drift.add_argument(
+        "--since", type=parse_since, help="ISO 8601 time or a span back from now (24h, 7d)"
+    )
+    drift.add_argument(
+        "--model-version", help=f"houses priced by this version (default: {__version__})"
+    )
+    drift.add_argument(
+        "--plot", default="drift.png", help="PNG to write (default: drift.png; 'none': no plot)"
+    )
+    drift.add_argument("--json", help="also write the summary as JSON to this file ('-': stdout)")
+    drift.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when a feature or the prices drift"
+    )
+    drift.set_defaults(handler=_drift)
+    log_migrate = commands.add_parser(
+        "log-migrate", help="create or upgrade the prediction log's schema (Alembic)"
+    )
+    log_migrate.add_argument(
+        "--database-url", help="default: $DATABASE_URL, then $PREDICTION_LOG_PATH"
+    )
+    log_migrate.set_defaults(handler=_log_migrate)
     args = parser.parse_args(argv)
     if args.config:
         os.environ[CONFIG_ENV_VAR] = str(args.config.resolve())

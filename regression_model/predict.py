@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -129,7 +130,11 @@ def load_model_pipeline() -> LoadedPipeline:
 
 
 def make_prediction(
-    *, input_data: InputData, engine: Engine = "tables", explain: bool = False
+    *,
+    input_data: InputData,
+    engine: Engine = "tables",
+    explain: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> PredictionResult:
     """Price every row of ``input_data`` (a DataFrame, list of dicts or dict).
 
@@ -142,6 +147,9 @@ def make_prediction(
     With ``explain=True`` (tables only) the result also has ``explanations``:
     per row, ``None`` if unpriced, else the price split into its terms
     (see :func:`regression_model.tables.explain`).
+
+    ``timings``, when given, receives the seconds spent validating
+    (``"validate"``) and scoring (``"score"``), added to what it holds.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -161,6 +169,9 @@ def make_prediction(
         return batch if explain else replace(batch, contributions=np.empty((0, 0)))
 
     for (start, _), batch in zip(chunks, _in_order(price, [c for _, c in chunks]), strict=True):
+        if timings is not None:
+            for stage, seconds in batch.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
         chunk_prices: list[float | None] = batch.prices.tolist()
         for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
             chunk_prices[row] = None
@@ -195,6 +206,8 @@ class PricedBatch:
     errors: list[InputError]
     scored: np.ndarray
     contributions: np.ndarray
+    #: seconds spent validating ("validate") and scoring ("score")
+    timings: dict[str, float]
 
     @property
     def priced(self) -> int:
@@ -208,11 +221,15 @@ def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
     model themselves (streaming files, Dask workers). A row's verdict and
     price never depend on the rest of the batch.
     """
+    began = time.perf_counter()
     checked = validate_inputs(data, model.config.model)
+    validated = time.perf_counter()
     rows = np.flatnonzero(checked.valid)
     contributions = model.contributions(checked, rows)
+    prices = np.exp(model.scorer.log_prices(contributions))
+    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
     return _verdicts(
-        model.config, checked, rows, np.exp(model.scorer.log_prices(contributions)), contributions
+        model.config, checked, rows, prices, contributions=contributions, timings=timings
     )
 
 
@@ -229,10 +246,14 @@ def batch_pricer(engine: Engine = "tables") -> Callable[[InputData], PricedBatch
 
 
 def _price_with_pipeline(model: LoadedPipeline, data: InputData) -> PricedBatch:
+    began = time.perf_counter()
     checked = validate_inputs(data, model.config.model)
+    validated = time.perf_counter()
     rows = np.flatnonzero(checked.valid)
+    prices = _pipeline_prices(model, checked)
+    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
     return _verdicts(
-        model.config, checked, rows, _pipeline_prices(model, checked), np.empty((0, 0))
+        model.config, checked, rows, prices, contributions=np.empty((0, 0)), timings=timings
     )
 
 
@@ -241,7 +262,9 @@ def _verdicts(
     checked: ValidationResult,
     rows: np.ndarray,
     prices: np.ndarray,
+    *,
     contributions: np.ndarray,
+    timings: dict[str, float],
 ) -> PricedBatch:
     """Prices outside the plausible range are refused, like invalid rows."""
     low, high = config.model.plausible_price_range
@@ -255,7 +278,7 @@ def _verdicts(
     errors = checked.errors
     if implausible:
         errors = sorted([*errors, *implausible], key=lambda e: e.row)
-    return PricedBatch(all_prices, errors, rows, contributions)
+    return PricedBatch(all_prices, errors, rows, contributions, timings)
 
 
 def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:

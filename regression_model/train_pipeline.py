@@ -109,6 +109,23 @@ def evaluate(config: Config, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
     }
 
 
+#: Percentiles at which the training distribution of a number is recorded.
+PROFILE_PERCENTILES = np.arange(101)
+
+
+def distribution_profile(values: np.ndarray) -> dict[str, Any]:
+    """The empirical distribution of ``values`` (no NaN) at its percentiles:
+    ``ecdf.values`` are values that occur in the data, ``ecdf.counts`` how many
+    values are at most each one (exact, so drift tests compare like with like)."""
+    ordered = np.sort(values)
+    points = np.unique(np.percentile(ordered, PROFILE_PERCENTILES, method="inverted_cdf"))
+    counts = np.searchsorted(ordered, points, side="right")
+    return {
+        "count": len(ordered),
+        "ecdf": {"values": points.tolist(), "counts": counts.tolist()},
+    }
+
+
 def feature_profile(X: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
     """Per-feature training profile kept in the manifest, for drift monitoring."""
     profile: list[dict[str, Any]] = []
@@ -125,11 +142,13 @@ def feature_profile(X: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
                 max=float(column.max()),
                 mean=float(column.mean()),
                 std=float(column.std()),
+                **distribution_profile(column.dropna().to_numpy(dtype="float64")),
             )
         else:
             shares = column.value_counts(normalize=True, sort=False).sort_index()
             entry.update(
                 type="categorical",
+                count=int(column.notna().sum()),
                 categories={str(k): float(v) for k, v in shares.items()},
             )
         profile.append(entry)
@@ -149,7 +168,8 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
             "no artifact was written"
         )
     fitted = _fit_quietly(build_pipeline(config.model), X, y)
-    metrics["training"] = regression_metrics(y, fitted.predict(X))
+    fitted_prices = fitted.predict(X)
+    metrics["training"] = regression_metrics(y, fitted_prices)
     # Serving scores the compiled tables: they must price every training and
     # test house as the fitted pipeline does, or nothing is written.
     tables = compile_tables(fitted, config.model)
@@ -172,6 +192,13 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
         "metrics": metrics,
         "quality_gate": {"max_cv_rmsle": config.model.max_cv_rmsle, "passed": True},
         "features": feature_profile(X, config),
+        # What the model predicts for its training houses: the reference for
+        # the shift of predicted prices in drift reports.
+        "predictions": {
+            "mean": float(np.mean(fitted_prices)),
+            "median": float(np.median(fitted_prices)),
+            **distribution_profile(np.asarray(fitted_prices, dtype="float64")),
+        },
         "compiled_tables_check": {
             "houses": sum(len(frame) for frame in checked_on),
             "max_relative_difference": compile_difference,

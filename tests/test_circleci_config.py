@@ -214,3 +214,27 @@ def test_pip_and_tox_are_cached_by_their_pins(config: dict[str, Any]) -> None:
     for key_part in ('checksum "constraints.txt"', 'checksum "tox.ini"'):
         assert key_part in setup and key_part in save
     assert "~/.cache/pip" in save and ".tox" in save
+
+
+def test_a_scheduled_workflow_tests_the_newest_allowed_dependencies(
+    config: dict[str, Any],
+) -> None:
+    scheduled = [
+        workflow
+        for workflow in config["workflows"].values()
+        if isinstance(workflow, dict) and "triggers" in workflow
+    ]
+    assert scheduled, "no scheduled workflow"
+    jobs = {
+        entry if isinstance(entry, str) else next(iter(entry))
+        for workflow in scheduled
+        for entry in workflow["jobs"]
+    }
+    assert "newest_dependencies" in jobs
+    steps = config["jobs"]["newest_dependencies"]["steps"]
+    runs = [s["run"] for s in steps if isinstance(s, dict) and isinstance(s.get("run"), dict)]
+    testing = [r for r in runs if "tox -e" in r["command"]]
+    assert testing and testing[0]["environment"]["CONSTRAINTS"] == "/dev/null"
+    assert {"test_package", "test_app", "checks"} <= set(
+        testing[0]["command"].split("-e", 1)[1].split()[0].split(",")
+    )

@@ -6,6 +6,7 @@ Every name is the bare environment variable a PaaS or container expects
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -46,6 +47,59 @@ class Settings(BaseSettings):
     graceful_shutdown_seconds: int = Field(
         default=20, ge=1, description="time in-flight requests get after SIGTERM"
     )
+    max_drain_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="an over-limit body is read and discarded up to this many bytes, so that "
+        "every client (not only curl) receives the 413 before the connection closes",
+    )
+    metrics: bool = Field(
+        default=True, description="count requests and predictions and serve /metrics"
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="the prediction log's database (SQLAlchemy URL; postgres:// and "
+        "postgresql:// use psycopg 3); wins over PREDICTION_LOG_PATH",
+    )
+    prediction_log_path: Path | None = Field(
+        default=None, description="SQLite file of the prediction log, when DATABASE_URL is unset"
+    )
+    prediction_log_spool_dir: Path | None = Field(
+        default=None,
+        description="where records wait while the database is down (default: next to the "
+        "SQLite file, or ./prediction-log-spool)",
+    )
+    prediction_log_flush_seconds: float = Field(
+        default=0.25, gt=0, le=60, description="how often queued records are written"
+    )
+    prediction_log_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="bound on connecting to the log's database and on each write",
+    )
+    drift_window: int = Field(
+        default=10_000, ge=1, le=200_000, description="most recent houses GET /drift compares"
+    )
+    drift_cache_seconds: float = Field(
+        default=30.0, ge=0, description="GET /drift answers from a report at most this old"
+    )
+
+    @property
+    def prediction_log_url(self) -> str | None:
+        """Where the prediction log goes, or None when it is off."""
+        if self.database_url is not None and self.database_url.get_secret_value().strip():
+            return self.database_url.get_secret_value().strip()
+        if self.prediction_log_path is not None:
+            return str(self.prediction_log_path)
+        return None
+
+    @property
+    def spool_dir(self) -> Path:
+        if self.prediction_log_spool_dir is not None:
+            return self.prediction_log_spool_dir
+        if self.database_url is None and self.prediction_log_path is not None:
+            return self.prediction_log_path.with_name(self.prediction_log_path.name + ".spool")
+        return Path("prediction-log-spool")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -158,10 +159,14 @@ class StrictJSONRequest(Request):
         if not hasattr(self, "_strict_json"):
             body = await self.body()
             max_depth: int = self.app.state.settings.max_json_depth
+            began = time.perf_counter()
             if len(body) > _PARSE_INLINE_BYTES:
                 self._strict_json = await run_cpu_bound(parse_json_body, body, max_depth)
             else:
                 self._strict_json = parse_json_body(body, max_depth)
+            # The stage timing for metrics and Server-Timing (see metrics.py).
+            state = self.scope.setdefault("state", {})
+            state.setdefault("timings", {})["parse"] = time.perf_counter() - began
         return self._strict_json
 
 

@@ -12,15 +12,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from api import __version__ as api_version
+from api.app import metrics
 from api.app.config import Settings
 from api.app.errors import install_error_handlers
 from api.app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.app.model_service import ModelService
 from api.app.openapi import install_openapi
+from api.app.prediction_log import PredictionLog
 from api.app.request_context import REQUEST_ID_HEADER
-from api.app.routes import health, model_card, page, predict
+from api.app.routes import drift, health, model_card, page, predict
+from api.app.routes import metrics as metrics_route
 from api.app.security import API_KEY_HEADER
 from api.app.structured_logging import configure_logging
 
@@ -29,7 +33,28 @@ from api.app.structured_logging import configure_logging
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: ModelService = app.state.model_service
     service.start()
-    yield
+    metrics.forget_dead_workers()
+    log: PredictionLog | None = app.state.prediction_log
+    if log is not None:
+        log.start()
+    try:
+        yield
+    finally:
+        # After uvicorn has drained the requests: write (or spool) what is queued.
+        if log is not None:
+            await run_in_threadpool(log.close)
+
+
+def _prediction_log(settings: Settings) -> PredictionLog | None:
+    url = settings.prediction_log_url
+    if url is None:
+        return None
+    return PredictionLog(
+        url,
+        settings.spool_dir,
+        flush_seconds=settings.prediction_log_flush_seconds,
+        timeout=settings.prediction_log_timeout_seconds,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,15 +71,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.model_service = ModelService()
+    app.state.prediction_log = _prediction_log(settings)
 
     install_error_handlers(app)
-    for router in (predict.router, model_card.router, health.router, page.router):
+    for router in (
+        predict.router,
+        model_card.router,
+        drift.router,
+        health.router,
+        metrics_route.router,
+        page.router,
+    ):
         app.include_router(router)
     install_openapi(app)
 
     # Added innermost first: RequestContext wraps everything (ids, access log, last-resort
     # 500), CORS wraps the body limit so browsers can read a 413.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_drain_bytes=settings.max_drain_bytes,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -64,5 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=[REQUEST_ID_HEADER],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, count=settings.metrics)
     return app

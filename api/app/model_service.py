@@ -9,6 +9,7 @@ the model loads wait for it, up to a bound.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 from api.app.examples import canary_house
 from api.app.exceptions import ModelUnavailableError
 from regression_model import __version__ as model_version
+from regression_model.config.core import get_config
 from regression_model.predict import LoadedModel, PredictionResult, load_model, make_prediction
 from regression_model.processing.validation import WHOLE_ROW, json_type
 
@@ -54,6 +56,17 @@ class ModelService:
     @property
     def is_ready(self) -> bool:
         return self._state is ModelState.READY
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The verified manifest of the loaded model (None until it is loaded)."""
+        return self._model.manifest if self._model is not None else None
+
+    @functools.cached_property
+    def input_fields(self) -> frozenset[str]:
+        """Every field name an error may name: features in both spellings, and ``*``."""
+        config = get_config().model
+        return frozenset([*config.features, *config.variables_to_rename, WHOLE_ROW])
 
     def start(self) -> None:
         """Begin loading in a background thread (once)."""
@@ -101,7 +114,12 @@ class ModelService:
         return self._model
 
     def predict(
-        self, houses: Sequence[Any], timeout: float, *, explain: bool = False
+        self,
+        houses: Sequence[Any],
+        timeout: float,
+        *,
+        explain: bool = False,
+        timings: dict[str, float] | None = None,
     ) -> PredictionResult:
         """``make_prediction`` over ``houses`` (parsed JSON values, one per house).
 
@@ -113,7 +131,7 @@ class ModelService:
         self.wait(timeout)
         not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
         rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
-        result = make_prediction(input_data=rows, explain=explain)
+        result = make_prediction(input_data=rows, explain=explain, timings=timings)
         if not not_objects:
             return result
         errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]

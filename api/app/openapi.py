@@ -82,6 +82,12 @@ def install_openapi(app: FastAPI) -> None:
             components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]
             body["content"]["application/json"]["examples"] = _examples()
+            if app.state.settings.api_key is None:
+                # This server asks for no key: the document must not say it does.
+                for operations in schema["paths"].values():
+                    for operation in operations.values():
+                        operation.pop("security", None)
+                schema.get("components", {}).pop("securitySchemes", None)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -38,6 +38,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "server: starts the API as a real uvicorn process on loopback",
         "browser: drives the system's Chromium (REQUIRE_BROWSER=1 turns skips into failures)",
         "container: builds and runs the Docker image (REQUIRE_CONTAINER=1: no skipping)",
+        "load: minutes of traffic, or servers and databases stopped under load (run once, in "
+        "tox -e test_app; the release rehearsal leaves them out)",
     ):
         config.addinivalue_line("markers", marker)
 

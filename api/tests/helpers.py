@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -127,6 +129,8 @@ class LoadReport:
     requests: int = 0
     failures: int = 0
     per_worker: Counter[str] = field(default_factory=Counter)
+    #: Per failure, the worker that last answered on that connection (None: none had).
+    failed_after: list[str | None] = field(default_factory=list)
 
 
 def run_load(url: str, *, connections: int, seconds: float, ramp: float = 0.05) -> LoadReport:
@@ -144,6 +148,8 @@ def run_load(url: str, *, connections: int, seconds: float, ramp: float = 0.05) 
     def worker(position: int) -> None:
         pids: Counter[str] = Counter()
         requests = failures = 0
+        failed_after: list[str | None] = []
+        last_pid: str | None = None
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         with httpx.Client(base_url=url, timeout=30, limits=limits) as client:
             start.wait()
@@ -155,12 +161,17 @@ def run_load(url: str, *, connections: int, seconds: float, ramp: float = 0.05) 
                     response = client.post("/api/v1/predict", content=payload, headers=headers)
                 except httpx.TransportError:
                     failures += 1
+                    failed_after.append(last_pid)
+                    last_pid = None  # the next request opens a new connection
                     continue
+                last_pid = response.headers.get("X-Worker-PID", "?")
                 if response.status_code == 200:
-                    pids[response.headers.get("X-Worker-PID", "?")] += 1
+                    pids[last_pid] += 1
                 else:
                     failures += 1
+                    failed_after.append(last_pid)
         with lock:
+            report.failed_after.extend(failed_after)
             report.per_worker.update(pids)
             report.requests += requests
             report.failures += failures
@@ -172,3 +183,54 @@ def run_load(url: str, *, connections: int, seconds: float, ramp: float = 0.05) 
     for thread in threads:
         thread.join(seconds + 60)
     return report
+
+
+#: wrk's Lua script: POST the body, print one line of results at the end.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[{body}]]
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %.3f\\n", summary.requests,
+    summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout, latency:percentile(99) / 1000))
+end
+"""
+
+
+def pinned(cpu: int) -> list[str]:
+    """``taskset -c cpu`` when there are two CPUs or more (server on one, wrk on the other)."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    """``wrk`` (Debian package) posting the script's body for ``seconds``: requests,
+    errors (socket errors and non-2xx answers) and the 99th latency percentile."""
+    assert url.startswith("http://127.0.0.1:"), "loopback only"
+    done = subprocess.run(
+        [
+            *pinned(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    match = re.search(r"^RESULT (.*)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or match is None:
+        raise RuntimeError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
+    requests, connect, read, write, status, timeout, p99 = match.group(1).split()
+    return {
+        "requests": int(requests),
+        "requests_per_second": int(requests) / seconds,
+        "errors": int(connect) + int(read) + int(write) + int(status) + int(timeout),
+        "p99_ms": float(p99),
+    }

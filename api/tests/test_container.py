@@ -178,6 +178,30 @@ def test_the_image_prices_every_test_house_exactly_as_the_package(
     assert response.json()["predictions"] == make_prediction(input_data=test_frame)["predictions"]
 
 
+def test_the_image_logs_predictions_and_counts_them(container: Running) -> None:
+    """The image logs to its SQLite file (the app user may write there and only
+    there) and serves /metrics across workers."""
+    one = example_houses()[0]
+    response = httpx.post(container.url + "/api/v1/predict", json={"inputs": [one]}, timeout=60)
+    request_id = response.headers["X-Request-ID"]
+    metrics = httpx.get(container.url + "/metrics", timeout=30).text
+    assert 'http_requests_total{method="POST",route="/api/v1/predict",status="200"}' in metrics
+    query = f"select count(*) from predictions where request_id = '{request_id}'"
+    count = (
+        "import sqlite3, time\n"
+        "for _ in range(100):\n"
+        "    try:\n"
+        "        db = sqlite3.connect('/var/lib/house-prices/predictions.sqlite3')\n"
+        f"        rows = db.execute({query!r}).fetchone()[0]\n"
+        "    except sqlite3.OperationalError:\n"
+        "        rows = 0\n"
+        "    if rows: break\n"
+        "    time.sleep(0.1)\n"
+        "print(rows)\n"
+    )
+    assert container.engine.run("exec", container.name, "python", "-c", count) == "1"
+
+
 def test_the_image_serves_the_artifact_the_tests_verified(container: Running) -> None:
     card = httpx.get(container.url + "/api/v1/model", timeout=30).json()
     assert card["artifact"]["sha256"] == load_model().manifest["artifact"]["sha256"]

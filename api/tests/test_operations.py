@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,9 +123,11 @@ def test_docs_page_is_served(client: TestClient) -> None:
     assert "/api/v1/openapi.json" in response.text
 
 
-def test_the_service_never_imports_training_libraries_nor_pandas() -> None:
+def test_the_service_never_imports_training_libraries_nor_pandas(tmp_path: Path) -> None:
     """Serving reads the compiled tables: no unpickling, no scikit-learn,
-    feature-engine, joblib or pandas in the worker (small, fast to start)."""
+    feature-engine, joblib or pandas in the worker (small, fast to start);
+    writing the prediction log, serving /metrics and computing /drift add
+    neither pandas nor SciPy nor matplotlib."""
     code = (
         "import sys, time\n"
         "from fastapi.testclient import TestClient\n"
@@ -137,14 +140,20 @@ def test_the_service_never_imports_training_libraries_nor_pandas() -> None:
         " json={'inputs': [{'GrLivArea': 1500}]})\n"
         "    assert answer.status_code == 200, answer.text\n"
         "    assert client.get('/').status_code == 200\n"
-        "print(sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas', 'scipy')"
-        " if m in sys.modules))\n"
+        "    assert client.get('/metrics').status_code == 200\n"
+        "    time.sleep(0.5)\n"
+        "    drift = client.get('/api/v1/drift')\n"
+        "    assert drift.status_code == 200 and drift.json()['houses'] == 1, drift.text\n"
+        "print(sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas', 'scipy',"
+        " 'matplotlib') if m in sys.modules))\n"
     )
+    env = {**os.environ, "PREDICTION_LOG_PATH": str(tmp_path / "log.sqlite3")}
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
+        env=env,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -19,7 +19,8 @@ def _requirements() -> list[str]:
 
 def test_the_model_package_is_pinned_to_its_version() -> None:
     pins = [r for r in _requirements() if r.lower().startswith(DISTRIBUTION)]
-    assert pins == [f"{DISTRIBUTION}=={model_version}"]
+    # With the [log] extra: the API writes the prediction log.
+    assert pins == [f"{DISTRIBUTION}[log]=={model_version}"]
 
 
 def test_the_installed_package_is_the_pinned_one() -> None:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from strictyaml import (
     CommaSeparated,
     Float,
@@ -78,6 +78,16 @@ _SCHEMA = Map(
         "cv_folds": Int(),
         "plausible_price_range": CommaSeparated(Float()),
         "max_cv_rmsle": Float(),
+        "drift": Map(
+            {
+                "psi": Float(),
+                "ks_statistic": Float(),
+                "ks_p_value": Float(),
+                "unseen_share": Float(),
+                "price_shift": Float(),
+                "min_records": Int(),
+            }
+        ),
     }
 )
 
@@ -210,6 +220,19 @@ class ModelConfig(BaseModel):
         return self
 
 
+class DriftConfig(BaseModel):
+    """When logged houses count as drifting away from the training data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    psi: float = Field(gt=0)
+    ks_statistic: float = Field(gt=0, le=1)
+    ks_p_value: float = Field(gt=0, lt=1)
+    unseen_share: float = Field(gt=0, le=1)
+    price_shift: float = Field(gt=0)
+    min_records: int = Field(ge=1)
+
+
 class Config(BaseModel):
     """The whole configuration, as loaded from one YAML file."""
 
@@ -217,6 +240,7 @@ class Config(BaseModel):
 
     app: AppConfig
     model: ModelConfig
+    drift: DriftConfig
     source: Path
     sha256: str
 
@@ -240,7 +264,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         return Config(
             app=AppConfig(**{k: v for k, v in data.items() if k in app_keys}),
-            model=ModelConfig(**{k: v for k, v in data.items() if k not in app_keys}),
+            model=ModelConfig(
+                **{k: v for k, v in data.items() if k not in app_keys and k != "drift"}
+            ),
+            drift=DriftConfig(**data["drift"]),
             source=source.resolve(),
             sha256=hashlib.sha256(raw).hexdigest(),
         )

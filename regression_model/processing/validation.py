@@ -541,6 +541,14 @@ def _accepted_labels(codes: np.ndarray, verdicts: list[Any]) -> tuple[np.ndarray
     return remap[codes], list(labels)
 
 
+#: A label with at least one character that ``str.strip`` keeps, as a regular
+#: expression that JSON Schema, Python and Rust read alike (every character
+#: Python calls whitespace, listed): the documented form of "not empty".
+LABEL_PATTERN = (
+    "[^" + "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace()) + "]"
+)
+
+
 def _field_description(name: str, config: ModelConfig) -> dict[str, Any]:
     if name in config.numerical_vars:
         low, high = config.numerical_ranges[name]
@@ -550,7 +558,12 @@ def _field_description(name: str, config: ModelConfig) -> dict[str, Any]:
         return {"annotation": Literal[tuple(config.coded_vars[name])] | None}
     if name in config.quality_vars:
         return {"annotation": Literal[tuple(config.quality_codes)] | None}
-    return {"annotation": str | None, "max_length": config.max_label_length}
+    return {
+        "annotation": str | None,
+        "min_length": 1,
+        "max_length": config.max_label_length,
+        "pattern": LABEL_PATTERN,
+    }
 
 
 def house_input_model(config: ModelConfig | None = None) -> type[BaseModel]:

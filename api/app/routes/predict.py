@@ -7,11 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic_core import to_json
 
+from api.app import metrics
 from api.app.config import Settings
 from api.app.exceptions import INPUTS, RequestRejected, request_error
 from api.app.json_body import StrictJSONRoute
 from api.app.model_service import ModelService
 from api.app.offload import run_cpu_bound
+from api.app.prediction_log import PredictionLog
+from api.app.request_context import current_request_id
 from api.app.schemas import ErrorDetail, ErrorResponse, PredictionResponse, PredictRequest
 from api.app.security import SECURITY_REQUIREMENT, require_api_key
 
@@ -72,10 +75,32 @@ async def predict(
             "accepted: split the batch",
         )
     wait = settings.model_wait_seconds
+    # Stage timings for the metrics and the Server-Timing header (the JSON
+    # parser put "parse" here).
+    timings: dict[str, float] = request.scope.setdefault("state", {}).setdefault("timings", {})
     if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
-        result = service.predict(body.inputs, wait, explain=explain)
+        result = service.predict(body.inputs, wait, explain=explain, timings=timings)
     else:
-        result = await run_cpu_bound(service.predict, body.inputs, wait, explain=explain)
+        result = await run_cpu_bound(
+            service.predict, body.inputs, wait, explain=explain, timings=timings
+        )
+    if settings.metrics:
+        metrics.observe_prediction(
+            len(body.inputs),
+            result["predictions"],
+            result["errors"],
+            timings,
+            service.input_fields,
+        )
+    log: PredictionLog | None = request.app.state.prediction_log
+    if log is not None:
+        log.record(
+            current_request_id() or "",
+            body.inputs,
+            result["predictions"],
+            result["errors"],
+            result["version"],
+        )
     priced = sum(price is not None for price in result["predictions"])
     # Counts (never values) for the access log line.
     request.state.houses = len(body.inputs)

@@ -1,0 +1,239 @@
+"""Prometheus metrics, counted by every worker (prometheus-client's
+multi-process mode).
+
+When ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is imported (as
+``python -m api`` does, with a fresh directory per server), each worker writes
+its counts to memory-mapped files there and ``/metrics``, answered by any
+worker, adds up every worker's, including workers that have since died.
+Without it (a single process, the tests) the counts live in this process.
+
+Label values are bounded: routes are the app's route templates (or
+``unmatched``), fields the model's input fields (or ``other``). Request
+counts and latencies are recorded by the request-context middleware, the
+prediction figures by the ``/predict`` route, and the model's identity and
+age are read from the loaded model at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "time from the request's arrival to the end of its response",
+    ["method", "route", "status"],
+    buckets=_SECONDS,
+)
+HOUSES_PER_REQUEST = Histogram(
+    "predict_houses_per_request",
+    "houses sent in one /predict request",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+HOUSES = Counter("predict_houses_total", "houses priced or rejected", ["outcome"])
+VALIDATION_FAILURES = Counter(
+    "predict_validation_failures_total", "per-house validation errors, by input field", ["field"]
+)
+PRICES = Histogram(
+    "predict_price_dollars",
+    "predicted sale prices",
+    buckets=(
+        50e3,
+        75e3,
+        100e3,
+        125e3,
+        150e3,
+        175e3,
+        200e3,
+        250e3,
+        300e3,
+        400e3,
+        500e3,
+        750e3,
+        1e6,
+    ),
+)
+STAGES = Histogram(
+    "predict_stage_seconds",
+    "time per stage of /predict: parse (JSON body), validate, score",
+    ["stage"],
+    buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05, 0.25, 1.0),
+)
+LOG_RECORDS = Counter(
+    "prediction_log_records_total",
+    "prediction log records by what happened to them: written (to the database), "
+    "spooled (to the local file while the database was unreachable), replayed (from the "
+    "spool file into the database), unwritable (refused by the database, kept in a file)",
+    ["outcome"],
+)
+LOG_QUEUE = Gauge(
+    "prediction_log_queue_records",
+    "records waiting in memory to be written",
+    multiprocess_mode="livesum",
+)
+LOG_DATABASE_UP = Gauge(
+    "prediction_log_database_up",
+    "1 when the last write to the prediction log's database succeeded",
+    multiprocess_mode="liveall",
+)
+
+_UNMATCHED = "unmatched"
+_OTHER = "other"
+
+#: Children of the labelled metrics, resolved once per label set.
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_field_children: dict[str, Any] = {}
+_stage_children = {stage: STAGES.labels(stage) for stage in ("parse", "validate", "score")}
+_PRICED = HOUSES.labels("priced")
+_REJECTED = HOUSES.labels("rejected")
+
+
+def route_label(scope: Mapping[str, Any]) -> str:
+    """The route template that answered (bounded), not the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else _UNMATCHED
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    key = (method, route, status)
+    children = _request_children.get(key)
+    if children is None:
+        label = (method, route, str(status))
+        children = _request_children[key] = (REQUESTS.labels(*label), LATENCY.labels(*label))
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def observe_prediction(
+    houses: int,
+    prices: Sequence[float | None],
+    errors: Sequence[Mapping[str, Any]] | None,
+    timings: Mapping[str, float],
+    known_fields: frozenset[str],
+) -> None:
+    """The figures of one /predict request."""
+    HOUSES_PER_REQUEST.observe(houses)
+    priced = 0
+    for price in prices:
+        if price is not None:
+            priced += 1
+            PRICES.observe(price)
+    if priced:
+        _PRICED.inc(priced)
+    if houses > priced:
+        _REJECTED.inc(houses - priced)
+    for error in errors or ():
+        field = error["field"] if error["field"] in known_fields else _OTHER
+        child = _field_children.get(field)
+        if child is None:
+            child = _field_children[field] = VALIDATION_FAILURES.labels(field)
+        child.inc()
+    for stage, seconds in timings.items():
+        child = _stage_children.get(stage)
+        if child is not None:
+            child.observe(seconds)
+
+
+def server_timing(timings: Mapping[str, float]) -> str:
+    """The ``Server-Timing`` header value (milliseconds) for the stages timed."""
+    return ", ".join(f"{stage};dur={seconds * 1000:.3f}" for stage, seconds in timings.items())
+
+
+class ModelCollector(Collector):
+    """The loaded model's version (an info metric) and age, read at scrape time."""
+
+    def __init__(self, manifest: Mapping[str, Any] | None) -> None:
+        self.manifest = manifest
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if self.manifest is None:
+            return
+        info = GaugeMetricFamily(
+            "model_info",
+            "the model this worker serves (value 1)",
+            labels=["version", "tables_sha256", "trained_at"],
+        )
+        trained_at = str(self.manifest.get("trained_at", ""))
+        info.add_metric(
+            [str(self.manifest["version"]), str(self.manifest["tables"]["sha256"]), trained_at], 1
+        )
+        yield info
+        try:
+            trained = datetime.fromisoformat(trained_at).timestamp()
+        except ValueError:
+            return
+        yield GaugeMetricFamily(
+            "model_trained_timestamp_seconds", "when the model was trained (Unix time)", trained
+        )
+        yield GaugeMetricFamily(
+            "model_artifact_age_seconds",
+            "seconds since the served model was trained",
+            time.time() - trained,
+        )
+
+
+def is_multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV_VAR))
+
+
+def render(manifest: Mapping[str, Any] | None) -> bytes:
+    """The exposition text: every worker's counts (or this process's), then the model."""
+    if is_multiprocess():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        counts = generate_latest(registry)
+    else:
+        counts = generate_latest(REGISTRY)
+    model = CollectorRegistry()
+    model.register(ModelCollector(manifest))
+    return counts + generate_latest(model)
+
+
+def forget_dead_workers() -> None:
+    """Drop the live gauges of workers that have died (a worker that was killed
+    never says so itself); their counters stay, as counts do."""
+    directory = os.environ.get(MULTIPROC_ENV_VAR)
+    if not directory:
+        return
+    for file in Path(directory).glob("gauge_live*_*.db"):
+        pid = file.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

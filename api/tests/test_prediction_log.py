@@ -1,0 +1,350 @@
+"""The prediction log: every house priced or rejected is recorded, in SQLite
+and in PostgreSQL, with every field intact; nothing is lost when the
+database is locked or down, nothing is written twice, and SIGTERM flushes.
+
+PostgreSQL tests use the server ``.ci/run`` starts (``TEST_DATABASE_URL``;
+each test gets its own database) and, for the outage, a server of their own
+that they stop and restart. They skip without PostgreSQL, and fail instead
+with ``REQUIRE_POSTGRES=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from api.app.prediction_log import PredictionLog, _spool_line, records_of
+from api.tests.conftest import FIGURES
+from api.tests.helpers import running_server
+from api.tests.postgres import Cluster, binaries
+from api.tests.test_metrics import scrape, value
+from regression_model import __version__ as model_version
+from regression_model.monitoring.prediction_log import (
+    create_log_engine,
+    database_url,
+    migrate,
+    predictions,
+)
+
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+
+
+def _no_postgres(reason: str) -> None:
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"{reason} (REQUIRE_POSTGRES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the server named by TEST_DATABASE_URL."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        _no_postgres("TEST_DATABASE_URL is not set (.ci/run starts a server)")
+    assert base is not None
+    name = f"log_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Cluster]:
+    """A PostgreSQL server of this test's own (it will be stopped and restarted)."""
+    if binaries() is None:
+        _no_postgres("PostgreSQL is not installed (Debian package postgresql)")
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix="pg-outage-", dir="/tmp")))
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+def logged_rows(url: str) -> list[dict[str, Any]]:
+    engine = create_log_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(select(predictions))]
+    finally:
+        engine.dispose()
+
+
+def _send(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """POST each body; (request id, houses sent, answer) per request."""
+    sent = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for body in bodies:
+            response = client.post("/api/v1/predict", json=body)
+            assert response.status_code in (200, 422), response.text
+            sent.append((response.headers["X-Request-ID"], body["inputs"], response.json()))
+    return sent
+
+
+def _requests(test_houses: list[dict[str, Any]], n: int, k: int) -> list[dict[str, Any]]:
+    """n requests of k houses; every fifth has a house that is rejected."""
+    bodies = []
+    for i in range(n):
+        houses = [dict(test_houses[(i * k + j) % len(test_houses)]) for j in range(k)]
+        if i % 5 == 0:
+            houses[-1] = {**houses[-1], "OverallQual": 11}
+        bodies.append({"inputs": houses})
+    bodies.append({"inputs": [{"GrLivArea": -5}, [42]]})  # type: ignore[list-item]  # nothing priced: 422, still logged
+    return bodies
+
+
+def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: float) -> None:
+    by_key = {(row["request_id"], row["row"]): row for row in rows}
+    expected = sum(len(houses) for _, houses, _ in sent)
+    assert len(rows) == expected == len(by_key)  # N x k records, none twice
+    for request_id, houses, answer in sent:
+        log_ids = {by_key[(request_id, i)]["log_id"] for i in range(len(houses))}
+        assert len(log_ids) == 1  # one id per request
+        for i, house in enumerate(houses):
+            row = by_key[(request_id, i)]
+            assert row["inputs"] == house
+            assert row["price"] == answer["predictions"][i]  # the same float, to the bit
+            errors = [
+                {"field": e["field"], "message": e["message"]}
+                for e in answer["errors"] or []
+                if e["row"] == i
+            ]
+            assert row["errors"] == (errors or None)
+            assert row["model_version"] == model_version
+            logged_at = row["logged_at"].replace(tzinfo=None).timestamp() - time.timezone
+            assert started - 1 <= logged_at <= time.time() + 1
+
+
+@pytest.mark.server
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_n_requests_of_k_houses_give_n_times_k_records_with_every_field_intact(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path, test_houses: list[Any]
+) -> None:
+    if database == "sqlite":
+        url = str(tmp_path / "predictions.sqlite3")
+        env = {"PREDICTION_LOG_PATH": url}
+    else:
+        url = request.getfixturevalue("postgres_url")
+        env = {"DATABASE_URL": url, "PREDICTION_LOG_SPOOL_DIR": str(tmp_path / "spool")}
+    bodies = _requests(test_houses, n=30, k=4)
+    started = time.time()
+    with running_server(tmp_path / "server.log", env=env) as server:
+        sent = _send(server.url, bodies)
+    check_every_field(logged_rows(url), sent, started)
+
+
+@pytest.mark.server
+@pytest.mark.timeout(120)
+def test_sigterm_writes_what_is_queued(tmp_path: Path, test_houses: list[Any]) -> None:
+    """With a flush interval longer than the test, only the shutdown writes."""
+    url = str(tmp_path / "predictions.sqlite3")
+    env = {"PREDICTION_LOG_PATH": url, "PREDICTION_LOG_FLUSH_SECONDS": "60"}
+    started = time.time()
+    with running_server(tmp_path / "server.log", env=env) as server:
+        sent = _send(server.url, _requests(test_houses, n=20, k=3))
+        time.sleep(0.5)
+        engine = create_log_engine(url)
+        with engine.connect() as connection:
+            before = connection.execute(select(func.count()).select_from(predictions)).scalar()
+        engine.dispose()
+    assert before == 0  # nothing was written before SIGTERM...
+    check_every_field(logged_rows(url), sent, started)  # ...and everything after it
+
+
+def _wait_for(condition: Any, timeout: float = 30.0, log: PredictionLog | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out ({log.counts if log else ''})")
+        time.sleep(0.05)
+
+
+def test_a_locked_database_spools_then_everything_is_written_once(
+    tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """SQLite locked by another writer (a slow database): records wait in the
+    spool file and reach the database when the lock goes, once each."""
+    path = tmp_path / "log.sqlite3"
+    log = PredictionLog(str(path), tmp_path / "spool", flush_seconds=0.05, timeout=0.2)
+    log.retry_seconds = 0.2
+    result = ([123.0, None], [{"row": 1, "field": "LotArea", "message": "bad"}], model_version)
+    log.record("before", test_houses[:2], *result)
+    _wait_for(lambda: log.counts["written"] == 2)
+    blocker = sqlite3.connect(path, timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    for i in range(50):
+        log.record(f"during-{i}", test_houses[:2], *result)
+    _wait_for(lambda: log.counts["spooled"] == 100, log=log)
+    assert list((tmp_path / "spool").glob("spool-*.jsonl"))
+    blocker.rollback()
+    blocker.close()
+    log.record("after", test_houses[:2], *result)
+    # "after" is written, or spooled and replayed if it came before the retry.
+    counts = log.counts
+    _wait_for(lambda: counts["written"] + counts["replayed"] == 104, log=log)
+    assert counts["replayed"] == counts["spooled"] >= 100
+    log.close()
+    rows = logged_rows(str(path))
+    assert len(rows) == 104 == len({(r["request_id"], r["row"]) for r in rows})
+    assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
+
+
+def test_replaying_a_spool_file_twice_writes_nothing_twice(
+    tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """A batch committed whose acknowledgement was lost is spooled as well: on
+    replay its records are recognised by their key. A file a dead worker left
+    is replayed by the next writer."""
+    path, spool = tmp_path / "log.sqlite3", tmp_path / "spool"
+    records = [
+        record
+        for i in range(10)
+        for record in records_of(
+            (f"r{i}", time.time(), test_houses[:3], [1.0, 2.0, 3.0], None, model_version)
+        )
+    ]
+    engine = create_log_engine(str(path))
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(predictions.insert(), records[:15])  # committed before the "crash"
+    engine.dispose()
+    spool.mkdir()
+    (spool / "spool-99999-dead.jsonl").write_bytes(
+        b"".join(_spool_line(r) + b"\n" for r in records)  # all 30, the first 15 again
+    )
+    log = PredictionLog(str(path), spool, flush_seconds=0.05)
+    log.start()
+    _wait_for(lambda: log.counts["replayed"] == 30)
+    log.close()
+    rows = logged_rows(str(path))
+    assert len(rows) == 30 == len({(r["log_id"], r["row"]) for r in rows})
+    assert not list(spool.glob("spool-*.jsonl"))
+
+
+def test_a_record_postgresql_refuses_is_kept_aside_and_the_rest_written(
+    postgres_url: str, tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """PostgreSQL cannot store a NUL character in JSON text: that house's record
+    goes to an ``unwritable`` file (logged, counted); the batch's others are written."""
+    log = PredictionLog(postgres_url, tmp_path / "spool", flush_seconds=0.05)
+    bad = {**test_houses[1], "Neighborhood": "NAmes\x00"}
+    log.record("mixed", [test_houses[0], bad, test_houses[2]], [1.0, 2.0, 3.0], None, "0.1.0")
+    _wait_for(lambda: log.counts["written"] + log.counts["unwritable"] == 3)
+    log.close()
+    assert log.counts["unwritable"] == 1
+    assert sorted(r["row"] for r in logged_rows(postgres_url)) == [0, 2]
+    kept = (tmp_path / "spool").glob("unwritable-*.jsonl")
+    lines = [json.loads(line) for file in kept for line in file.read_text().splitlines()]
+    assert [(r["request_id"], r["row"]) for r in lines] == [("mixed", 1)]
+
+
+@pytest.mark.server
+@pytest.mark.load
+@pytest.mark.timeout(240)
+def test_postgresql_stopped_during_load_loses_nothing_and_writes_nothing_twice(
+    own_postgres: Cluster, tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """Two workers under load from 4 connections; PostgreSQL is stopped (fast
+    shutdown: every connection is cut) for 4 seconds in the middle. Every
+    request still succeeds; after it returns, every house of every request is
+    in the table exactly once, and the spool files are gone."""
+    url = own_postgres.create_database()
+    spool = tmp_path / "spool"
+    env = {
+        "DATABASE_URL": url,
+        "PREDICTION_LOG_SPOOL_DIR": str(spool),
+        "PREDICTION_LOG_TIMEOUT_SECONDS": "2",
+    }
+    bodies = [{"inputs": [test_houses[i % 1459], test_houses[(i + 7) % 1459]]} for i in range(4)]
+    answered: list[tuple[str, int]] = []
+    failures: list[str] = []
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_load = threading.Event()
+    with running_server(tmp_path / "server.log", workers=2, env=env) as server:
+
+        def load(position: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                while not stop_load.is_set():
+                    began = time.monotonic()
+                    try:
+                        response = client.post("/api/v1/predict", json=bodies[position])
+                    except httpx.TransportError as exc:
+                        with lock:
+                            failures.append(repr(exc))
+                        continue
+                    with lock:
+                        latencies.append(time.monotonic() - began)
+                        if response.status_code == 200:
+                            answered.append((response.headers["X-Request-ID"], 2))
+                        else:
+                            failures.append(f"{response.status_code} {response.text[:200]}")
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(2)
+            own_postgres.stop("fast")
+            own_postgres.wait_stopped()
+            with lock:
+                answered_at_stop = len(answered)
+            time.sleep(4)
+            with lock:
+                answered_during_outage = len(answered) - answered_at_stop
+            own_postgres.start()
+            time.sleep(3)
+        finally:
+            stop_load.set()
+            for thread in threads:
+                thread.join(60)
+        expected = sum(houses for _, houses in answered)
+
+        def all_written() -> bool:
+            engine = create_log_engine(url)
+            try:
+                with engine.connect() as connection:
+                    query = select(func.count()).select_from(predictions)
+                    return bool(connection.execute(query).scalar() == expected)
+            finally:
+                engine.dispose()
+
+        _wait_for(all_written, timeout=60)
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            samples = scrape(client)
+    rows = logged_rows(url)
+    keys = {(r["request_id"], r["row"]) for r in rows}
+    spooled = value(samples, "prediction_log_records_total", outcome="spooled")
+    replayed = value(samples, "prediction_log_records_total", outcome="replayed")
+    FIGURES["prediction log across a PostgreSQL outage"] = (
+        f"{len(answered)} requests answered 200 ({answered_during_outage} during the 4 s "
+        f"outage), 0 failed; {expected} records expected, {len(rows)} written, "
+        f"{len(rows) - len(keys)} twice; {spooled:.0f} spooled and {replayed:.0f} replayed; "
+        f"max latency {max(latencies) * 1000:.0f} ms"
+    )
+    assert failures == []
+    assert answered_during_outage > 20
+    assert len(rows) == expected == len(keys)
+    assert keys == {(request_id, row) for request_id, _ in answered for row in (0, 1)}
+    assert spooled > 0 and replayed == spooled
+    assert not list(spool.glob("spool-*"))

@@ -1,0 +1,188 @@
+"""The prediction log's table, its database connection and its migrations.
+
+One row per house the API priced or rejected: which request (``request_id``,
+as returned in ``X-Request-ID``) and which house of it (``row``), when, which
+model version, the house as sent (``inputs``), and the price or the errors.
+``(log_id, row)`` is the primary key: ``log_id`` is made once per request by
+the writer, so writing a record again (after an outage, from the spool file)
+is recognised and skipped — nothing is written twice.
+
+The schema is created and migrated by Alembic (``migrations/``), under a lock
+(PostgreSQL: an advisory lock; SQLite: a lock file), so several workers
+starting at once migrate it once. ``regression-model log-migrate`` does the
+same by hand.
+
+Any SQLAlchemy URL works. ``postgres://`` and ``postgresql://`` mean
+PostgreSQL through psycopg 3; a plain file path means a SQLite file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import from_json, to_json
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock key held while migrating (any fixed number).
+_MIGRATION_LOCK_KEY = 7_194_300_911
+
+metadata = MetaData()
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("log_id", String(32), primary_key=True, comment="one per request, made by the writer"),
+    Column("row", Integer, primary_key=True, comment="the house's position in the request"),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("logged_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(32), nullable=False),
+    Column("inputs", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("price", Double(), nullable=True, comment="dollars; null when rejected"),
+    Column("errors", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
+)
+
+#: The record fields, in table order (what the writer and the spool file hold).
+FIELDS = tuple(column.name for column in predictions.columns)
+
+
+def database_url(url_or_path: str) -> str:
+    """A SQLAlchemy URL: PostgreSQL URLs get the psycopg 3 driver, a plain
+    path becomes a SQLite URL."""
+    if "://" not in url_or_path:
+        return f"sqlite:///{Path(url_or_path).expanduser().resolve()}"
+    scheme, rest = url_or_path.split("://", 1)
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    return url_or_path
+
+
+def _json(value: Any) -> str:
+    return to_json(value).decode()
+
+
+def create_log_engine(url_or_path: str, *, timeout: float = 5.0) -> Engine:
+    """An engine for the log. ``timeout`` bounds connecting and each statement,
+    so a database that is down or hung fails fast instead of blocking."""
+    url = database_url(url_or_path)
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": timeout},
+            json_serializer=_json,
+            json_deserializer=from_json,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            # WAL: readers never block the writers of other workers, and a
+            # commit is one append to the log file.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        milliseconds = int(timeout * 1000)
+        connect_args = {
+            "connect_timeout": max(1, int(timeout)),
+            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
+        }
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        pool_pre_ping=True,
+        json_serializer=_json,
+        json_deserializer=from_json,
+    )
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the log's schema to the newest migration (idempotent,
+    safe to run from several processes at once)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    lock = (
+        _sqlite_file_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    )
+    with lock, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (naive values are taken as UTC, as SQLite returns them)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def read_log(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    model_version: str | None = None,
+    latest: int | None = None,
+    chunk_rows: int = 10_000,
+) -> Iterator[list[tuple[Any, float | None]]]:
+    """Logged ``(inputs, price)`` pairs in chunks: all since ``since``, or
+    the ``latest`` ones, for one ``model_version`` (default: all versions)."""
+    query = select(predictions.c.inputs, predictions.c.price)
+    if since is not None:
+        query = query.where(predictions.c.logged_at >= utc(since))
+    if model_version is not None:
+        query = query.where(predictions.c.model_version == model_version)
+    if latest is not None:
+        query = query.order_by(predictions.c.logged_at.desc()).limit(latest)
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+            query
+        )
+        for partition in result.partitions(chunk_rows):
+            yield [(inputs, price) for inputs, price in partition]
