@@ -7,6 +7,7 @@ app starts (see ``model_service.py``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,12 +35,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: ModelService = app.state.model_service
     service.start()
     metrics.forget_dead_workers()
+    flushing = asyncio.create_task(metrics.flush_periodically())
     log: PredictionLog | None = app.state.prediction_log
     if log is not None:
         log.start()
     try:
         yield
     finally:
+        flushing.cancel()
+        metrics.flush()
         # After uvicorn has drained the requests: write (or spool) what is queued.
         if log is not None:
             await run_in_threadpool(log.close)

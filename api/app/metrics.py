@@ -12,12 +12,23 @@ Label values are bounded: routes are the app's route templates (or
 counts and latencies are recorded by the request-context middleware, the
 prediction figures by the ``/predict`` route, and the model's identity and
 age are read from the loaded model at scrape time.
+
+On the request path a count is a list increment in this process
+(:class:`_Tally`); :func:`flush` adds the tallies to the shared metrics, on
+the event loop (no lock needed), every ``FLUSH_SECONDS``, before each scrape
+this worker answers, and at shutdown. A scrape answered by another worker
+may so miss up to ``FLUSH_SECONDS`` of this worker's latest requests; a
+worker killed with SIGKILL loses as much. Recording a prediction's figures
+directly in the memory-mapped files cost about 30 µs a request (measured),
+a tenth of the time a one-house request takes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -106,13 +117,69 @@ LOG_DATABASE_UP = Gauge(
 
 _UNMATCHED = "unmatched"
 _OTHER = "other"
+#: How often the tallies of this process are added to the shared metrics.
+FLUSH_SECONDS = 1.0
 
-#: Children of the labelled metrics, resolved once per label set.
-_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-_field_children: dict[str, Any] = {}
-_stage_children = {stage: STAGES.labels(stage) for stage in ("parse", "validate", "score")}
-_PRICED = HOUSES.labels("priced")
-_REJECTED = HOUSES.labels("rejected")
+
+class _Tally:
+    """Counts for one counter or histogram child, kept in this process until
+    :meth:`flush`. A histogram's observations are counted in the bucket
+    ``observe`` would put them in (the first upper bound at or above the
+    value), so flushing adds exactly what observing one by one would have."""
+
+    __slots__ = ("bounds", "buckets", "child", "count", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: list[float] | None = getattr(child, "_upper_bounds", None)
+        self.buckets = [0] * len(self.bounds) if self.bounds is not None else []
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.buckets[bisect_left(self.bounds, value)] += 1  # type: ignore[arg-type]
+        self.total += value
+
+    def flush(self) -> None:
+        if self.bounds is None:
+            if self.count:
+                self.child.inc(self.count)
+                self.count = 0
+            return
+        if not any(self.buckets):
+            return
+        # prometheus-client's own Histogram.observe, for many observations at once.
+        self.child._sum.inc(self.total)
+        for index, count in enumerate(self.buckets):
+            if count:
+                self.child._buckets[index].inc(count)
+        self.buckets = [0] * len(self.buckets)
+        self.total = 0.0
+
+
+#: Tallies of the labelled metrics, made once per label set.
+_tallies: list[_Tally] = []
+_request_tallies: dict[tuple[str, str, int], tuple[_Tally, _Tally]] = {}
+_field_tallies: dict[str, _Tally] = {}
+
+
+def _tally(child: Any) -> _Tally:
+    tally = _Tally(child)
+    _tallies.append(tally)
+    return tally
+
+
+_stage_tallies = {stage: _tally(STAGES.labels(stage)) for stage in ("parse", "validate", "score")}
+_HOUSES_PER_REQUEST = _tally(HOUSES_PER_REQUEST)
+_PRICES = _tally(PRICES)
+_PRICED = _tally(HOUSES.labels("priced"))
+_REJECTED = _tally(HOUSES.labels("rejected"))
+
+
+def flush() -> None:
+    """Add this process's tallies to the shared metrics (call on the event loop)."""
+    for tally in _tallies:
+        tally.flush()
 
 
 def route_label(scope: Mapping[str, Any]) -> str:
@@ -124,12 +191,15 @@ def route_label(scope: Mapping[str, Any]) -> str:
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     key = (method, route, status)
-    children = _request_children.get(key)
-    if children is None:
+    tallies = _request_tallies.get(key)
+    if tallies is None:
         label = (method, route, str(status))
-        children = _request_children[key] = (REQUESTS.labels(*label), LATENCY.labels(*label))
-    children[0].inc()
-    children[1].observe(seconds)
+        tallies = _request_tallies[key] = (
+            _tally(REQUESTS.labels(*label)),
+            _tally(LATENCY.labels(*label)),
+        )
+    tallies[0].count += 1
+    tallies[1].observe(seconds)
 
 
 def observe_prediction(
@@ -139,27 +209,25 @@ def observe_prediction(
     timings: Mapping[str, float],
     known_fields: frozenset[str],
 ) -> None:
-    """The figures of one /predict request."""
-    HOUSES_PER_REQUEST.observe(houses)
+    """The figures of one /predict request (tallied; see :func:`flush`)."""
+    _HOUSES_PER_REQUEST.observe(houses)
     priced = 0
     for price in prices:
         if price is not None:
             priced += 1
-            PRICES.observe(price)
-    if priced:
-        _PRICED.inc(priced)
-    if houses > priced:
-        _REJECTED.inc(houses - priced)
+            _PRICES.observe(price)
+    _PRICED.count += priced
+    _REJECTED.count += houses - priced
     for error in errors or ():
         field = error["field"] if error["field"] in known_fields else _OTHER
-        child = _field_children.get(field)
-        if child is None:
-            child = _field_children[field] = VALIDATION_FAILURES.labels(field)
-        child.inc()
+        tally = _field_tallies.get(field)
+        if tally is None:
+            tally = _field_tallies[field] = _tally(VALIDATION_FAILURES.labels(field))
+        tally.count += 1
     for stage, seconds in timings.items():
-        child = _stage_children.get(stage)
-        if child is not None:
-            child.observe(seconds)
+        stage_tally = _stage_tallies.get(stage)
+        if stage_tally is not None:
+            stage_tally.observe(seconds)
 
 
 def server_timing(timings: Mapping[str, float]) -> str:
@@ -206,6 +274,7 @@ def is_multiprocess() -> bool:
 
 def render(manifest: Mapping[str, Any] | None) -> bytes:
     """The exposition text: every worker's counts (or this process's), then the model."""
+    flush()
     if is_multiprocess():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -237,3 +306,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+async def flush_periodically() -> None:
+    """Flush every ``FLUSH_SECONDS`` until cancelled (then once more)."""
+    try:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            flush()
+    finally:
+        flush()

@@ -16,7 +16,8 @@ file and holds a lock on it; any worker replays files nobody holds (left by a
 worker that died), at start and every ``sweep_seconds``.
 
 Records are keyed by ``(log_id, row)``, made once per request before the
-first attempt, and inserted with ``ON CONFLICT DO NOTHING``: a batch that was
+first attempt, and inserted (one statement per batch, see
+``insert_records``) with ``ON CONFLICT DO NOTHING``: a batch that was
 committed although the acknowledgement was lost is recognised when replayed,
 so nothing is written twice. A record the database refuses (not an outage:
 say, text PostgreSQL cannot store) is kept in an ``unwritable-*.jsonl`` file
@@ -45,15 +46,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from pydantic_core import to_json
-from sqlalchemy import Engine, Insert, insert
+from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from api.app import metrics
 from regression_model.monitoring.prediction_log import (
     FIELDS,
     create_log_engine,
+    insert_records,
     migrate,
-    predictions,
+    record_time,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,19 +63,6 @@ logger = logging.getLogger(__name__)
 #: A queued request: (request id, Unix time, houses, predictions, errors, model version).
 Entry = tuple[str, float, Sequence[Any], Sequence[float | None], list[dict[str, Any]] | None, str]
 Record = dict[str, Any]
-
-
-def _insert_ignoring_duplicates(engine: Engine) -> Insert:
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(predictions).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(predictions).on_conflict_do_nothing()
-    return insert(predictions)  # other databases: no duplicate check on replay
 
 
 def new_log_id() -> str:
@@ -87,7 +76,7 @@ def records_of(entry: Entry) -> list[Record]:
     """One record per house of a queued request."""
     request_id, moment, houses, prices, errors, version = entry
     log_id = new_log_id()
-    logged_at = datetime.fromtimestamp(moment, UTC)
+    logged_at = record_time(datetime.fromtimestamp(moment, UTC))
     by_row: dict[int, list[dict[str, Any]]] = {}
     for error in errors or ():
         by_row.setdefault(int(error["row"]), []).append(
@@ -109,14 +98,11 @@ def records_of(entry: Entry) -> list[Record]:
 
 
 def _spool_line(record: Record) -> bytes:
-    return to_json(
-        {**record, "logged_at": record["logged_at"].isoformat()}, inf_nan_mode="strings"
-    )
+    return to_json(record, inf_nan_mode="strings")
 
 
 def _from_spool_line(line: bytes) -> Record:
     record: Record = json.loads(line)
-    record["logged_at"] = datetime.fromisoformat(record["logged_at"])
     return {name: record.get(name) for name in FIELDS}
 
 
@@ -148,7 +134,6 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._reader: Engine | None = None
-        self._insert: Insert | None = None
         self._migrated = False
         self._database_up = False
         self._next_attempt = 0.0
@@ -275,7 +260,6 @@ class PredictionLog:
     def _connect(self) -> Engine:
         if self._engine is None:
             self._engine = create_log_engine(self.url, timeout=self.timeout)
-            self._insert = _insert_ignoring_duplicates(self._engine)
         if not self._migrated:
             migrate(self._engine)
             self._migrated = True
@@ -289,14 +273,14 @@ class PredictionLog:
             return 0
         try:
             with engine.begin() as connection:
-                connection.execute(self._insert, records)  # type: ignore[arg-type]
+                insert_records(connection, records)
             return 0
         except (DataError, IntegrityError):
             set_aside = 0
             for record in records:  # find the refused ones; the rest go in
                 try:
                     with engine.begin() as connection:
-                        connection.execute(self._insert, [record])  # type: ignore[arg-type]
+                        insert_records(connection, [record])
                 except (DataError, IntegrityError) as exc:
                     self._set_aside(record, exc)
                     set_aside += 1

@@ -5,8 +5,9 @@ header of the same name."""
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
+import time
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -24,7 +25,10 @@ def new_request_id(client_value: str | None) -> str:
     """The client's id when it is short and plain (safe to log), else a new one."""
     if client_value and _ACCEPTED.fullmatch(client_value):
         return client_value
-    return uuid.uuid4().hex
+    # 32 hex digits, time first (nanoseconds), then 64 random bits: as unique
+    # as a UUID, and increasing, so the prediction log's index on request ids
+    # grows at its end instead of at random places.
+    return f"{time.time_ns():016x}{random.getrandbits(64):016x}"
 
 
 def bind_request_id(request_id: str) -> object:

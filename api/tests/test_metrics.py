@@ -9,15 +9,18 @@ worker answers the scrape.
 from __future__ import annotations
 
 import re
-from collections import Counter
+import time
+from collections import Counter as Tally
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.app import metrics
 from api.tests.conftest import make_client
 from api.tests.helpers import running_server, wait_until_ready
 from regression_model import __version__ as model_version
@@ -104,22 +107,57 @@ def test_two_workers_count_into_one_scrape(
     """40 requests of 3 houses over fresh connections reach both workers; the
     scrape (answered by either) counts all of them, once."""
     body = {"inputs": test_houses[:3]}
-    answered: Counter[str] = Counter()
+    answered: Tally[str] = Tally()
     with running_server(tmp_path / "server.log", workers=2) as server:
         for _ in range(40):  # a new connection each: the kernel spreads them
             response = httpx.post(f"{server.url}/api/v1/predict", json=body, timeout=30)
             assert response.status_code == 200
             answered[response.headers["X-Worker-PID"]] += 1
+        # Each worker adds its tallies to the shared files every FLUSH_SECONDS.
+        time.sleep(metrics.FLUSH_SECONDS + 0.5)
         scrapes = []
         for _ in range(6):
             with httpx.Client(base_url=server.url, timeout=30) as scraper:
                 response = scraper.get("/metrics")
                 scrapes.append((response.headers["X-Worker-PID"], scrape(scraper)))
     assert len(answered) == 2, answered
-    assert len({pid for pid, _ in scrapes}) >= 1
     for _, samples in scrapes:
         route = {"method": "POST", "route": "/api/v1/predict", "status": "200"}
         assert value(samples, "http_requests_total", **route) == 40
         assert value(samples, "predict_houses_total", outcome="priced") == 120
         assert value(samples, "predict_houses_per_request_count") == 40
         assert value(samples, "predict_price_dollars_count") == 120
+
+
+def test_tallies_add_up_to_what_observing_one_by_one_records() -> None:
+    """The request path tallies, then adds many observations at once through
+    prometheus-client's histogram internals: the result must be the same as
+    calling observe() for each value (bucket edges included)."""
+    registry = CollectorRegistry()
+    buckets = (0.001, 0.01, 0.1, 1.0)
+    direct = Histogram("direct", "one by one", buckets=buckets, registry=registry)
+    tallied = Histogram("tallied", "tallied", buckets=buckets, registry=registry)
+    counted = Counter("counted", "tallied", registry=registry)
+    tally, count = metrics._Tally(tallied), metrics._Tally(counted)
+    values = [0.0, 0.001, 0.0010001, 0.01, 0.05, 0.1, 1.0, 1.5, 99.0]
+    for v in values:
+        direct.observe(v)
+        tally.observe(v)
+        count.count += 1
+    tally.flush()
+    count.flush()
+    tally.flush()  # nothing new: adds nothing
+    samples = {
+        (s.name.replace("tallied", "direct"), tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name.startswith("tallied")
+    }
+    expected = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name.startswith("direct") and not s.name.endswith("_created")
+    }
+    assert {k: v for k, v in samples.items() if not k[0].endswith("_created")} == expected
+    assert counted._value.get() == len(values)

@@ -34,6 +34,7 @@ from regression_model import __version__ as model_version
 from regression_model.monitoring.prediction_log import (
     create_log_engine,
     database_url,
+    insert_records,
     migrate,
     predictions,
 )
@@ -226,7 +227,7 @@ def test_replaying_a_spool_file_twice_writes_nothing_twice(
     engine = create_log_engine(str(path))
     migrate(engine)
     with engine.begin() as connection:
-        connection.execute(predictions.insert(), records[:15])  # committed before the "crash"
+        insert_records(connection, records[:15])  # committed before the "crash"
     engine.dispose()
     spool.mkdir()
     (spool / "spool-99999-dead.jsonl").write_bytes(
