@@ -54,16 +54,29 @@ def _train(args: argparse.Namespace) -> int:
     except (ModelQualityError, TrainingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    metrics = result.manifest["metrics"]
-    cv, holdout = metrics["cross_validation"], metrics["holdout"]
+    manifest = result.manifest
+    cv = manifest["metrics"]["cross_validation"]
+    evaluation, versus, worst = manifest["evaluation"], manifest["baselines"], manifest["slices"]
     print(f"trained {result.paths.pickle}")
     print(
-        f"  {cv['folds']}-fold CV: RMSLE {cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}, "
+        f"  {cv['repeats']} x {cv['folds']}-fold nested CV: RMSLE {cv['rmsle_mean']:.4f} "
+        f"(± {cv['rmsle_std']:.4f} over folds, ± {cv['rmsle_repeat_std']:.4f} over repeats), "
         f"RMSE {cv['rmse_mean']:,.0f}, MAE {cv['mae_mean']:,.0f}, R² {cv['r2_mean']:.4f}"
     )
+    for name, baseline in versus["models"].items():
+        print(f"  baseline {name}: RMSLE {baseline['rmsle_mean']:.4f}")
     print(
-        f"  hold-out ({holdout['n_test']} houses): RMSLE {holdout['rmsle']:.4f}, "
-        f"RMSE {holdout['rmse']:,.0f}, MAE {holdout['mae']:,.0f}, R² {holdout['r2']:.4f}"
+        f"  {versus['improvement_over_best']:.0%} below the best baseline "
+        f"(at least {versus['min_improvement']:.0%} required)"
+    )
+    print(
+        f"  worst slice ({worst['min_houses']}+ houses): {worst['worst']['slice']} = "
+        f"{worst['worst']['label']}, RMSLE {worst['worst']['rmsle']:.4f} "
+        f"(at most {worst['max_rmsle']} allowed)"
+    )
+    print(
+        f"  final model: alpha {evaluation['alpha']}, "
+        f"{len(evaluation['trimmed']['ids'])} houses trimmed from the second fit"
     )
     return 0
 
