@@ -1,4 +1,4 @@
-"""``regression-model`` command line: train, predict, info.
+"""``regression-model`` command line: train, report, predict, info.
 
 Also reachable as ``python -m regression_model``.
 """
@@ -23,6 +23,7 @@ from regression_model.artifact import (
 )
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import ENGINES, make_prediction
+from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_plots
 
 TRAIN_EXTRA_HINT = (
     "training needs scikit-learn and feature-engine: pip install 'ames-regression-model[train]'"
@@ -78,6 +79,33 @@ def _train(args: argparse.Namespace) -> int:
         f"  final model: alpha {evaluation['alpha']}, "
         f"{len(evaluation['trimmed']['ids'])} houses trimmed from the second fit"
     )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from regression_model.report import ReportError, write_report
+    except ImportError as exc:
+        print(f"error: {TRAIN_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
+    config = get_config()
+    paths = ArtifactPaths.for_version(config)
+    if args.if_needed and args.output is None:
+        try:
+            _, manifest = load_tables(config)
+            if len(read_plots(paths.report, manifest)) != len(PLOTS):
+                raise ReportUnavailableError("some plots are missing")
+        except ReportUnavailableError as reason:
+            print(f"writing the report ({reason})", file=sys.stderr)
+        else:
+            print(f"up to date: {paths.report / HTML_FILE}")
+            return 0
+    try:
+        page = write_report(config, args.output)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {page} and {len(PLOTS)} plots beside it")
     return 0
 
 
@@ -157,6 +185,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only train when no valid artifact exists for this version and config",
     )
     train.set_defaults(handler=_train)
+    report = commands.add_parser(
+        "report", help="write report.html and its plots: evaluation, baselines, slices"
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        help="directory to write to (default: beside the artifact, where the API serves "
+        "the plots from)",
+    )
+    report.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only write the default report when it is missing or describes another training",
+    )
+    report.set_defaults(handler=_report)
     predict = commands.add_parser("predict", help="price the houses of a CSV file")
     predict.add_argument(
         "--engine",

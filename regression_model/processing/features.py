@@ -164,8 +164,9 @@ class SplineFeatures(TransformerMixin, BaseEstimator):
 
     For each variable, knots are placed at evenly spaced quantiles of its
     training values (repeated quantiles merged: a variable that is mostly 0
-    gets fewer knots), and scikit-learn's ``SplineTransformer`` makes the
-    B-spline columns on them. Beyond the outermost knots (the training
+    gets fewer knots; one with a single value in training gets none, there
+    being nothing to bend), and scikit-learn's ``SplineTransformer`` makes
+    the B-spline columns on them. Beyond the outermost knots (the training
     range) each column continues as a straight line, so a house larger than
     any in training gets a price that grows steadily, not a cubic's swing.
     The variable itself stays: the model adds a weighted sum of its spline
@@ -184,8 +185,8 @@ class SplineFeatures(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     splines_ : dict
-        The fitted ``SplineTransformer`` of each variable; its knots are the
-        variable's training quantiles.
+        The fitted ``SplineTransformer`` of each variable with more than one
+        training value; its knots are the variable's training quantiles.
     n_features_in_ : int
         Number of columns seen in ``fit``.
     """
@@ -204,7 +205,7 @@ class SplineFeatures(TransformerMixin, BaseEstimator):
             values = self._values(X, variable)
             knots = np.unique(np.quantile(values, np.linspace(0.0, 1.0, self.n_knots)))
             if len(knots) < 2:
-                raise ValueError(f"{variable}: one value in training, no spline can bend")
+                continue
             self.splines_[variable] = SplineTransformer(
                 knots=knots.reshape(-1, 1),
                 degree=self.degree,
