@@ -23,7 +23,7 @@ from regression_model.artifact import (
 )
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import ENGINES, make_prediction
-from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_plots
+from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
 
 TRAIN_EXTRA_HINT = (
     "training needs scikit-learn and feature-engine: pip install 'ames-regression-model[train]'"
@@ -93,7 +93,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.if_needed and args.output is None:
         try:
             _, manifest = load_tables(config)
-            if len(read_plots(paths.report, manifest)) != len(PLOTS):
+            if len(read_report(paths.report, manifest).plots) != len(PLOTS):
                 raise ReportUnavailableError("some plots are missing")
         except ReportUnavailableError as reason:
             print(f"writing the report ({reason})", file=sys.stderr)

@@ -118,6 +118,7 @@ def write_report(config: Config, output: Path | None = None, artifact_dir: Path 
         "manifest_sha256": manifest["manifest_sha256"],
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "html": HTML_FILE,
+        "html_sha256": _sha256(page),
         "plots": [
             {"file": name, "title": title, "sha256": _sha256(output / name)}
             for name, title in PLOTS.items()
@@ -479,6 +480,7 @@ def _page(facts: _Facts) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Model report · {e(manifest["name"])} {e(manifest["version"])}</title>
+<link rel="icon" href="data:,">
 <style>
   body {{ margin: 0; font: 15px/1.5 system-ui, sans-serif; color: #1d2733; background: #f6f8fa; }}
   main {{ max-width: 64rem; margin: 0 auto; padding: 2rem 1.25rem 3rem; }}

@@ -14,8 +14,10 @@ training, or a PNG changed since, is not served.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,28 @@ class Plot:
     png: bytes
 
 
-def read_plots(directory: Path, manifest: dict[str, Any]) -> dict[str, Plot]:
-    """The plots of the report in ``directory``, checked against the model's
-    ``manifest`` and their recorded sha256; raises
-    :class:`ReportUnavailableError` when there are none to serve."""
+@dataclass(frozen=True)
+class Report:
+    """A verified report: the page, its plots, and the Content-Security-Policy
+    source that allows the page's one inline style (and nothing else)."""
+
+    html: bytes
+    style_source: str
+    plots: dict[str, Plot]
+
+
+def style_source(page: str) -> str:
+    """The CSP source (``'sha256-...'``) of the page's ``<style>`` element."""
+    found = re.search(r"<style>(.*?)</style>", page, re.DOTALL)
+    content = found.group(1) if found else ""
+    digest = base64.b64encode(hashlib.sha256(content.encode()).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+def read_report(directory: Path, manifest: dict[str, Any]) -> Report:
+    """The report in ``directory``, checked against the model's ``manifest``
+    and the sha256 of each file; raises :class:`ReportUnavailableError`
+    when there is none to serve."""
     hint = "write one with `regression-model report`"
     try:
         index = json.loads((directory / INDEX_FILE).read_text())
@@ -63,16 +83,20 @@ def read_plots(directory: Path, manifest: dict[str, Any]) -> dict[str, Plot]:
         raise ReportUnavailableError(
             f"the report in {directory} describes another training of the model: {hint}"
         )
+    page = _checked(directory, HTML_FILE, index.get("html_sha256"))
     plots: dict[str, Plot] = {}
     for entry in index.get("plots", []):
         name = str(entry.get("file"))
-        if name not in PLOTS:
-            continue  # only known names: the index cannot point anywhere else
-        try:
-            png = (directory / name).read_bytes()
-        except OSError as exc:
-            raise ReportUnavailableError(f"{directory / name} is unreadable ({exc})") from exc
-        if hashlib.sha256(png).hexdigest() != entry.get("sha256"):
-            raise ReportUnavailableError(f"{directory / name} changed after the report was made")
-        plots[name] = Plot(name, PLOTS[name], png)
-    return plots
+        if name in PLOTS:  # only known names: the index cannot point anywhere else
+            plots[name] = Plot(name, PLOTS[name], _checked(directory, name, entry.get("sha256")))
+    return Report(page, style_source(page.decode()), plots)
+
+
+def _checked(directory: Path, name: str, expected: object) -> bytes:
+    try:
+        payload = (directory / name).read_bytes()
+    except OSError as exc:
+        raise ReportUnavailableError(f"{directory / name} is unreadable ({exc})") from exc
+    if hashlib.sha256(payload).hexdigest() != expected:
+        raise ReportUnavailableError(f"{directory / name} changed after the report was made")
+    return payload
