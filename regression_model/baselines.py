@@ -41,7 +41,9 @@ class GroupMedianPrice(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> Self:
         prices = pd.Series(np.asarray(y, dtype="float64"), index=X.index)
-        self.medians_ = {str(k): float(v) for k, v in prices.groupby(X[self.group]).median().items()}
+        self.medians_ = {
+            str(k): float(v) for k, v in prices.groupby(X[self.group]).median().items()
+        }
         self.overall_ = float(prices.median())
         return self
 

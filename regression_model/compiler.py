@@ -31,7 +31,7 @@ from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from regression_model import __version__
 from regression_model.config.core import ModelConfig
-from regression_model.linear_model import RowIndependentLasso, TrimmedLasso, TrimmedLassoCV
+from regression_model.linear_model import TrimmedLasso, TrimmedLassoCV
 from regression_model.processing.features import (
     FrequentLabelImputer,
     Mapper,
@@ -267,7 +267,7 @@ def _scaler(step: StandardScaler, name: str, state: _State) -> None:
     }
 
 
-def _lasso(step: RowIndependentLasso | TrimmedLasso | TrimmedLassoCV, name: str, state: _State) -> None:
+def _lasso(step: TrimmedLasso | TrimmedLassoCV, name: str, state: _State) -> None:
     if not state.scaling or state.coefficients is not None:
         raise CompileError(f"step {name!r}: the regression must follow the scaler, once")
     columns = [str(c) for c in step.feature_names_in_]
@@ -291,7 +291,6 @@ RULES: dict[type, Callable[[Any, str, _State], None]] = {
     RareLabelEncoder: _rare_labels,
     SinglePassOneHotEncoder: _one_hot,
     StandardScaler: _scaler,
-    RowIndependentLasso: _lasso,
     TrimmedLasso: _lasso,
     TrimmedLassoCV: _lasso,
 }
@@ -401,11 +400,11 @@ def _numeric_term(variable: str, columns: list[tuple[str, _Recipe]], state: _Sta
 
 
 def _spline(
-    variable: str, number: _Number, bases: list[tuple[str, _Recipe]], state: _State
+    variable: str, number: _Number, bases: list[tuple[str, _SplineBasis]], state: _State
 ) -> Spline:
     """The weighted, centred sum of a variable's spline columns, written as
     polynomial pieces between the knots and straight lines beyond them."""
-    splines = {id(r.spline): r for _, r in bases if isinstance(r, _SplineBasis)}
+    splines = {id(r.spline): r for _, r in bases}
     if len(splines) != 1:
         raise CompileError(f"{variable}: more than one spline step")
     first = next(iter(splines.values()))
@@ -423,15 +422,16 @@ def _spline(
     weights = np.zeros(n_splines)
     constant = 0.0
     for column, recipe in bases:
-        assert isinstance(recipe, _SplineBasis)
         coefficient, center, scale = _weight(state, column)
         weights[recipe.index] = coefficient / scale
         constant -= coefficient * center / scale
     pieces = PPoly.from_spline(BSpline(knots, weights, degree))
     low, high = degree, len(knots) - degree - 1  # the outer knots: the training range
     coefficients = [
-        [float(pieces.c[degree - power, i]) + (constant if power == 0 else 0.0)
-         for power in range(degree + 1)]
+        [
+            float(pieces.c[degree - power, i]) + (constant if power == 0 else 0.0)
+            for power in range(degree + 1)
+        ]
         for i in range(low, high)
     ]
     # As SplineTransformer extrapolates: the first (last) `degree` columns go on

@@ -20,6 +20,7 @@ Everything is deterministic: the same data and config give the same numbers.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,9 +160,7 @@ class Evaluation:
             "repeats": config.cv_repeats,
             "folds": config.cv_folds,
             "rmsle_per_repeat": self.model.repeat_rmsle(),
-            "alphas_chosen": {
-                str(alpha): alphas.count(alpha) for alpha in sorted(set(alphas))
-            },
+            "alphas_chosen": {str(alpha): alphas.count(alpha) for alpha in sorted(set(alphas))},
         }
 
     def baseline_report(self, config: ModelConfig) -> dict[str, Any]:
@@ -207,12 +206,12 @@ def slice_labels(config: ModelConfig, X: pd.DataFrame, y: pd.Series) -> dict[str
 
 
 def price_band_labels(edges: list[float]) -> list[str]:
-    """"under $100k", "$100k-$150k", ..., "$300k and over"."""
+    """ "under $100k", "$100k-$150k", ..., "$300k and over"."""
 
     def dollars(value: float) -> str:
         return f"${value / 1000:,.0f}k"
 
-    inner = [f"{dollars(low)}-{dollars(high)}" for low, high in zip(edges, edges[1:], strict=False)]
+    inner = [f"{dollars(low)}-{dollars(high)}" for low, high in itertools.pairwise(edges)]
     return [f"under {dollars(edges[0])}", *inner, f"{dollars(edges[-1])} and over"]
 
 
@@ -226,7 +225,9 @@ def slice_errors(
     by: dict[str, list[dict[str, Any]]] = {}
     for name, labels in slice_labels(config, X, y).items():
         rows = []
-        order = price_band_labels(config.price_bands) if name == PRICE_SLICE else sorted(set(labels))
+        order = (
+            price_band_labels(config.price_bands) if name == PRICE_SLICE else sorted(set(labels))
+        )
         for label in order:
             members = labels == label
             if not members.any():

@@ -1,4 +1,5 @@
-"""The regression step of the pipeline."""
+"""The regression step of the pipeline: a Lasso, refitted without the
+houses it cannot explain, with its penalty chosen by cross-validation."""
 
 from __future__ import annotations
 
@@ -15,40 +16,34 @@ _MAD_TO_STD = 1.4826
 
 
 def _row_sums(estimator: Any, X: Any) -> np.ndarray:
-    """``X @ coef_ + intercept_``, each row reduced on its own (see below)."""
-    check_is_fitted(estimator)
-    values = validate_data(estimator, X, reset=False, dtype=np.float64)
-    rows = np.ascontiguousarray(values)
-    return (rows * estimator.coef_).sum(axis=1) + estimator.intercept_  # type: ignore[no-any-return]
-
-
-class RowIndependentLasso(Lasso):  # type: ignore[misc]
-    """A Lasso whose prediction for a row never depends on the other rows.
+    """``X @ coef_ + intercept_``, such that a row's prediction never depends
+    on the other rows.
 
     ``Lasso.predict`` computes ``X @ coef_`` with BLAS, whose blocking (and so
     the last bits of each row's sum) changes with the number of rows and the
     CPU kernel chosen at run time: the same house could be priced 1e-15 apart
     alone and in a batch. Here each row is reduced on its own, by NumPy's
     fixed-order pairwise summation over a contiguous row, so a house gets the
-    same bits in any batch, chunk or process. Fitting is plain ``Lasso``.
+    same bits in any batch, chunk or process.
     """
-
-    def predict(self, X: Any) -> np.ndarray:
-        return _row_sums(self, X)
+    check_is_fitted(estimator)
+    values = validate_data(estimator, X, reset=False, dtype=np.float64)
+    rows = np.ascontiguousarray(values)
+    return (rows * estimator.coef_).sum(axis=1) + estimator.intercept_  # type: ignore[no-any-return]
 
 
 class TrimmedLasso(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """A Lasso refitted without the training rows it cannot explain.
 
     Fits a Lasso on every row, estimates the residuals' spread robustly
-    (1.4826 × their median absolute deviation, the standard deviation were
+    (1.4826 x their median absolute deviation, the standard deviation were
     they normal), then fits again on the rows whose residual is within
     ``trim`` of those standard deviations. A handful of sales far from what
     the other 1,400 houses say (a family sale, a house sold with its
     contents, a data error) no longer pull every coefficient towards them.
     The model is still one linear function of the columns, so it compiles
-    like a Lasso; predictions sum each row on its own, as
-    :class:`RowIndependentLasso` does.
+    like a Lasso; predictions sum each row on its own (see ``_row_sums``),
+    so a house gets the same bits in any batch.
 
     Parameters
     ----------
@@ -68,6 +63,11 @@ class TrimmedLasso(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     feature_names_in_, n_features_in_ : the columns seen in ``fit``.
     """
 
+    coef_: np.ndarray
+    intercept_: float
+    trimmed_: np.ndarray
+    residual_scale_: float
+
     def __init__(self, alpha: float = 1.0, trim: float = 4.0, max_iter: int = 1000) -> None:
         self.alpha = alpha
         self.trim = trim
@@ -75,8 +75,8 @@ class TrimmedLasso(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(self, X: Any, y: Any) -> Self:
         values, target = validate_data(self, X, y, reset=True, dtype=np.float64, y_numeric=True)
-        fits = _trimmed_fits(values, target, [self.alpha], self.trim, self.max_iter)
-        (self.coef_, self.intercept_, self.trimmed_, self.residual_scale_) = fits[0]
+        [fit] = _trimmed_fits(values, target, [self.alpha], self.trim, self.max_iter)
+        (self.coef_, self.intercept_, self.trimmed_, self.residual_scale_) = fit
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -114,6 +114,11 @@ class TrimmedLassoCV(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         fitted with ``alpha_`` on every row.
     """
 
+    coef_: np.ndarray
+    intercept_: float
+    trimmed_: np.ndarray
+    residual_scale_: float
+
     def __init__(
         self,
         alphas: list[float],
@@ -142,8 +147,8 @@ class TrimmedLassoCV(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         best = int(np.argmin(rmse))  # first minimum: the larger penalty on a tie
         self.alpha_ = alphas[best]
         self.cv_rmse_ = dict(zip(alphas, map(float, rmse), strict=True))
-        fits = _trimmed_fits(values, target, [self.alpha_], self.trim, self.max_iter)
-        (self.coef_, self.intercept_, self.trimmed_, self.residual_scale_) = fits[0]
+        [final] = _trimmed_fits(values, target, [self.alpha_], self.trim, self.max_iter)
+        (self.coef_, self.intercept_, self.trimmed_, self.residual_scale_) = final
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -181,7 +186,7 @@ def _trimmed_path(
     x_mean = X.mean(axis=0)
     centred = X - x_mean
     products = centred.T @ centred + len(X) * np.outer(x_mean, x_mean)  # sum of x x^T
-    first = _centred_path(X, y, alphas, max_iter, None, centred.T @ centred)
+    first = _centred_path(X, y, alphas, max_iter=max_iter, start=None, gram=centred.T @ centred)
     fits = []
     previous = None
     for alpha, (coef, intercept) in zip(alphas, first, strict=True):
@@ -191,7 +196,9 @@ def _trimmed_path(
         left_out = X[~kept]
         kept_mean = X[kept].mean(axis=0)
         gram = products - left_out.T @ left_out - kept.sum() * np.outer(kept_mean, kept_mean)
-        [fit] = _centred_path(X[kept], y[kept], [alpha], max_iter, previous, gram)
+        [fit] = _centred_path(
+            X[kept], y[kept], [alpha], max_iter=max_iter, start=previous, gram=gram
+        )
         fits.append(fit)
         previous = fit[0]
     return fits
@@ -201,6 +208,7 @@ def _centred_path(
     X: np.ndarray,
     y: np.ndarray,
     alphas: list[float],
+    *,
     max_iter: int,
     start: np.ndarray | None,
     gram: np.ndarray,

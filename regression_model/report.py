@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from regression_model.artifact import ArtifactPaths, load_tables
@@ -45,8 +45,6 @@ from regression_model.evaluation import (
     repeated_splits,
     slice_labels,
 )
-from sklearn.model_selection import KFold
-
 from regression_model.linear_model import TrimmedLasso
 from regression_model.pipeline import build_pipeline
 from regression_model.processing.validation import validate_inputs
@@ -81,7 +79,9 @@ class _Facts:
     spread: dict[str, float]
 
 
-def write_report(config: Config, output: Path | None = None, artifact_dir: Path | None = None) -> Path:
+def write_report(
+    config: Config, output: Path | None = None, artifact_dir: Path | None = None
+) -> Path:
     """Write the report of the trained model into ``output`` (default: beside
     the artifact); returns the path of ``report.html``."""
     paths = ArtifactPaths.for_version(config, directory=artifact_dir)
@@ -91,10 +91,11 @@ def write_report(config: Config, output: Path | None = None, artifact_dir: Path 
     with threadpool_limits(limits=1):
         evaluation = evaluate(config.model, data.X, data.y)
         recorded = manifest["metrics"]["cross_validation"]["rmsle_mean"]
-        if evaluation.model.summary()["rmsle_mean"] != recorded:
+        measured = evaluation.model.summary()["rmsle_mean"]
+        if measured != recorded:
             raise ReportError(
-                f"the evaluation of this code and config ({evaluation.model.summary()['rmsle_mean']!r}) "
-                f"is not the artifact's ({recorded!r}): retrain with `regression-model train`"
+                f"the evaluation of this code and config (CV RMSLE {measured!r}) is not the "
+                f"artifact's ({recorded!r}): retrain with `regression-model train`"
             )
         alpha = float(manifest["evaluation"]["alpha"])
         learning = learning_curve(config.model, data, alpha)
@@ -138,7 +139,9 @@ def _fixed_penalty_model(config: ModelConfig, alpha: float) -> Any:
     return model
 
 
-def learning_curve(config: ModelConfig, data: TrainingData, alpha: float) -> list[dict[str, float]]:
+def learning_curve(
+    config: ModelConfig, data: TrainingData, alpha: float
+) -> list[dict[str, float]]:
     """Training and cross-validated RMSLE when fitting on growing shares of
     each training part (the first repeat's folds), with the penalty the
     shipped model chose."""
@@ -152,7 +155,9 @@ def learning_curve(config: ModelConfig, data: TrainingData, alpha: float) -> lis
             model = _fixed_penalty_model(config, alpha)
             fitted = fit_quietly(model, data.X.iloc[rows], data.y.iloc[rows])
             X_test, y_test = data.X.iloc[split.test], data.y.iloc[split.test]
-            trained.append(regression_metrics(data.y.iloc[rows], fitted.predict(data.X.iloc[rows])))
+            trained.append(
+                regression_metrics(data.y.iloc[rows], fitted.predict(data.X.iloc[rows]))
+            )
             tested.append(regression_metrics(y_test, fitted.predict(X_test)))
             sizes.append(len(rows))
         curve.append(
@@ -269,7 +274,9 @@ def _draw(facts: _Facts, output: Path) -> None:
         save,
         "residuals_by_neighbourhood.png",
     )
-    bands = [b for b in price_band_labels(facts.config.price_bands) if (labels[PRICE_SLICE] == b).any()]
+    bands = [
+        b for b in price_band_labels(facts.config.price_bands) if (labels[PRICE_SLICE] == b).any()
+    ]
     _boxes(
         Figure(figsize=(7.2, 3.6), layout="constrained"),
         [mean_error[labels[PRICE_SLICE] == b] for b in bands],
@@ -306,14 +313,16 @@ def _draw(facts: _Facts, output: Path) -> None:
     axes = figure.add_subplot()
     stale = facts.staleness
     labels_ = [
-        f"{p['year']:.0f} and before\n(unseen houses, CV)" if p["same_years"] else f"{p['year']:.0f}"
+        f"{p['year']:.0f} and before\n(unseen houses, CV)"
+        if p["same_years"]
+        else f"{p['year']:.0f}"
         for p in stale
     ]
     colours = ["#98a2b3" if p["same_years"] else "#0b6bcb" for p in stale]
     axes.bar(labels_, [p["rmsle"] for p in stale], color=colours)
     for position, point in enumerate(stale):
-        axes.annotate(f"{point['rmsle']:.3f}\n{point['houses']:.0f} houses", (position, point["rmsle"]),
-                      ha="center", va="bottom", fontsize=8)  # fmt: skip
+        text = f"{point['rmsle']:.3f}\n{point['houses']:.0f} houses"
+        axes.annotate(text, (position, point["rmsle"]), ha="center", va="bottom", fontsize=8)
     axes.set_ylabel("RMSLE")
     axes.set_xlabel("year of sale")
     axes.set_ylim(0, max(p["rmsle"] for p in stale) * 1.25)
@@ -371,7 +380,7 @@ def _curves(facts: _Facts, figure: Any, save: Any, ticks: Any) -> None:
         axes.xaxis.set_major_locator(ticks(4))
         axes.grid(alpha=0.3)
         axes.set_ylabel("% price vs its median", fontsize=8)
-    for axes in grid_axes[len(shown):]:
+    for axes in grid_axes[len(shown) :]:
         axes.set_visible(False)
     save(figure, "term_curves.png")
 
@@ -490,8 +499,10 @@ def _page(facts: _Facts) -> str:
   th, td {{ padding: .25rem .7rem; border-bottom: 1px solid #d8dee6; text-align: left; }}
   tr.worst td {{ background: #fde8e7; font-weight: 600; }}
   tr.small td {{ color: #5b6775; }}
-  .slices {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 0 1.5rem; }}
-  .plots {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(28rem, 1fr)); gap: 1rem; }}
+  .slices {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr));
+             gap: 0 1.5rem; }}
+  .plots {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(28rem, 1fr));
+           gap: 1rem; }}
   figure {{ margin: 0; }} figure img {{ width: 100%; border: 1px solid #d8dee6; }}
   figcaption, .muted {{ color: #5b6775; font-size: .9rem; }}
   .passed {{ color: #067647; font-weight: 600; }}
@@ -511,10 +522,12 @@ the measured model never saw.</p>
 (± {cv["rmsle_repeat_std"]:.4f} between repeats, ± {cv["rmsle_std"]:.4f} between folds).</p>
 {summary}
 <p class="passed">Quality gates passed: CV RMSLE {cv["rmsle_mean"]:.4f} ≤ {
-        manifest["quality_gate"]["max_cv_rmsle"]}; {versus["improvement_over_best"]:.0%} below
+        manifest["quality_gate"]["max_cv_rmsle"]
+    }; {versus["improvement_over_best"]:.0%} below
 the best baseline ({e(versus["best"].replace("_", " "))}; at least {versus["min_improvement"]:.0%}
 required); worst slice of {slices["min_houses"]}+ houses {e(worst["slice"])} = {
-        e(worst["label"])}: RMSLE {worst["rmsle"]:.4f} ≤ {slices["max_rmsle"]}.</p>
+        e(worst["label"])
+    }: RMSLE {worst["rmsle"]:.4f} ≤ {slices["max_rmsle"]}.</p>
 </section>
 
 <section id="plots">
@@ -525,7 +538,7 @@ required); worst slice of {slices["min_houses"]}+ houses {e(worst["slice"])} = {
 <section id="slices">
 <h2>Error by slice</h2>
 <p class="muted">Every house priced once per repeat by a model that never saw it. Bias: mean of
-log(predicted) − log(actual), above 0 when priced too high. Slices with fewer than
+log(predicted) - log(actual), above 0 when priced too high. Slices with fewer than
 {slices["min_houses"]} houses are greyed: too few to judge. The worst judged slice is
 highlighted.</p>
 <div class="slices">{"".join(slice_tables)}</div>
@@ -538,7 +551,7 @@ highlighted.</p>
 houses; in the evaluation, each training part chose its own:</p>
 {search}
 <p>After a first fit, {len(trimmed["ids"])} houses whose residual is beyond
-{trimmed["threshold"]} robust standard deviations ({trimmed["threshold"]} × {
+{trimmed["threshold"]} robust standard deviations ({trimmed["threshold"]} x {
         trimmed["residual_scale"]:.4f} in log-price) were left out of the second fit: Ids
 {e(", ".join(map(str, trimmed["ids"])))}.</p>
 </section>

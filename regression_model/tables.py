@@ -18,6 +18,7 @@ same bits alone, in any batch and in any chunk.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -64,7 +65,7 @@ class Spline:
         if len(data["below"]) != 2 or len(data["above"]) != 2:
             raise TablesFormatError("malformed spline: below/above are [value, slope]")
         knots = spline.knots
-        if len(knots) < 2 or any(b <= a for a, b in zip(knots, knots[1:], strict=False)):
+        if len(knots) < 2 or any(b <= a for a, b in itertools.pairwise(knots)):
             raise TablesFormatError("malformed spline: knots must increase strictly")
         if len(spline.coefficients) != len(knots) - 1 or not all(spline.coefficients):
             raise TablesFormatError("malformed spline: one polynomial per interval")
@@ -216,7 +217,10 @@ class _Splines:
         for power in range(len(self.coefficients) - 2, -1, -1):
             value = value * offset + self.coefficients[power][columns, piece]
         value = np.where(t < self.low, self.below[0] + self.below[1] * (t - self.low), value)
-        return np.where(t > self.high, self.above[0] + self.above[1] * (t - self.high), value)
+        result: np.ndarray = np.where(
+            t > self.high, self.above[0] + self.above[1] * (t - self.high), value
+        )
+        return result
 
 
 class TableScorer:

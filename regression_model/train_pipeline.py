@@ -142,7 +142,8 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
         problems = quality_problems(config, evaluation)
         if problems:
             raise ModelQualityError(
-                "; ".join(problems) + f" (quality gates in {config.source}); no artifact was written"
+                "; ".join(problems)
+                + f" (quality gates in {config.source}); no artifact was written"
             )
         fitted = fit_quietly(build_pipeline(config.model), X, y)
         training_prices = fitted.predict(X)

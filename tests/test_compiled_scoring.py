@@ -4,6 +4,7 @@ serve without scikit-learn."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -223,7 +224,7 @@ def test_houses_at_below_between_and_beyond_the_knots_are_priced_as_the_pipeline
     houses = []
     for term in _spline_terms():
         knots = term.spline.knots
-        spots = [*knots, *((a + b) / 2 for a, b in zip(knots, knots[1:], strict=False))]
+        spots = [*knots, *((a + b) / 2 for a, b in itertools.pairwise(knots))]
         spots += [knots[0] - 0.5 * (knots[-1] - knots[0]), 2 * knots[-1] - knots[0]]
         low, high = CONFIG.numerical_ranges[term.variable]
         for t in spots:

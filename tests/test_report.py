@@ -84,13 +84,15 @@ def test_a_report_of_other_code_or_config_is_refused(
 ) -> None:
     """The report recomputes training's evaluation; numbers that differ from
     the manifest's mean the artifact was trained otherwise."""
-    import regression_model.report as report
+    from regression_model import report
 
     real = report.evaluate
 
     def shifted(*args, **kwargs):  # type: ignore[no-untyped-def]
         evaluation = real(*args, **kwargs)
-        return replace(evaluation, model=replace(evaluation.model, folds=evaluation.model.folds[1:]))
+        return replace(
+            evaluation, model=replace(evaluation.model, folds=evaluation.model.folds[1:])
+        )
 
     monkeypatch.setattr(report, "evaluate", shifted)
     with pytest.raises(ReportError, match="retrain"):

@@ -122,6 +122,9 @@ def test_a_plot_changed_after_the_report_was_written_is_not_served(
     _copy_artifact(tmp_path, with_report=True)
     plot = tmp_path / REPORT.name / "baselines.png"
     plot.write_bytes(plot.read_bytes() + b"!")
-    assert hashlib.sha256(plot.read_bytes()).hexdigest() not in (tmp_path / REPORT.name / INDEX_FILE).read_text()
+    assert (
+        hashlib.sha256(plot.read_bytes()).hexdigest()
+        not in (tmp_path / REPORT.name / INDEX_FILE).read_text()
+    )
     with _service_with(tmp_path, monkeypatch) as client:
         _assert_no_report(client, "changed")

@@ -238,8 +238,10 @@ class ModelConfig(BaseModel):
             problems.append("alpha_grid: a penalty is listed twice")
         if self.trim_threshold <= 0:
             problems.append("trim_threshold: must be > 0")
-        if not self.price_bands or self.price_bands != sorted(set(self.price_bands)) or (
-            self.price_bands[0] <= 0
+        if (
+            not self.price_bands
+            or self.price_bands != sorted(set(self.price_bands))
+            or (self.price_bands[0] <= 0)
         ):
             problems.append("price_bands: must be increasing prices > 0")
         if not 0 <= self.min_improvement_over_baselines < 1:

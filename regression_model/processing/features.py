@@ -142,7 +142,6 @@ class FrequentLabelImputer(CategoricalImputer):
 
     # The parent's other parameters, fixed: this class does one job.
     imputation_method = "frequent"
-    fill_value = None
     return_object = False
     ignore_format = False
 
@@ -154,11 +153,11 @@ class FrequentLabelImputer(CategoricalImputer):
         self.variables_ = list(self.variables)
         # Series.mode() lists every most frequent label, sorted: take the first.
         self.imputer_dict_ = {v: X[v].mode().iloc[0] for v in self.variables_}
-        self._get_feature_names_in(X)
+        self._get_feature_names_in(X)  # type: ignore[no-untyped-call]
         return self
 
 
-class SplineFeatures(TransformerMixin, BaseEstimator):
+class SplineFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Add cubic spline columns of numerical variables, so that a linear model
     can bend each variable's term into a smooth curve.
 

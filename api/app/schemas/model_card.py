@@ -74,14 +74,14 @@ class Baselines(_Lenient):
     passed: bool
 
 
-class SliceError(_Lenient):
+class SliceMetrics(_Lenient):
     label: str
     houses: int
     rmsle: float
     bias: float = Field(description="mean log(predicted) - log(actual): above 0, priced high")
 
 
-class WorstSlice(SliceError):
+class WorstSlice(SliceMetrics):
     slice: str
 
 
@@ -92,7 +92,7 @@ class Slices(_Lenient):
     max_rmsle: float
     worst: WorstSlice
     passed: bool
-    by: dict[str, list[SliceError]]
+    by: dict[str, list[SliceMetrics]]
 
 
 class PlotLink(_Lenient):
@@ -114,8 +114,7 @@ class ModelCard(_Lenient):
     config: FileHash
     training_data: dict[str, Any]
     metrics: dict[str, dict[str, float]] = Field(
-        description="repeated nested cross-validation and training metrics (RMSLE, RMSE, MAE, "
-        "R²)"
+        description="repeated nested cross-validation and training metrics (RMSLE, RMSE, MAE, R²)"
     )
     evaluation: Evaluation | None = None
     baselines: Baselines | None = None
