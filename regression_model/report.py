@@ -431,7 +431,7 @@ def _page(facts: _Facts) -> str:
     for name, rows in slices["by"].items():
         worst = slices["worst"]
         slice_tables.append(
-            f"<h3>{e(name)}</h3>"
+            f"<div><h3>{e(name)}</h3>"
             + table(
                 ["", "houses", "RMSLE", "bias"],
                 [
@@ -447,6 +447,7 @@ def _page(facts: _Facts) -> str:
                     for r in rows
                 ],
             )
+            + "</div>"
         )
     search = table(
         ["alpha", "mean RMSE of the search's folds", "outer folds that chose it"],
@@ -500,7 +501,7 @@ def _page(facts: _Facts) -> str:
   tr.worst td {{ background: #fde8e7; font-weight: 600; }}
   tr.small td {{ color: #5b6775; }}
   .slices {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr));
-             gap: 0 1.5rem; }}
+             gap: 0 1.5rem; align-items: start; }}
   .plots {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(28rem, 1fr));
            gap: 1rem; }}
   figure {{ margin: 0; }} figure img {{ width: 100%; border: 1px solid #d8dee6; }}
