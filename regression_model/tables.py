@@ -31,6 +31,9 @@ from regression_model.config.core import ModelConfig
 #: 2: numerical terms may carry a spline (model 0.2.0).
 FORMAT = 2
 
+#: Batches up to this many rows are scored row by row (see ``contributions``).
+ROW_BY_ROW_MAX = 4
+
 
 class TablesFormatError(ValueError):
     """The tables file does not have the layout this package reads."""
@@ -206,6 +209,19 @@ class _Splines:
                 self.coefficients[: len(polynomial), i, piece] = polynomial
         self.below = np.array([s.below for s in splines]).T
         self.above = np.array([s.above for s in splines]).T
+        # The same numbers as plain lists, for one house at a time (`value`).
+        self._by_spline = [
+            (
+                spline.knots[0],
+                spline.knots[-1],
+                self.inner[i].tolist(),
+                self.starts[i].tolist(),
+                self.coefficients[:, i, :].T.tolist(),  # [piece][power]
+                spline.below,
+                spline.above,
+            )
+            for i, spline in enumerate(splines)
+        ]
 
     def values(self, t: np.ndarray) -> np.ndarray:
         """The curves at ``t`` (rows x splines), element by element."""
@@ -221,6 +237,22 @@ class _Splines:
             t > self.high, self.above[0] + self.above[1] * (t - self.high), value
         )
         return result
+
+    def value(self, index: int, t: float) -> float:
+        """Curve ``index`` at ``t``, in Python floats: the operations of
+        :meth:`values`, in the same order, so the bits are the same."""
+        low, high, inner, starts, pieces, below, above = self._by_spline[index]
+        if t < low:
+            return below[0] + below[1] * (t - low)
+        if t > high:
+            return above[0] + above[1] * (t - high)
+        piece = sum(1 for knot in inner if t >= knot)
+        offset = t - starts[piece]
+        coefficients: list[float] = pieces[piece]
+        value = coefficients[-1]
+        for coefficient in reversed(coefficients[:-1]):
+            value = value * offset + coefficient
+        return value
 
 
 class TableScorer:
@@ -241,8 +273,12 @@ class TableScorer:
         self.fills = np.array([t.fill for t in numeric])
         self.centers = np.array([t.center for t in numeric])
         self.weights = np.array([t.weight for t in numeric])
-        self.missing_effects = np.array([t.missing_effect for t in numeric])
-        self.present_effects = np.array([t.present_effect for t in numeric])
+        # Only variables with a missing-value indicator have effects to add.
+        flagged = [i for i, t in enumerate(numeric) if t.missing_effect or t.present_effect]
+        self.flagged = np.array(flagged, dtype=np.intp)
+        self.missing_effects = np.array([numeric[i].missing_effect for i in flagged])
+        self.present_effects = np.array([numeric[i].present_effect for i in flagged])
+        self.identity_columns = bool(np.array_equal(self.columns, np.arange(len(numerical))))
         elapsed = [i for i, t in enumerate(numeric) if t.reference is not None]
         self.elapsed = np.array(elapsed, dtype=np.intp)
         self.references = np.array(
@@ -260,6 +296,22 @@ class TableScorer:
             [categorical.index(t.variable) for t in tables.lookup], dtype=np.intp
         )
         self.names = [t.variable for t in tables.terms]
+        # The same constants as plain lists, for the row-by-row path.
+        self._row_constants = (
+            self.fills.tolist(),
+            self.centers.tolist(),
+            self.weights.tolist(),
+            list(zip(self.elapsed.tolist(), self.reference_fills.tolist(), strict=True)),
+            list(zip(self.logged.tolist(), self.log_offsets.tolist(), strict=True)),
+            list(
+                zip(
+                    self.flagged.tolist(),
+                    self.missing_effects.tolist(),
+                    self.present_effects.tolist(),
+                    strict=True,
+                )
+            ),
+        )
 
     def contributions(
         self, numbers: np.ndarray, codes: np.ndarray, categories: list[list[str]]
@@ -267,11 +319,16 @@ class TableScorer:
         """Each row's term values in log-price, one column per term (C order).
 
         ``numbers``, ``codes`` and ``categories`` are a validation result's
-        columns, for the rows to score.
+        columns, for the rows to score. A few rows are scored row by row in
+        Python floats (cheaper than NumPy's per-call overhead), more with NumPy
+        over the whole batch: the same IEEE operations in the same order, and
+        ``np.log`` on a contiguous block in both, so the bits are the same.
         """
+        if len(numbers) <= ROW_BY_ROW_MAX:
+            return self._contributions_by_row(numbers, codes, categories)
         n_numeric = len(self.columns)
         result = np.empty((len(numbers), n_numeric + len(self.lookup_columns)))
-        values = numbers[:, self.columns]
+        values = numbers if self.identity_columns else numbers[:, self.columns]
         missing = np.isnan(values)
         filled = np.where(missing, self.fills, values)
         if len(self.elapsed):
@@ -279,33 +336,83 @@ class TableScorer:
             reference = np.where(np.isnan(reference), self.reference_fills, reference)
             filled[:, self.elapsed] = reference - filled[:, self.elapsed]
         if len(self.logged):
-            filled[:, self.logged] = np.log(filled[:, self.logged] + self.log_offsets)
-        result[:, :n_numeric] = (filled - self.centers) * self.weights + np.where(
-            missing, self.missing_effects, self.present_effects
-        )
-        if self.splines is not None:
-            result[:, self.curved] += self.splines.values(filled[:, self.curved])
+            # np.log on a C-contiguous block whatever the input's layout: NumPy
+            # may pick another loop (and last bit) for strided data, and a
+            # house must get the same bits alone and in any batch.
+            shifted = np.ascontiguousarray(filled[:, self.logged] + self.log_offsets)
+            filled[:, self.logged] = np.log(shifted)
+        # the curves need t itself, which the next step overwrites
+        curves = None if self.splines is None else self.splines.values(filled[:, self.curved])
+        numeric = result[:, :n_numeric]
+        np.subtract(filled, self.centers, out=filled)
+        np.multiply(filled, self.weights, out=numeric)
+        if len(self.flagged):
+            numeric[:, self.flagged] += np.where(
+                missing[:, self.flagged], self.missing_effects, self.present_effects
+            )
+        if curves is not None:
+            numeric[:, self.curved] += curves
         if len(self.lookup_columns):
             result[:, n_numeric:] = self._lookups(codes, categories)
         return result
 
+    def _contributions_by_row(
+        self, numbers: np.ndarray, codes: np.ndarray, categories: list[list[str]]
+    ) -> np.ndarray:
+        fills, centers, weights, elapsed, logged, flagged = self._row_constants
+        values_rows = (numbers if self.identity_columns else numbers[:, self.columns]).tolist()
+        reference_rows = numbers[:, self.references].tolist()
+        code_rows = codes[:, self.lookup_columns].tolist()
+        lookups = list(zip(self.tables.lookup, self.lookup_columns.tolist(), strict=True))
+        rows = []
+        for values, references, row_codes in zip(
+            values_rows, reference_rows, code_rows, strict=True
+        ):
+            missing = [math.isnan(value) for value in values]
+            filled = [f if m else v for v, f, m in zip(values, fills, missing, strict=True)]
+            for (term, reference_fill), reference in zip(elapsed, references, strict=True):
+                filled[term] = (reference_fill if math.isnan(reference) else reference) - filled[
+                    term
+                ]
+            if logged:
+                shifted = np.array([filled[term] + offset for term, offset in logged])
+                for (term, _), value in zip(logged, np.log(shifted).tolist(), strict=True):
+                    filled[term] = value
+            row = [(f - c) * w for f, c, w in zip(filled, centers, weights, strict=True)]
+            for term, missing_effect, present_effect in flagged:
+                row[term] += missing_effect if missing[term] else present_effect
+            if self.splines is not None:
+                for index, term in enumerate(self.curved.tolist()):
+                    row[term] += self.splines.value(index, filled[term])
+            for (term, column), code in zip(lookups, row_codes, strict=True):
+                value = (
+                    term.missing
+                    if code < 0
+                    else term.table.get(categories[column][code], term.other)
+                )
+                if value is None:
+                    label = categories[column][code]
+                    raise TablesFormatError(f"{term.variable}: no table entry for {label!r}")
+                row.append(value)
+            rows.append(row)
+        return np.array(rows, dtype="float64").reshape(len(numbers), len(self.names))
+
     def _lookups(self, codes: np.ndarray, categories: list[list[str]]) -> np.ndarray:
-        """The lookup terms: each variable's values for the labels of this
-        batch (and for a missing label, last), laid end to end, then picked
-        for every row and variable in one indexing step."""
+        """The lookup terms: each variable's values for a missing label, then
+        for the labels of this batch, laid end to end, and picked for every
+        row and variable in one indexing step (code -1, missing, lands on the
+        slot before the labels)."""
         values: list[float | None] = []
-        starts, missing_slots = [], []
+        firsts = []
         for term, column in zip(self.tables.lookup, self.lookup_columns, strict=True):
-            labels = categories[column]
-            starts.append(len(values))
-            missing_slots.append(len(labels))
-            values += [term.table.get(label, term.other) for label in labels]
             values.append(term.missing)
+            firsts.append(len(values))
+            values += [term.table.get(label, term.other) for label in categories[column]]
         if None in values:
             unscored = values.index(None)
             raise TablesFormatError(f"a label has no table entry (value slot {unscored})")
         picked = codes[:, self.lookup_columns]
-        picked = np.where(picked < 0, missing_slots, picked) + starts
+        picked += firsts
         return np.array(values)[picked]  # type: ignore[no-any-return]
 
     def log_prices(self, contributions: np.ndarray) -> np.ndarray:

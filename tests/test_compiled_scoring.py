@@ -88,6 +88,9 @@ def test_generated_houses_get_the_same_prices_and_errors(data: st.DataObject) ->
     batch = data.draw(st.lists(houses(_training_labels()), min_size=1, max_size=8))
     _assert_same_results(batch)
     _assert_same_results(pd.DataFrame(batch * 3))  # a frame large enough to go by columns
+    # Scored row by row (alone) or with NumPy (in a batch): the same bits.
+    alone = [make_prediction(input_data=house)["predictions"][0] for house in batch]
+    assert make_prediction(input_data=batch * 3)["predictions"] == alone * 3
 
 
 def test_a_house_gets_the_same_bits_alone_and_in_any_batch(test_data: pd.DataFrame) -> None:
@@ -218,7 +221,8 @@ def test_houses_at_below_between_and_beyond_the_knots_are_priced_as_the_pipeline
 ) -> None:
     """Each spline's pieces meet at the knots, and it goes on straight beyond
     the outer ones: houses placed at every knot, between knots and far out
-    on either side get the pipeline's price."""
+    on either side get the pipeline's price, and the same bits alone as in a
+    batch."""
     base = test_data.head(1).to_dict(orient="records")[0]
     base["YrSold"] = 2010
     houses = []
@@ -235,6 +239,10 @@ def test_houses_at_below_between_and_beyond_the_knots_are_priced_as_the_pipeline
     assert len(houses) > 200
     _assert_same_results(houses)
     _assert_same_results(pd.DataFrame(houses))
+    # one at a time (scored row by row in Python floats): the batch's bits
+    batch = make_prediction(input_data=houses)["predictions"]
+    alone = [make_prediction(input_data=house)["predictions"][0] for house in houses]
+    assert alone == batch
 
 
 def test_the_tables_round_trip_through_json_and_refuse_a_broken_spline() -> None:

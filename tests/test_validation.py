@@ -47,6 +47,8 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"KitchenQual": "ex"}, "KitchenQual", "unknown code"),
     ({"PoolQC": "TA?"}, "PoolQC", "unknown code"),
     ({"MSSubClass": 25}, "MSSubClass", "unknown code 25"),
+    # a whole float (a column with gaps) is named as the code, not "25.0"
+    ({"MSSubClass": 25.0}, "MSSubClass", "unknown code 25; expected"),
     ({"MSSubClass": "sixty"}, "MSSubClass", "unknown code"),
     ({"MSSubClass": True}, "MSSubClass", "unknown code"),
     ({"Neighborhood": 7}, "Neighborhood", "expected a text label"),
@@ -199,6 +201,12 @@ def test_empty_input_gives_an_empty_result() -> None:
         result = make_prediction(input_data=empty)
         assert result["predictions"] == []
         assert result["errors"] is None
+
+
+def test_repeated_columns_are_refused_naming_them(test_data: pd.DataFrame) -> None:
+    frame = pd.concat([test_data.head(3), test_data[["GrLivArea"]].head(3)], axis=1)
+    with pytest.raises(ValueError, match="repeated column names: GrLivArea"):
+        make_prediction(input_data=frame)
 
 
 def test_wrong_container_type_is_a_type_error() -> None:

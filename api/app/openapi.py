@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from api import __version__ as api_version
 from api.app.examples import example_houses
+from api.app.security import SECURITY_SCHEMES
 from regression_model import __version__ as model_version
 from regression_model.config.core import get_config
 
@@ -77,6 +78,8 @@ def install_openapi(app: FastAPI) -> None:
                     {"name": "operations", "description": "liveness and readiness"},
                 ],
             )
+            components = schema.setdefault("components", {})
+            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]
             body["content"]["application/json"]["examples"] = _examples()
             app.openapi_schema = schema

@@ -1,23 +1,28 @@
 """Helpers for tests that talk to a real server: free ports, starting
-``python -m api`` as a subprocess, waiting for readiness, stopping it."""
+``python -m api`` as a subprocess, waiting for readiness, stopping it, and
+keep-alive load that tallies which worker answered."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
 import api
+from api.app.examples import example_houses
 
 #: The directory that holds the ``api`` package (a source checkout's root).
 API_PARENT = Path(api.__file__).resolve().parent.parent
@@ -114,3 +119,56 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
             process.wait()
             raise AssertionError(f"server ignored SIGTERM for {timeout} s") from None
     return int(process.returncode)
+
+
+@dataclass
+class LoadReport:
+    seconds: float
+    requests: int = 0
+    failures: int = 0
+    per_worker: Counter[str] = field(default_factory=Counter)
+
+
+def run_load(url: str, *, connections: int, seconds: float, ramp: float = 0.05) -> LoadReport:
+    """POST one house over ``connections`` keep-alive connections (one
+    ``httpx.Client`` per thread), opened one every ``ramp`` seconds as a load
+    balancer would, until ``seconds`` have passed; counts the answers per
+    worker (``X-Worker-PID``). Throughput is measured by ``tox -e bench``."""
+    assert url.startswith("http://127.0.0.1:"), "loopback only"
+    payload = json.dumps({"inputs": [example_houses()[0]]}).encode()
+    headers = {"Content-Type": "application/json"}
+    report = LoadReport(seconds=seconds)
+    lock = threading.Lock()
+    start = threading.Barrier(connections + 1)
+
+    def worker(position: int) -> None:
+        pids: Counter[str] = Counter()
+        requests = failures = 0
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        with httpx.Client(base_url=url, timeout=30, limits=limits) as client:
+            start.wait()
+            deadline = time.monotonic() + seconds
+            time.sleep(position * ramp)
+            while time.monotonic() < deadline:
+                requests += 1
+                try:
+                    response = client.post("/api/v1/predict", content=payload, headers=headers)
+                except httpx.TransportError:
+                    failures += 1
+                    continue
+                if response.status_code == 200:
+                    pids[response.headers.get("X-Worker-PID", "?")] += 1
+                else:
+                    failures += 1
+        with lock:
+            report.per_worker.update(pids)
+            report.requests += requests
+            report.failures += failures
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    for thread in threads:
+        thread.join(seconds + 60)
+    return report

@@ -15,9 +15,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from api.benchmarks.load_test import run_load
 from api.tests.conftest import as_json_houses
-from api.tests.helpers import Server, running_server, stop
+from api.tests.helpers import Server, run_load, running_server, stop
 from regression_model import __version__ as model_version
 from regression_model.predict import make_prediction
 
@@ -113,5 +112,5 @@ def test_two_workers_both_serve_keep_alive_load(tmp_path: Path) -> None:
         output = server.output()
     assert report.failures == 0
     assert report.requests >= 8
-    assert len(report.per_worker) == 2, (report.summary(), output[-2000:])
+    assert len(report.per_worker) == 2, (report, output[-2000:])
     assert all(count > 0 for count in report.per_worker.values())

@@ -222,7 +222,9 @@ class FieldRule:
                 label = None
         if label is None:
             expected = ", ".join(map(str, self.codes or ()))
-            return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+            # A whole float (a column with gaps holds 999 as 999.0) is named as the code.
+            shown = key if isinstance(key, int) and not _is_bool(value) else value
+            return Problem(f"unknown code {_describe(shown)}; expected one of {expected}")
         return label
 
     def check_label(self, value: object) -> str | Problem | None:
@@ -364,6 +366,9 @@ def validate_inputs(input_data: InputData, config: ModelConfig | None = None) ->
     schema = schema_for(config or get_config().model)
     if _is_frame(input_data):
         frame = cast("pd.DataFrame", input_data)
+        if not frame.columns.is_unique:
+            repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+            raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
         if len(frame) > _ROW_BY_ROW_MAX:
             return validate_columns(frame, schema)
         return validate_rows(frame_rows(frame), schema)
@@ -392,7 +397,7 @@ def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> Validati
         for position, rule in enumerate(schema.rules):
             field = rule.name
             value = house.get(field)
-            if is_missing(value):
+            if value is None or is_missing(value):  # None first: no call for absent fields
                 for field in rule.sources[1:]:
                     value = house.get(field)
                     if not is_missing(value):
@@ -428,8 +433,9 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
     n_rows, n_numerical = len(frame), len(schema.numerical)
     report = _Report()
     given = np.zeros(n_rows, dtype=bool)
-    numbers = np.full((n_rows, n_numerical), np.nan)
-    codes = np.full((n_rows, len(schema.categorical)), -1, dtype=np.intp)
+    # Column-major: each variable is written (and later read) contiguously.
+    numbers = np.full((n_rows, n_numerical), np.nan, order="F")
+    codes = np.full((n_rows, len(schema.categorical)), -1, dtype=np.intp, order="F")
     categories: list[list[str]] = [[] for _ in schema.categorical]
     for position, rule in enumerate(schema.rules):
         found = _column(frame, rule)

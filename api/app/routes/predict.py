@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic_core import to_json
-from starlette.concurrency import run_in_threadpool
 
-from api.app.dependencies import ModelServiceDep, SettingsDep
+from api.app.config import Settings
 from api.app.exceptions import INPUTS, RequestRejected, request_error
 from api.app.json_body import StrictJSONRoute
+from api.app.model_service import ModelService
+from api.app.offload import run_cpu_bound
 from api.app.schemas import ErrorDetail, ErrorResponse, PredictionResponse, PredictRequest
-from api.app.security import require_api_key
+from api.app.security import SECURITY_REQUIREMENT, require_api_key
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 
@@ -41,14 +42,12 @@ _ERRORS = {
     "/predict",
     response_model=PredictionResponse,
     responses=_ERRORS,  # type: ignore[arg-type]
-    dependencies=[Depends(require_api_key)],
+    openapi_extra={"security": SECURITY_REQUIREMENT},
     summary="Price houses",
 )
 async def predict(
     body: PredictRequest,
     request: Request,
-    settings: SettingsDep,
-    service: ModelServiceDep,
     explain: Annotated[
         bool, Query(description="also split each price into the model's terms")
     ] = False,
@@ -60,6 +59,11 @@ async def predict(
     With `?explain=true`, each priced house also gets its explanation: the
     model is a sum, so the price splits exactly into one term per variable.
     """
+    # Read directly, not as FastAPI dependencies: resolving those per request
+    # cost more than pricing the house.
+    settings: Settings = request.app.state.settings
+    service: ModelService = request.app.state.model_service
+    require_api_key(request)
     if len(body.inputs) > settings.max_rows:
         raise request_error(
             413,
@@ -71,7 +75,7 @@ async def predict(
     if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
         result = service.predict(body.inputs, wait, explain=explain)
     else:
-        result = await run_in_threadpool(service.predict, body.inputs, wait, explain=explain)
+        result = await run_cpu_bound(service.predict, body.inputs, wait, explain=explain)
     priced = sum(price is not None for price in result["predictions"])
     # Counts (never values) for the access log line.
     request.state.houses = len(body.inputs)

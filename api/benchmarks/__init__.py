@@ -1,1 +1,0 @@
-"""Load and latency measurements of a running API (loopback only, bounded in time)."""
