@@ -1,4 +1,4 @@
-"""``regression-model`` command line: train, predict, info, drift, log-migrate.
+"""``regression-model`` command line: train, report, predict, info, drift, log-migrate.
 
 Also reachable as ``python -m regression_model``.
 """
@@ -27,6 +27,7 @@ from regression_model.artifact import (
 from regression_model.batch import FORMATS
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import CHUNK_ROWS, ENGINES
+from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
 
 LOG_EXTRA_HINT = (
     "the prediction log needs SQLAlchemy, Alembic and psycopg: "
@@ -63,17 +64,57 @@ def _train(args: argparse.Namespace) -> int:
     except (ModelQualityError, TrainingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    metrics = result.manifest["metrics"]
-    cv, holdout = metrics["cross_validation"], metrics["holdout"]
+    manifest = result.manifest
+    cv = manifest["metrics"]["cross_validation"]
+    evaluation, versus, worst = manifest["evaluation"], manifest["baselines"], manifest["slices"]
     print(f"trained {result.paths.pickle}")
     print(
-        f"  {cv['folds']}-fold CV: RMSLE {cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}, "
+        f"  {cv['repeats']} x {cv['folds']}-fold nested CV: RMSLE {cv['rmsle_mean']:.4f} "
+        f"(± {cv['rmsle_std']:.4f} over folds, ± {cv['rmsle_repeat_std']:.4f} over repeats), "
         f"RMSE {cv['rmse_mean']:,.0f}, MAE {cv['mae_mean']:,.0f}, R² {cv['r2_mean']:.4f}"
     )
+    for name, baseline in versus["models"].items():
+        print(f"  baseline {name}: RMSLE {baseline['rmsle_mean']:.4f}")
     print(
-        f"  hold-out ({holdout['n_test']} houses): RMSLE {holdout['rmsle']:.4f}, "
-        f"RMSE {holdout['rmse']:,.0f}, MAE {holdout['mae']:,.0f}, R² {holdout['r2']:.4f}"
+        f"  {versus['improvement_over_best']:.0%} below the best baseline "
+        f"(at least {versus['min_improvement']:.0%} required)"
     )
+    print(
+        f"  worst slice ({worst['min_houses']}+ houses): {worst['worst']['slice']} = "
+        f"{worst['worst']['label']}, RMSLE {worst['worst']['rmsle']:.4f} "
+        f"(at most {worst['max_rmsle']} allowed)"
+    )
+    print(
+        f"  final model: alpha {evaluation['alpha']}, "
+        f"{len(evaluation['trimmed']['ids'])} houses trimmed from the second fit"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from regression_model.report import ReportError, write_report
+    except ImportError as exc:
+        print(f"error: {TRAIN_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
+    config = get_config()
+    paths = ArtifactPaths.for_version(config)
+    if args.if_needed and args.output is None:
+        try:
+            _, manifest = load_tables(config)
+            if len(read_report(paths.report, manifest).plots) != len(PLOTS):
+                raise ReportUnavailableError("some plots are missing")
+        except ReportUnavailableError as reason:
+            print(f"writing the report ({reason})", file=sys.stderr)
+        else:
+            print(f"up to date: {paths.report / HTML_FILE}")
+            return 0
+    try:
+        page = write_report(config, args.output)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {page} and {len(PLOTS)} plots beside it")
     return 0
 
 
@@ -329,6 +370,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only train when no valid artifact exists for this version and config",
     )
     train.set_defaults(handler=_train)
+    report = commands.add_parser(
+        "report", help="write report.html and its plots: evaluation, baselines, slices"
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        help="directory to write to (default: beside the artifact, where the API serves "
+        "the plots from)",
+    )
+    report.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only write the default report when it is missing or describes another training",
+    )
+    report.set_defaults(handler=_report)
     predict = commands.add_parser(
         "predict",
         help="price the houses of a CSV or Parquet file, streamed in chunks",
