@@ -49,13 +49,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 def measure(
-    name: str, directory: Path, script: Path, connections: int, seconds: float
+    name: str, directory: Path, script: Path, connections: int, seconds: float, *, pin: bool
 ) -> dict[str, Any]:
     env = {k: v.format(dir=directory) for k, v in CONFIGURATIONS[name].items()}
     port = free_port()
     log = (directory / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        [*pinned(0), sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [*(pinned(0) if pin else []), sys.executable, "-m", "api", "--host", "127.0.0.1",
+         "--port", str(port)],
         cwd=API_PARENT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -70,9 +71,9 @@ def measure(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name}: server not ready")
             time.sleep(0.1)
-        wrk(url + "/api/v1/predict", script, connections, 2)  # warm-up
+        wrk(url + "/api/v1/predict", script, connections, 2, pin=pin)  # warm-up
         cpu_before = cpu_seconds(process.pid)
-        result = wrk(url + "/api/v1/predict", script, connections, seconds)
+        result = wrk(url + "/api/v1/predict", script, connections, seconds, pin=pin)
         cpu = cpu_seconds(process.pid) - cpu_before
         result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
     finally:
@@ -81,7 +82,7 @@ def measure(
     return result
 
 
-def run(rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+def run(rounds: int, seconds: float, connections: int, pin: bool = True) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     body = json.dumps({"inputs": [example_houses()[0]]})
@@ -92,7 +93,9 @@ def run(rounds: int, seconds: float, connections: int) -> dict[str, Any]:
         script.write_text(WRK_SCRIPT.format(body=body))
         for _ in range(rounds):
             for name in CONFIGURATIONS:
-                results[name].append(measure(name, directory, script, connections, seconds))
+                results[name].append(
+                    measure(name, directory, script, connections, seconds, pin=pin)
+                )
         database = directory / "predictions.sqlite3"
         with sqlite3.connect(database) as connection:
             logged = connection.execute("SELECT count(*) FROM predictions").fetchone()[0]
@@ -108,6 +111,7 @@ def run(rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     return {
         "connections": connections,
         "seconds": seconds,
+        "pinned": pin,
         "rounds": rounds,
         "requests_per_second": {
             name: [round(r["requests_per_second"], 1) for r in runs]
@@ -139,8 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--unpinned", action="store_true", help="let the kernel place the server and wrk"
+    )
     args = parser.parse_args(argv)
-    report = run(args.rounds, min(args.seconds, 60.0), args.connections)
+    report = run(args.rounds, min(args.seconds, 60.0), args.connections, pin=not args.unpinned)
     print(json.dumps(report, indent=2))
     return 0 if not any(report["errors"].values()) else 1
 

@@ -205,13 +205,15 @@ def pinned(cpu: int) -> list[str]:
     return []
 
 
-def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+def wrk(
+    url: str, script: Path, connections: int, seconds: float, *, pin: bool = True
+) -> dict[str, Any]:
     """``wrk`` (Debian package) posting the script's body for ``seconds``: requests,
     errors (socket errors and non-2xx answers) and the 99th latency percentile."""
     assert url.startswith("http://127.0.0.1:"), "loopback only"
     done = subprocess.run(
         [
-            *pinned(1),
+            *(pinned(1) if pin else []),
             "wrk",
             "-t1",
             f"-c{connections}",

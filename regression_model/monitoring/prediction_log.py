@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: PostgreSQL advisory lock key held while migrating (any fixed number).
@@ -68,60 +66,65 @@ predictions = Table(
 #: The record fields, in table order (what the writer and the spool file hold).
 FIELDS = tuple(column.name for column in predictions.columns)
 
-#: Many records in one statement, from one JSON document (a parameter): the
-#: database parses it, so the writer does no per-record work beyond one
-#: serialisation, and the driver runs one statement (releasing the GIL once,
-#: not once per row). Duplicate keys are skipped (a replayed record).
-_BULK_INSERT = {
-    "sqlite": """
-        INSERT INTO predictions
-            (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
-        SELECT value ->> '$.log_id', value ->> '$.row', value ->> '$.request_id',
-               value ->> '$.logged_at', value ->> '$.model_version', value -> '$.inputs',
-               value ->> '$.price', NULLIF(value -> '$.errors', 'null')
-        FROM json_each(:records) WHERE true
-        ON CONFLICT DO NOTHING
-    """,
-    "postgresql": """
-        INSERT INTO predictions
-            (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
-        SELECT r.log_id, r."row", r.request_id, r.logged_at, r.model_version,
-               COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors
-        FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
-            log_id varchar, "row" integer, request_id varchar, logged_at timestamptz,
-            model_version varchar, inputs jsonb, price double precision, errors jsonb)
-        ON CONFLICT DO NOTHING
-    """,
-}
+#: SQLite: one prepared statement run for every record (``executemany``), the
+#: JSON columns serialised by the writer (pydantic-core), so SQLAlchemy does no
+#: per-row processing; the driver releases the GIL while SQLite stores each row.
+_SQLITE_INSERT = """
+    INSERT INTO predictions
+        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
+"""
+#: PostgreSQL: every record in one statement, from one JSON document that the
+#: server unpacks (the work happens in the database's process, not the API's).
+_POSTGRESQL_INSERT = """
+    INSERT INTO predictions
+        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
+    SELECT r.log_id, r."row", r.request_id, r.logged_at, r.model_version,
+           COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors
+    FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
+        log_id varchar, "row" integer, request_id varchar, logged_at timestamptz,
+        model_version varchar, inputs jsonb, price double precision, errors jsonb)
+    ON CONFLICT DO NOTHING
+"""
 
 
 def record_time(moment: datetime) -> str:
     """How records carry their time: UTC, to the microsecond, with its offset
     (what SQLite stores as text and PostgreSQL reads as a timestamptz)."""
-    return f"{utc(moment):%Y-%m-%d %H:%M:%S.%f}+00:00"
+    return utc(moment).isoformat(sep=" ", timespec="microseconds")
 
 
 def insert_records(connection: Connection, records: list[dict[str, Any]]) -> None:
     """Insert records (``FIELDS``, time as :func:`record_time`), skipping keys
-    already present. SQLite (3.38 or newer) and PostgreSQL take them in one
-    statement; any other database row by row through SQLAlchemy."""
+    already present (SQLite, PostgreSQL); other databases through SQLAlchemy's
+    plain insert."""
     if not records:
         return
     dialect = connection.dialect.name
-    if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 38):
-        dialect = "sqlite (before 3.38)"
-    statement = _BULK_INSERT.get(dialect)
-    if statement is not None:
+    if dialect == "sqlite":
+        connection.exec_driver_sql(
+            _SQLITE_INSERT,
+            [
+                (
+                    r["log_id"],
+                    r["row"],
+                    r["request_id"],
+                    r["logged_at"],
+                    r["model_version"],
+                    to_json(r["inputs"], inf_nan_mode="strings").decode(),
+                    r["price"],
+                    None if r["errors"] is None else to_json(r["errors"]).decode(),
+                )
+                for r in records
+            ],
+        )
+    elif dialect == "postgresql":
         document = to_json(records, inf_nan_mode="strings").decode()
-        connection.execute(text(statement), {"records": document})
-        return
-    rows = [{**r, "logged_at": datetime.fromisoformat(r["logged_at"])} for r in records]
-    insert = (
-        sqlite_insert(predictions).on_conflict_do_nothing()
-        if connection.dialect.name == "sqlite"
-        else predictions.insert()
-    )
-    connection.execute(insert, rows)
+        connection.execute(text(_POSTGRESQL_INSERT), {"records": document})
+    else:
+        rows = [{**r, "logged_at": datetime.fromisoformat(r["logged_at"])} for r in records]
+        connection.execute(predictions.insert(), rows)
 
 
 def database_url(url_or_path: str) -> str:
