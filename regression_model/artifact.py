@@ -62,6 +62,8 @@ class ArtifactPaths:
     pickle: Path
     tables: Path
     manifest: Path
+    #: the directory `regression-model report` writes beside the artifact
+    report: Path
 
     @classmethod
     def for_version(
@@ -73,6 +75,7 @@ class ArtifactPaths:
             pickle=folder / f"{stem}.pkl",
             tables=folder / f"{stem}.tables.json",
             manifest=folder / f"{stem}.json",
+            report=folder / f"{stem}_report",
         )
 
 

@@ -1,4 +1,4 @@
-"""``regression-model`` command line: train, predict, info, drift, log-migrate.
+"""``regression-model`` command line: train, report, predict, info, drift, log-migrate.
 
 Also reachable as ``python -m regression_model``.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from regression_model import __version__
 from regression_model.artifact import (
@@ -25,8 +24,10 @@ from regression_model.artifact import (
     load_tables,
     verify_artifact,
 )
+from regression_model.batch import FORMATS
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
-from regression_model.predict import ENGINES, make_prediction
+from regression_model.predict import CHUNK_ROWS, ENGINES
+from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
 
 LOG_EXTRA_HINT = (
     "the prediction log needs SQLAlchemy, Alembic and psycopg: "
@@ -63,51 +64,126 @@ def _train(args: argparse.Namespace) -> int:
     except (ModelQualityError, TrainingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    metrics = result.manifest["metrics"]
-    cv, holdout = metrics["cross_validation"], metrics["holdout"]
+    manifest = result.manifest
+    cv = manifest["metrics"]["cross_validation"]
+    evaluation, versus, worst = manifest["evaluation"], manifest["baselines"], manifest["slices"]
     print(f"trained {result.paths.pickle}")
     print(
-        f"  {cv['folds']}-fold CV: RMSLE {cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}, "
+        f"  {cv['repeats']} x {cv['folds']}-fold nested CV: RMSLE {cv['rmsle_mean']:.4f} "
+        f"(± {cv['rmsle_std']:.4f} over folds, ± {cv['rmsle_repeat_std']:.4f} over repeats), "
         f"RMSE {cv['rmse_mean']:,.0f}, MAE {cv['mae_mean']:,.0f}, R² {cv['r2_mean']:.4f}"
     )
+    for name, baseline in versus["models"].items():
+        print(f"  baseline {name}: RMSLE {baseline['rmsle_mean']:.4f}")
     print(
-        f"  hold-out ({holdout['n_test']} houses): RMSLE {holdout['rmsle']:.4f}, "
-        f"RMSE {holdout['rmse']:,.0f}, MAE {holdout['mae']:,.0f}, R² {holdout['r2']:.4f}"
+        f"  {versus['improvement_over_best']:.0%} below the best baseline "
+        f"(at least {versus['min_improvement']:.0%} required)"
+    )
+    print(
+        f"  worst slice ({worst['min_houses']}+ houses): {worst['worst']['slice']} = "
+        f"{worst['worst']['label']}, RMSLE {worst['worst']['rmsle']:.4f} "
+        f"(at most {worst['max_rmsle']} allowed)"
+    )
+    print(
+        f"  final model: alpha {evaluation['alpha']}, "
+        f"{len(evaluation['trimmed']['ids'])} houses trimmed from the second fit"
     )
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace) -> int:
+    try:
+        from regression_model.report import ReportError, write_report
+    except ImportError as exc:
+        print(f"error: {TRAIN_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
     config = get_config()
-    data = pd.read_csv(args.input)
-    result = make_prediction(input_data=data, engine=args.engine)
-    id_column = config.model.id_column
-    ids = data[id_column] if id_column in data.columns else pd.RangeIndex(len(data))
-    messages: dict[int, list[str]] = {}
-    for error in result["errors"] or []:
-        messages.setdefault(error["row"], []).append(f"{error['field']}: {error['message']}")
-    output = pd.DataFrame(
-        {
-            id_column: ids,
-            config.model.target: result["predictions"],
-            "errors": ["; ".join(messages.get(i, [])) for i in range(len(data))],
-        }
-    )
-    if args.output == "-":
-        output.to_csv(sys.stdout, index=False)
-    else:
-        output.to_csv(args.output, index=False)
-    priced = sum(p is not None for p in result["predictions"])
+    paths = ArtifactPaths.for_version(config)
+    if args.if_needed and args.output is None:
+        try:
+            _, manifest = load_tables(config)
+            if len(read_report(paths.report, manifest).plots) != len(PLOTS):
+                raise ReportUnavailableError("some plots are missing")
+        except ReportUnavailableError as reason:
+            print(f"writing the report ({reason})", file=sys.stderr)
+        else:
+            print(f"up to date: {paths.report / HTML_FILE}")
+            return 0
+    try:
+        page = write_report(config, args.output)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {page} and {len(PLOTS)} plots beside it")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Stream the input through the model (exit 0: every row priced, 3: some
+    rejected, 1: a bad file, 2: a setup problem, 128 + N: stopped by signal N)."""
+    from regression_model import batch
+
+    config = get_config()
+    progress = not args.quiet and sys.stderr.isatty()
+    try:
+        if args.dask is not None:
+            from regression_model import dask_scoring
+
+            counts = dask_scoring.score_files(
+                args.input,
+                args.output,
+                address=args.dask,
+                config=config.model,
+                input_format=args.input_format,
+                output_format=args.output_format,
+                allow_missing_columns=args.allow_missing_columns,
+                progress=progress,
+            )
+        else:
+            counts = batch.score_file(
+                args.input,
+                args.output,
+                config=config.model,
+                engine=args.engine,
+                input_format=args.input_format,
+                output_format=args.output_format,
+                chunk_rows=args.chunk_rows,
+                allow_missing_columns=args.allow_missing_columns,
+                progress=progress,
+            )
+    except batch.BatchFileError as exc:
+        print(f"error: {exc}; nothing written", file=sys.stderr)
+        return 1
+    except batch.ScoringSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except batch.Interrupted as stop:
+        print(
+            f"interrupted by {stop}"
+            + ("" if stop.rows is None else f" after {stop.rows:,} rows")
+            + f"; nothing written to {args.output}",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
+    except BrokenPipeError:  # stdout closed by its reader (| head): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:  # before any row was read (loading the model, starting Dask)
+        print(f"interrupted; nothing written to {args.output}", file=sys.stderr)
+        return 130
     print(
-        f"priced {priced} of {len(data)} rows with model {result['version']}"
-        + (
-            f"; {len(data) - priced} rejected (see the errors column)"
-            if priced < len(data)
-            else ""
-        ),
+        f"priced {counts.priced} of {counts.read} rows with model {__version__}"
+        + (f"; {counts.rejected} rejected (see the errors column)" if counts.rejected else ""),
         file=sys.stderr,
     )
-    return 0 if priced == len(data) else 3
+    return 3 if counts.rejected else 0
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -294,16 +370,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only train when no valid artifact exists for this version and config",
     )
     train.set_defaults(handler=_train)
-    predict = commands.add_parser("predict", help="price the houses of a CSV file")
+    report = commands.add_parser(
+        "report", help="write report.html and its plots: evaluation, baselines, slices"
+    )
+    report.add_argument(
+        "--output",
+        type=Path,
+        help="directory to write to (default: beside the artifact, where the API serves "
+        "the plots from)",
+    )
+    report.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="only write the default report when it is missing or describes another training",
+    )
+    report.set_defaults(handler=_report)
+    predict = commands.add_parser(
+        "predict",
+        help="price the houses of a CSV or Parquet file, streamed in chunks",
+        description="Price every row of a CSV or Parquet file (Kaggle columns), a chunk at a "
+        "time in bounded memory; write Id, SalePrice and errors (why a row was not priced). "
+        "Exit status: 0 all priced, 3 some rejected, 1 a bad file (nothing written), "
+        "2 a setup problem, 130/143 interrupted (nothing written).",
+    )
+    predict.add_argument(
+        "--input",
+        required=True,
+        help="CSV or Parquet file, - for CSV on stdin; with --dask also a directory or a glob",
+    )
+    predict.add_argument(
+        "--output",
+        default="-",
+        help="file for Id, SalePrice, errors (default: CSV on stdout); with --dask a directory",
+    )
+    predict.add_argument("--input-format", choices=FORMATS, help="default: from the extension")
+    predict.add_argument("--output-format", choices=FORMATS, help="default: from the extension")
+    predict.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        default=CHUNK_ROWS,
+        metavar="N",
+        help="rows read, scored and written at a time (default: %(default)s)",
+    )
+    predict.add_argument(
+        "--allow-missing-columns",
+        action="store_true",
+        help="impute model inputs the file has no column for, in every row",
+    )
+    predict.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="score on Dask: 'local' (a cluster on this machine) or a scheduler address "
+        "such as tcp://host:8786 (needs the [dask] extra)",
+    )
     predict.add_argument(
         "--engine",
         choices=ENGINES,
         default="tables",
         help="tables: the compiled model (default); pipeline: the fitted scikit-learn pipeline",
-    )
-    predict.add_argument("--input", required=True, type=Path, help="CSV with Kaggle columns")
-    predict.add_argument(
-        "--output", default="-", help="where to write Id, SalePrice, errors (default: stdout)"
     )
     predict.set_defaults(handler=_predict)
     info = commands.add_parser("info", help="version, artifact hashes and metrics")

@@ -24,19 +24,23 @@ import pandas as pd
 from feature_engine.encoding import OneHotEncoder, RareLabelEncoder
 from feature_engine.imputation import AddMissingIndicator, CategoricalImputer, MeanMedianImputer
 from feature_engine.transformation import LogCpTransformer, LogTransformer
+from scipy.interpolate import BSpline, PPoly
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from regression_model import __version__
 from regression_model.config.core import ModelConfig
-from regression_model.linear_model import RowIndependentLasso
+from regression_model.linear_model import TrimmedLasso, TrimmedLassoCV
 from regression_model.processing.features import (
+    FrequentLabelImputer,
     Mapper,
     SinglePassOneHotEncoder,
+    SplineFeatures,
     TemporalVariableTransformer,
+    spline_column,
 )
-from regression_model.tables import LookupTerm, ModelTables, NumericTerm, TableScorer
+from regression_model.tables import LookupTerm, ModelTables, NumericTerm, Spline, TableScorer
 
 #: How far a compiled price may be from the pipeline's (relative).
 TOLERANCE = 1e-9
@@ -98,7 +102,17 @@ class _Dummy:
     category: str
 
 
-_Recipe = _Number | _Label | _Indicator | _Mapped | _Dummy
+@dataclass
+class _SplineBasis:
+    """The ``index``-th column of ``spline`` (a fitted ``SplineTransformer``)
+    at a numerical variable, as it was when the splines were made."""
+
+    number: _Number
+    spline: SplineTransformer
+    index: int
+
+
+_Recipe = _Number | _Label | _Indicator | _Mapped | _Dummy | _SplineBasis
 
 
 @dataclass
@@ -194,6 +208,18 @@ def _log_cp_transformer(step: LogCpTransformer, name: str, state: _State) -> Non
     _log(offsets, step, name, state)
 
 
+def _splines(step: SplineFeatures, name: str, state: _State) -> None:
+    _scaling_done(state, name)
+    for variable, spline in step.splines_.items():
+        recipe = _require(state, name, variable, _Number)
+        if recipe.fill is None:
+            raise CompileError(f"step {name!r}: {variable} must be imputed first")
+        for index in range(spline.n_features_out_):
+            state.columns[spline_column(variable, index)] = _SplineBasis(
+                replace(recipe), spline, index
+            )
+
+
 def _mapper(step: Mapper, name: str, state: _State) -> None:
     _scaling_done(state, name)
     for variable in step.variables:
@@ -241,7 +267,7 @@ def _scaler(step: StandardScaler, name: str, state: _State) -> None:
     }
 
 
-def _lasso(step: RowIndependentLasso, name: str, state: _State) -> None:
+def _lasso(step: TrimmedLasso | TrimmedLassoCV, name: str, state: _State) -> None:
     if not state.scaling or state.coefficients is not None:
         raise CompileError(f"step {name!r}: the regression must follow the scaler, once")
     columns = [str(c) for c in step.feature_names_in_]
@@ -255,15 +281,18 @@ def _lasso(step: RowIndependentLasso, name: str, state: _State) -> None:
 RULES: dict[type, Callable[[Any, str, _State], None]] = {
     AddMissingIndicator: _missing_indicator,
     CategoricalImputer: _categorical_imputer,
+    FrequentLabelImputer: _categorical_imputer,
     MeanMedianImputer: _median_imputer,
     TemporalVariableTransformer: _elapsed_years,
     LogTransformer: _log_transformer,
     LogCpTransformer: _log_cp_transformer,
+    SplineFeatures: _splines,
     Mapper: _mapper,
     RareLabelEncoder: _rare_labels,
     SinglePassOneHotEncoder: _one_hot,
     StandardScaler: _scaler,
-    RowIndependentLasso: _lasso,
+    TrimmedLasso: _lasso,
+    TrimmedLassoCV: _lasso,
 }
 
 
@@ -312,16 +341,19 @@ def _fold(state: _State, config: ModelConfig) -> ModelTables:
     """Fold each variable's columns (value, indicator, dummies) into one term."""
     by_variable: dict[str, list[tuple[str, _Recipe]]] = {}
     for column, recipe in state.columns.items():
-        variable = (
-            recipe.label.variable if isinstance(recipe, _Mapped | _Dummy) else recipe.variable
-        )
+        if isinstance(recipe, _Mapped | _Dummy):
+            variable = recipe.label.variable
+        elif isinstance(recipe, _SplineBasis):
+            variable = recipe.number.variable
+        else:
+            variable = recipe.variable
         by_variable.setdefault(variable, []).append((column, recipe))
     numeric: list[NumericTerm] = []
     lookup: list[LookupTerm] = []
     for variable in config.features:
         columns = by_variable.pop(variable, [])
         kinds = {type(recipe) for _, recipe in columns}
-        if kinds <= {_Number, _Indicator} and _Number in kinds:
+        if kinds <= {_Number, _Indicator, _SplineBasis} and _Number in kinds:
             numeric.append(_numeric_term(variable, columns, state))
         elif kinds in ({_Mapped}, {_Dummy}):
             lookup.append(_lookup_term(variable, columns, state))
@@ -341,6 +373,7 @@ def _fold(state: _State, config: ModelConfig) -> ModelTables:
 def _numeric_term(variable: str, columns: list[tuple[str, _Recipe]], state: _State) -> NumericTerm:
     values = [(c, r) for c, r in columns if isinstance(r, _Number)]
     indicators = [c for c, r in columns if isinstance(r, _Indicator)]
+    bases = [(c, r) for c, r in columns if isinstance(r, _SplineBasis)]
     (column, recipe), *others = values
     assert isinstance(recipe, _Number)
     if others or len(indicators) > 1:
@@ -362,6 +395,59 @@ def _numeric_term(variable: str, columns: list[tuple[str, _Recipe]], state: _Sta
         reference=recipe.reference[0] if recipe.reference else None,
         reference_fill=recipe.reference[1] if recipe.reference else None,
         log_offset=recipe.log_offset,
+        spline=_spline(variable, recipe, bases, state) if bases else None,
+    )
+
+
+def _spline(
+    variable: str, number: _Number, bases: list[tuple[str, _SplineBasis]], state: _State
+) -> Spline:
+    """The weighted, centred sum of a variable's spline columns, written as
+    polynomial pieces between the knots and straight lines beyond them."""
+    splines = {id(r.spline): r for _, r in bases}
+    if len(splines) != 1:
+        raise CompileError(f"{variable}: more than one spline step")
+    first = next(iter(splines.values()))
+    transformer = first.spline
+    if first.number != number:
+        raise CompileError(
+            f"{variable}: its splines were made before a later step changed it; the "
+            "splines must come after every transform of the variable"
+        )
+    if transformer.extrapolation != "linear" or transformer.include_bias:
+        raise CompileError(f"{variable}: only linear extrapolation without bias is compiled")
+    basis = transformer.bsplines_[0]
+    degree, knots = int(basis.k), np.asarray(basis.t, dtype=float)
+    n_splines = basis.c.shape[1]
+    weights = np.zeros(n_splines)
+    constant = 0.0
+    for column, recipe in bases:
+        coefficient, center, scale = _weight(state, column)
+        weights[recipe.index] = coefficient / scale
+        constant -= coefficient * center / scale
+    pieces = PPoly.from_spline(BSpline(knots, weights, degree))
+    low, high = degree, len(knots) - degree - 1  # the outer knots: the training range
+    coefficients = [
+        [
+            float(pieces.c[degree - power, i]) + (constant if power == 0 else 0.0)
+            for power in range(degree + 1)
+        ]
+        for i in range(low, high)
+    ]
+    # As SplineTransformer extrapolates: the first (last) `degree` columns go on
+    # straight with their value and slope at the outer knot; the others are 0.
+    ends = degree + 1 if degree <= 1 else degree
+    lines = []
+    for at, used in ((knots[low], slice(0, ends)), (knots[high], slice(n_splines - ends, None))):
+        value, slope = basis(at)[used], basis(at, nu=1)[used]
+        lines.append(
+            (float(np.dot(weights[used], value)) + constant, float(np.dot(weights[used], slope)))
+        )
+    return Spline(
+        knots=[float(k) for k in knots[low : high + 1]],
+        coefficients=coefficients,
+        below=lines[0],
+        above=lines[1],
     )
 
 

@@ -1,7 +1,8 @@
-"""Assemble the model from config: feature-engine steps, then a Lasso.
+"""Assemble the model from config: feature-engine steps, splines, then a
+trimmed Lasso that picks its own penalty.
 
-Nothing here is learned or decided: every variable group, mapping and
-hyperparameter comes from ``config.yml``.
+Nothing here is learned or decided: every variable group, mapping,
+hyperparameter and candidate penalty comes from ``config.yml``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from regression_model.config.core import ModelConfig
-from regression_model.linear_model import RowIndependentLasso
+from regression_model.linear_model import TrimmedLassoCV
 from regression_model.processing.features import (
+    FrequentLabelImputer,
     Mapper,
     SinglePassOneHotEncoder,
+    SplineFeatures,
     TemporalVariableTransformer,
 )
 
@@ -37,7 +40,11 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
 
     The Lasso is fitted on log(SalePrice), where errors are relative and the
     target is close to normal; ``TransformedTargetRegressor`` keeps the log
-    and its inverse inside the artifact so no caller can forget them.
+    and its inverse inside the artifact so no caller can forget them. Every
+    step before the regression learns from the features alone, never the
+    prices; the regression chooses its penalty by cross-validation within
+    the rows it is fitted on, so cross-validating this estimator is a nested
+    cross-validation.
     """
     features = Pipeline(
         [
@@ -58,10 +65,7 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
             ),
             (
                 "categorical_frequent_imputation",
-                CategoricalImputer(
-                    imputation_method="frequent",
-                    variables=_names(config.categorical_vars_imputed_frequent),
-                ),
+                FrequentLabelImputer(variables=config.categorical_vars_imputed_frequent),
             ),
             (
                 "numerical_median_imputation",
@@ -78,6 +82,7 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
             ),
             ("log", LogTransformer(variables=_names(config.log_vars))),
             ("log1p", LogCpTransformer(variables=_names(config.log1p_vars), C=1)),
+            ("splines", SplineFeatures(variables=config.spline_vars, n_knots=config.spline_knots)),
             (
                 "quality_mapping",
                 Mapper(variables=config.quality_vars, mappings=config.quality_mappings),
@@ -95,10 +100,12 @@ def build_pipeline(config: ModelConfig) -> TransformedTargetRegressor:
             ("scaler", StandardScaler().set_output(transform="pandas")),
             (
                 "lasso",
-                RowIndependentLasso(
-                    alpha=config.alpha,
-                    max_iter=config.max_iter,
+                TrimmedLassoCV(
+                    alphas=config.alpha_grid,
+                    trim=config.trim_threshold,
+                    cv=config.tuning_folds,
                     random_state=config.random_state,
+                    max_iter=config.max_iter,
                 ),
             ),
         ]

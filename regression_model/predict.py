@@ -18,6 +18,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -47,6 +51,8 @@ ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
 #: Large frames are validated and scored this many rows at a time, so memory
 #: stays bounded; a row's result never depends on its chunk.
 CHUNK_ROWS = 65_536
+#: Threads pricing the chunks of a large frame.
+SCORING_THREADS = min(4, os.cpu_count() or 1)
 
 
 class PredictionResult(TypedDict):
@@ -60,9 +66,23 @@ class LoadedModel:
     """The verified compiled tables of a model, and its manifest."""
 
     def __init__(self, config: Config, directory: Path) -> None:
+        tables, manifest = load_tables(config, directory)
+        self._use(config, tables, manifest)
+
+    @classmethod
+    def from_tables(
+        cls, config: Config, tables: ModelTables, manifest: dict[str, Any]
+    ) -> LoadedModel:
+        """A model from tables already verified elsewhere (shipped to a Dask
+        worker as plain data by a process that loaded them from the artifact)."""
+        model = cls.__new__(cls)
+        model._use(config, tables, manifest)
+        return model
+
+    def _use(self, config: Config, tables: ModelTables, manifest: dict[str, Any]) -> None:
         self.config = config
-        self.tables, self.manifest = load_tables(config, directory)
-        self.scorer = TableScorer(self.tables, config.model)
+        self.tables, self.manifest = tables, manifest
+        self.scorer = TableScorer(tables, config.model)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
@@ -136,47 +156,35 @@ def make_prediction(
     if explain and engine != "tables":
         raise ValueError("explanations come from the model tables: use engine='tables'")
     model = _load(engine)
-    low, high = model.config.model.plausible_price_range
     predictions: list[float | None] = []
     errors: list[InputError] = []
     explanations: list[dict[str, Any] | None] = []
-    validating = scoring = 0.0
-    for start, chunk in _chunks(input_data):
-        began = time.perf_counter()
-        checked = validate_inputs(chunk, model.config.model)
-        validated = time.perf_counter()
-        rows = np.flatnonzero(checked.valid)
-        if engine == "tables":
-            contributions = model.contributions(checked, rows)
-            prices = np.exp(model.scorer.log_prices(contributions))
-        else:
-            prices = _pipeline_prices(model, checked)
-        validating += validated - began
-        scoring += time.perf_counter() - validated
-        errors += [InputError(e.row + start, e.field, e.message) for e in checked.errors]
-        plausible = (prices >= low) & (prices <= high)
-        for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True):
-            errors.append(_implausible(row + start, price, low, high))
-        priced = np.full(checked.n_rows, np.nan)
-        priced[rows[plausible]] = prices[plausible]
-        chunk_prices: list[float | None] = priced.tolist()
-        for row in np.flatnonzero(np.isnan(priced)).tolist():
+    chunks = _chunks(input_data)
+
+    def price(chunk: Any) -> PricedBatch:
+        if engine == "pipeline":
+            return _price_with_pipeline(model, chunk)
+        batch = price_batch(model, chunk)
+        # Without explanations the terms are not kept (64 MB per chunk).
+        return batch if explain else replace(batch, contributions=np.empty((0, 0)))
+
+    for (start, _), batch in zip(chunks, _in_order(price, [c for _, c in chunks]), strict=True):
+        if timings is not None:
+            for stage, seconds in batch.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+        chunk_prices: list[float | None] = batch.prices.tolist()
+        for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
             chunk_prices[row] = None
-        chunk_explanations: list[dict[str, Any] | None] = [None] * checked.n_rows
-        if explain:
-            for position in np.flatnonzero(plausible).tolist():
-                row = int(rows[position])
-                chunk_explanations[row] = _explanation(
-                    model,
-                    contributions[position],
-                    chunk_prices[row],  # type: ignore[arg-type]
-                )
         predictions += chunk_prices
-        explanations += chunk_explanations
-    if timings is not None:
-        timings["validate"] = timings.get("validate", 0.0) + validating
-        timings["score"] = timings.get("score", 0.0) + scoring
-    errors.sort(key=lambda e: e.row)
+        errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
+        if explain:
+            chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
+            for position, row in enumerate(batch.scored.tolist()):
+                if chunk_prices[row] is not None:
+                    chunk_explanations[row] = _explanation(
+                        model, batch.contributions[position], chunk_prices[row]
+                    )
+            explanations += chunk_explanations
     result: PredictionResult = {
         "predictions": predictions,
         "errors": [e.as_dict() for e in errors] or None,
@@ -185,6 +193,110 @@ def make_prediction(
     if explain:
         result["explanations"] = explanations
     return result
+
+
+@dataclass(frozen=True)
+class PricedBatch:
+    """A batch's verdicts: ``prices`` (dollars; NaN where a row is not
+    priced) and ``errors`` (rows counted from the batch's first, in row order).
+    With the tables, ``scored`` are the rows that passed validation and
+    ``contributions`` their terms (one row each)."""
+
+    prices: np.ndarray
+    errors: list[InputError]
+    scored: np.ndarray
+    contributions: np.ndarray
+    #: seconds spent validating ("validate") and scoring ("score")
+    timings: dict[str, float]
+
+    @property
+    def priced(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.prices)))
+
+
+def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
+    """Validate and price one batch with the compiled tables of ``model``.
+
+    What :func:`make_prediction` does per chunk, for callers that hold the
+    model themselves (streaming files, Dask workers). A row's verdict and
+    price never depend on the rest of the batch.
+    """
+    began = time.perf_counter()
+    checked = validate_inputs(data, model.config.model)
+    validated = time.perf_counter()
+    rows = np.flatnonzero(checked.valid)
+    contributions = model.contributions(checked, rows)
+    prices = np.exp(model.scorer.log_prices(contributions))
+    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+    return _verdicts(
+        model.config, checked, rows, prices, contributions=contributions, timings=timings
+    )
+
+
+def batch_pricer(engine: Engine = "tables") -> Callable[[InputData], PricedBatch]:
+    """A function pricing one batch with ``engine``'s model, loaded now (once
+    per process)."""
+    if engine == "tables":
+        model = load_model()
+        return lambda data: price_batch(model, data)
+    if engine == "pipeline":
+        pipeline = load_model_pipeline()
+        return lambda data: _price_with_pipeline(pipeline, data)
+    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def _price_with_pipeline(model: LoadedPipeline, data: InputData) -> PricedBatch:
+    began = time.perf_counter()
+    checked = validate_inputs(data, model.config.model)
+    validated = time.perf_counter()
+    rows = np.flatnonzero(checked.valid)
+    prices = _pipeline_prices(model, checked)
+    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+    return _verdicts(
+        model.config, checked, rows, prices, contributions=np.empty((0, 0)), timings=timings
+    )
+
+
+def _verdicts(
+    config: Config,
+    checked: ValidationResult,
+    rows: np.ndarray,
+    prices: np.ndarray,
+    *,
+    contributions: np.ndarray,
+    timings: dict[str, float],
+) -> PricedBatch:
+    """Prices outside the plausible range are refused, like invalid rows."""
+    low, high = config.model.plausible_price_range
+    plausible = (prices >= low) & (prices <= high)
+    all_prices = np.full(checked.n_rows, np.nan)
+    all_prices[rows[plausible]] = prices[plausible]
+    implausible = [
+        _implausible(row, price, low, high)
+        for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True)
+    ]
+    errors = checked.errors
+    if implausible:
+        errors = sorted([*errors, *implausible], key=lambda e: e.row)
+    return PricedBatch(all_prices, errors, rows, contributions, timings)
+
+
+def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:
+    """``function`` of each chunk, in order. Several chunks are priced at once
+    in threads (NumPy, pandas and pyarrow release the GIL for most of the
+    work), at most one more than there are threads, so memory stays bounded.
+    A chunk's result never depends on the others, so the bits are the same."""
+    if len(chunks) == 1 or SCORING_THREADS == 1:
+        yield from map(function, chunks)
+        return
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="scoring") as pool:
+        pending: deque[Future[PricedBatch]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(function, chunk))
+            if len(pending) > SCORING_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _chunks(input_data: InputData) -> list[tuple[int, Any]]:

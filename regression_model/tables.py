@@ -4,8 +4,8 @@ small scorer that prices houses with it.
 The model is a sum. After its feature steps the Lasso adds one term per input
 variable — a lookup from label to number for categorical variables, a small
 formula for numerical ones (fill if missing, years before the sale, log,
-centre and weight, plus the missing-value indicator) — and the target
-transform takes ``exp``. ``compiler.py`` derives these tables from the fitted
+centre and weight, a spline curve, plus the missing-value indicator) — and
+the target transform takes ``exp``. ``compiler.py`` derives these tables from the fitted
 pipeline at training time; here they are read from JSON and scored with
 NumPy. Nothing here unpickles or imports scikit-learn, so loading a model
 file cannot run code, and a price costs microseconds.
@@ -18,6 +18,7 @@ same bits alone, in any batch and in any chunk.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,7 +28,8 @@ import numpy as np
 from regression_model.config.core import ModelConfig
 
 #: Version of the tables' JSON layout; a loader refuses any other.
-FORMAT = 1
+#: 2: numerical terms may carry a spline (model 0.2.0).
+FORMAT = 2
 
 #: Batches up to this many rows are scored row by row (see ``contributions``).
 ROW_BY_ROW_MAX = 4
@@ -38,15 +40,55 @@ class TablesFormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class Spline:
+    """A curve of one number ``t``, in log-price: a polynomial piece on each
+    interval between consecutive ``knots``, a straight line beyond them.
+
+    On ``knots[i] <= t <= knots[i + 1]`` it is
+    ``sum(c * (t - knots[i]) ** k for k, c in enumerate(coefficients[i]))``
+    (at an inner knot both pieces agree; the later one is used). Below
+    ``knots[0]`` it is ``below[0] + below[1] * (t - knots[0])``, above
+    ``knots[-1]`` it is ``above[0] + above[1] * (t - knots[-1])``: the training
+    range ends at the outer knots, and beyond them the curve goes on straight.
+    """
+
+    knots: list[float]
+    coefficients: list[list[float]]
+    below: tuple[float, float]
+    above: tuple[float, float]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spline:
+        spline = cls(
+            knots=[float(k) for k in data["knots"]],
+            coefficients=[[float(c) for c in piece] for piece in data["coefficients"]],
+            below=(float(data["below"][0]), float(data["below"][1])),
+            above=(float(data["above"][0]), float(data["above"][1])),
+        )
+        if len(data["below"]) != 2 or len(data["above"]) != 2:
+            raise TablesFormatError("malformed spline: below/above are [value, slope]")
+        knots = spline.knots
+        if len(knots) < 2 or any(b <= a for a, b in itertools.pairwise(knots)):
+            raise TablesFormatError("malformed spline: knots must increase strictly")
+        if len(spline.coefficients) != len(knots) - 1 or not all(spline.coefficients):
+            raise TablesFormatError("malformed spline: one polynomial per interval")
+        return spline
+
+    @property
+    def numbers(self) -> list[float]:
+        return [*self.knots, *(c for p in self.coefficients for c in p), *self.below, *self.above]
+
+
+@dataclass(frozen=True)
 class NumericTerm:
     """The term of a numerical variable, in log-price:
 
-    ``weight * (t - center) + (missing_effect if missing else present_effect)``
+    ``weight * (t - center) + spline(t) + (missing_effect if missing else present_effect)``
 
     where ``t`` is the value (``fill`` when missing), turned into
     ``reference - t`` when ``reference`` is set (years before the sale; the
     reference filled with ``reference_fill``), then ``log(t + log_offset)``
-    when ``log_offset`` is set.
+    when ``log_offset`` is set; ``spline(t)`` is 0 when there is no spline.
     """
 
     variable: str
@@ -58,6 +100,7 @@ class NumericTerm:
     reference: str | None = None
     reference_fill: float | None = None
     log_offset: float | None = None
+    spline: Spline | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -118,20 +161,98 @@ class ModelTables:
             tables = cls(
                 version=str(data["version"]),
                 intercept=float(data["intercept"]),
-                numeric=[NumericTerm(**term) for term in data["numeric"]],
+                numeric=[_numeric_term(term) for term in data["numeric"]],
                 lookup=[LookupTerm(**term) for term in data["lookup"]],
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            if isinstance(exc, TablesFormatError):
+                raise
+
             raise TablesFormatError(f"malformed model tables: {exc!r}") from exc
         numbers = [tables.intercept]
         for term in tables.numeric:
             numbers += [term.fill, term.center, term.weight, term.missing_effect]
             numbers += [term.present_effect]
+            if term.spline is not None:
+                numbers += term.spline.numbers
         for lookup in tables.lookup:
             numbers += [*lookup.table.values(), lookup.missing]
         if not all(isinstance(n, int | float) and math.isfinite(n) for n in numbers):
             raise TablesFormatError("malformed model tables: a number is missing or not finite")
         return tables
+
+
+def _numeric_term(data: dict[str, Any]) -> NumericTerm:
+    spline = data.get("spline")
+    return NumericTerm(**{**data, "spline": None if spline is None else Spline.from_dict(spline)})
+
+
+class _Splines:
+    """The spline curves of some numerical terms, as padded arrays, so that
+    one set of element-wise operations evaluates them all."""
+
+    def __init__(self, splines: list[Spline]) -> None:
+        pieces = max(len(s.coefficients) for s in splines)
+        degree = max(len(p) for s in splines for p in s.coefficients) - 1
+        self.low = np.array([s.knots[0] for s in splines])
+        self.high = np.array([s.knots[-1] for s in splines])
+        # Inner knots, padded with +inf (never passed): the piece of t is the
+        # number of inner knots at or below it.
+        self.inner = np.full((len(splines), max(pieces - 1, 1)), np.inf)
+        self.starts = np.zeros((len(splines), pieces))
+        # coefficients[power][spline, piece], padded with zeros
+        self.coefficients = np.zeros((degree + 1, len(splines), pieces))
+        for i, spline in enumerate(splines):
+            self.inner[i, : len(spline.knots) - 2] = spline.knots[1:-1]
+            self.starts[i, : len(spline.knots) - 1] = spline.knots[:-1]
+            for piece, polynomial in enumerate(spline.coefficients):
+                self.coefficients[: len(polynomial), i, piece] = polynomial
+        self.below = np.array([s.below for s in splines]).T
+        self.above = np.array([s.above for s in splines]).T
+        # The same numbers as plain lists, for one house at a time (`value`).
+        self._by_spline = [
+            (
+                spline.knots[0],
+                spline.knots[-1],
+                self.inner[i].tolist(),
+                self.starts[i].tolist(),
+                self.coefficients[:, i, :].T.tolist(),  # [piece][power]
+                spline.below,
+                spline.above,
+            )
+            for i, spline in enumerate(splines)
+        ]
+
+    def values(self, t: np.ndarray) -> np.ndarray:
+        """The curves at ``t`` (rows x splines), element by element."""
+        inside = np.clip(t, self.low, self.high)
+        piece = (inside[:, :, None] >= self.inner).sum(axis=2)
+        columns = np.arange(t.shape[1])
+        offset = inside - self.starts[columns, piece]
+        value = self.coefficients[-1][columns, piece]
+        for power in range(len(self.coefficients) - 2, -1, -1):
+            value = value * offset + self.coefficients[power][columns, piece]
+        value = np.where(t < self.low, self.below[0] + self.below[1] * (t - self.low), value)
+        result: np.ndarray = np.where(
+            t > self.high, self.above[0] + self.above[1] * (t - self.high), value
+        )
+        return result
+
+    def value(self, index: int, t: float) -> float:
+        """Curve ``index`` at ``t``, in Python floats: the operations of
+        :meth:`values`, in the same order, so the bits are the same."""
+        low, high, inner, starts, pieces, below, above = self._by_spline[index]
+        if t < low:
+            return below[0] + below[1] * (t - low)
+        if t > high:
+            return above[0] + above[1] * (t - high)
+        piece = sum(1 for knot in inner if t >= knot)
+        offset = t - starts[piece]
+        coefficients: list[float] = pieces[piece]
+        value = coefficients[-1]
+        for coefficient in reversed(coefficients[:-1]):
+            value = value * offset + coefficient
+        return value
 
 
 class TableScorer:
@@ -168,6 +289,9 @@ class TableScorer:
         logged = [i for i, t in enumerate(numeric) if t.log_offset is not None]
         self.logged = np.array(logged, dtype=np.intp)
         self.log_offsets = np.array([numeric[i].log_offset for i in logged], dtype=float)
+        curved = [i for i, t in enumerate(numeric) if t.spline is not None]
+        self.curved = np.array(curved, dtype=np.intp)
+        self.splines = _Splines([numeric[i].spline for i in curved]) if curved else None  # type: ignore[misc]
         self.lookup_columns = np.array(
             [categorical.index(t.variable) for t in tables.lookup], dtype=np.intp
         )
@@ -217,6 +341,8 @@ class TableScorer:
             # house must get the same bits alone and in any batch.
             shifted = np.ascontiguousarray(filled[:, self.logged] + self.log_offsets)
             filled[:, self.logged] = np.log(shifted)
+        # the curves need t itself, which the next step overwrites
+        curves = None if self.splines is None else self.splines.values(filled[:, self.curved])
         numeric = result[:, :n_numeric]
         np.subtract(filled, self.centers, out=filled)
         np.multiply(filled, self.weights, out=numeric)
@@ -224,6 +350,8 @@ class TableScorer:
             numeric[:, self.flagged] += np.where(
                 missing[:, self.flagged], self.missing_effects, self.present_effects
             )
+        if curves is not None:
+            numeric[:, self.curved] += curves
         if len(self.lookup_columns):
             result[:, n_numeric:] = self._lookups(codes, categories)
         return result
@@ -253,6 +381,9 @@ class TableScorer:
             row = [(f - c) * w for f, c, w in zip(filled, centers, weights, strict=True)]
             for term, missing_effect, present_effect in flagged:
                 row[term] += missing_effect if missing[term] else present_effect
+            if self.splines is not None:
+                for index, term in enumerate(self.curved.tolist()):
+                    row[term] += self.splines.value(index, filled[term])
             for (term, column), code in zip(lookups, row_codes, strict=True):
                 value = (
                     term.missing

@@ -1,13 +1,13 @@
 """Train, evaluate and save the model.
 
-Deterministic end to end: the split and the folds come from the configured
-seed, the Lasso's coordinate descent is cyclic, and the data and config are
-hashed into the manifest so a reader can tell which inputs made the artifact.
+Deterministic end to end: the folds come from the configured seed, the
+Lasso's coordinate descent is cyclic, BLAS runs on one thread (so sums do not
+depend on the machine's core count), and the data and config are hashed into
+the manifest so a reader can tell which inputs made the artifact.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import KFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 from regression_model import __version__
 from regression_model.artifact import ArtifactPaths, environment, save_artifact, sha256_file
 from regression_model.compiler import check_tables, compile_tables
 from regression_model.config.core import Config, get_config
+from regression_model.evaluation import Evaluation, evaluate, fit_quietly, regression_metrics
 from regression_model.pipeline import build_pipeline
 from regression_model.processing.data_manager import dataset_path, load_dataset
 from regression_model.processing.validation import validate_inputs
@@ -41,23 +41,23 @@ class TrainingResult:
     paths: ArtifactPaths
 
 
-def regression_metrics(y_true: pd.Series | np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """RMSE, RMSLE (RMSE of log price), MAE and R², prices in dollars."""
-    y_true = np.asarray(y_true, dtype="float64")
-    return {
-        "rmse": float(np.sqrt(np.mean((y_true - y_pred) ** 2))),
-        "rmsle": float(np.sqrt(np.mean((np.log(y_true) - np.log(y_pred)) ** 2))),
-        "mae": float(mean_absolute_error(y_true, y_pred)),
-        "r2": float(r2_score(y_true, y_pred)),
-    }
+@dataclass(frozen=True)
+class TrainingData:
+    """Validated features and target of the houses used for fitting."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    #: each row's Id (the config's id_column)
+    ids: np.ndarray
+    #: houses left out by the configured training exclusions
+    n_excluded: int
 
 
-def load_training_data(config: Config) -> tuple[pd.DataFrame, pd.Series, int]:
+def load_training_data(config: Config) -> TrainingData:
     """Validated features and target, with the configured exclusions applied.
 
-    Returns ``(X, y, n_excluded)``. Training data must pass the same schema as
-    prediction inputs: anything else would teach the model values it will
-    refuse later.
+    Training data must pass the same schema as prediction inputs: anything
+    else would teach the model values it will refuse later.
     """
     model = config.model
     raw = load_dataset(config.app.training_data_file)
@@ -72,41 +72,35 @@ def load_training_data(config: Config) -> tuple[pd.DataFrame, pd.Series, int]:
     keep = pd.Series(True, index=X.index)
     for variable, maximum in model.training_exclusions.items():
         keep &= ~(X[variable] > maximum)
-    return X[keep], y[keep], int((~keep).sum())
+    ids = raw[model.id_column].to_numpy()[X.index[keep]]
+    return TrainingData(X[keep], y[keep], ids, int((~keep).sum()))
 
 
-def _fit_quietly(estimator: Any, X: pd.DataFrame, y: pd.Series) -> Any:
-    with warnings.catch_warnings():
-        # RareLabelEncoder warns that two-label variables cannot have rare labels:
-        # true, expected, and not actionable.
-        warnings.filterwarnings("ignore", message="The number of unique categories")
-        return estimator.fit(X, y)
-
-
-def evaluate(config: Config, X: pd.DataFrame, y: pd.Series) -> dict[str, Any]:
-    """Hold-out metrics and k-fold cross-validated metrics (mean and std)."""
+def quality_problems(config: Config, evaluation: Evaluation) -> list[str]:
+    """Why the evaluated model fails the quality gates in the config (none: it passes)."""
     model = config.model
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=model.test_size, random_state=model.random_state
-    )
-    holdout = _fit_quietly(build_pipeline(model), X_train, y_train)
-    folds = []
-    splitter = KFold(n_splits=model.cv_folds, shuffle=True, random_state=model.random_state)
-    for train_index, test_index in splitter.split(X):
-        fitted = _fit_quietly(build_pipeline(model), X.iloc[train_index], y.iloc[train_index])
-        folds.append(regression_metrics(y.iloc[test_index], fitted.predict(X.iloc[test_index])))
-    return {
-        "holdout": {
-            **regression_metrics(y_test, holdout.predict(X_test)),
-            "n_train": len(X_train),
-            "n_test": len(X_test),
-        },
-        "cross_validation": {
-            "folds": model.cv_folds,
-            **{f"{name}_mean": float(np.mean([f[name] for f in folds])) for name in folds[0]},
-            **{f"{name}_std": float(np.std([f[name] for f in folds])) for name in folds[0]},
-        },
-    }
+    problems = []
+    cv_rmsle = evaluation.model.summary()["rmsle_mean"]
+    if cv_rmsle > model.max_cv_rmsle:
+        problems.append(
+            f"cross-validated RMSLE {cv_rmsle:.4f} is above max_cv_rmsle={model.max_cv_rmsle}"
+        )
+    versus = evaluation.baseline_report(model)
+    if not versus["passed"]:
+        problems.append(
+            f"the model's CV RMSLE {cv_rmsle:.4f} is only {versus['improvement_over_best']:.1%} "
+            f"below the best baseline's ({versus['best']}, "
+            f"{versus['models'][versus['best']]['rmsle_mean']:.4f}); "
+            f"min_improvement_over_baselines={model.min_improvement_over_baselines}"
+        )
+    worst = evaluation.slices["worst"]
+    if not evaluation.slices["passed"]:
+        problems.append(
+            f"the worst slice with at least {model.min_slice_houses} houses, {worst['slice']} = "
+            f"{worst['label']} ({worst['houses']} houses), has RMSLE {worst['rmsle']:.4f}, "
+            f"above max_slice_rmsle={model.max_slice_rmsle}"
+        )
+    return problems
 
 
 #: Percentiles at which the training distribution of a number is recorded.
@@ -158,18 +152,29 @@ def feature_profile(X: pd.DataFrame, config: Config) -> list[dict[str, Any]]:
 def run_training(config: Config | None = None, artifact_dir: Path | None = None) -> TrainingResult:
     """Evaluate, gate on quality, fit on all training rows and save the artifact."""
     config = config or get_config()
-    X, y, n_excluded = load_training_data(config)
-    metrics = evaluate(config, X, y)
-    cv_rmsle = metrics["cross_validation"]["rmsle_mean"]
-    if cv_rmsle > config.model.max_cv_rmsle:
-        raise ModelQualityError(
-            f"cross-validated RMSLE {cv_rmsle:.4f} is above the quality gate "
-            f"max_cv_rmsle={config.model.max_cv_rmsle} in {config.source}; "
-            "no artifact was written"
-        )
-    fitted = _fit_quietly(build_pipeline(config.model), X, y)
-    fitted_prices = fitted.predict(X)
-    metrics["training"] = regression_metrics(y, fitted_prices)
+    data = load_training_data(config)
+    X, y = data.X, data.y
+    # One BLAS thread: the same bits whatever the machine, and for matrices
+    # this small, faster than threads competing for shared cores.
+    with threadpool_limits(limits=1):
+        evaluation = evaluate(config.model, X, y)
+        problems = quality_problems(config, evaluation)
+        if problems:
+            raise ModelQualityError(
+                "; ".join(problems)
+                + f" (quality gates in {config.source}); no artifact was written"
+            )
+        fitted = fit_quietly(build_pipeline(config.model), X, y)
+        training_prices = fitted.predict(X)
+    regression = fitted.regressor_.steps[-1][1]
+    metrics = {
+        "cross_validation": {
+            "folds": config.model.cv_folds,
+            "repeats": config.model.cv_repeats,
+            **evaluation.model.summary(),
+        },
+        "training": regression_metrics(y, training_prices),
+    }
     # Serving scores the compiled tables: they must price every training and
     # test house as the fitted pipeline does, or nothing is written.
     tables = compile_tables(fitted, config.model)
@@ -184,20 +189,37 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
             "file": data_file.name,
             "sha256": sha256_file(data_file),
             "rows_used": len(X),
-            "rows_excluded": n_excluded,
+            "rows_excluded": data.n_excluded,
             "exclusions": config.model.training_exclusions,
         },
         "config": {"file": config.source.name, "sha256": config.sha256},
         "environment": environment(),
         "metrics": metrics,
-        "quality_gate": {"max_cv_rmsle": config.model.max_cv_rmsle, "passed": True},
+        "evaluation": {
+            **evaluation.report(config.model),
+            "alpha": regression.alpha_,
+            "alpha_tuning_rmse": {str(a): e for a, e in sorted(regression.cv_rmse_.items())},
+            "trimmed": {
+                "threshold": config.model.trim_threshold,
+                "residual_scale": regression.residual_scale_,
+                "ids": [int(i) for i in data.ids[regression.trimmed_]],
+            },
+        },
+        "baselines": evaluation.baseline_report(config.model),
+        "slices": evaluation.slices,
+        "quality_gate": {
+            "max_cv_rmsle": config.model.max_cv_rmsle,
+            "min_improvement_over_baselines": config.model.min_improvement_over_baselines,
+            "max_slice_rmsle": config.model.max_slice_rmsle,
+            "passed": True,
+        },
         "features": feature_profile(X, config),
         # What the model predicts for its training houses: the reference for
         # the shift of predicted prices in drift reports.
         "predictions": {
-            "mean": float(np.mean(fitted_prices)),
-            "median": float(np.median(fitted_prices)),
-            **distribution_profile(np.asarray(fitted_prices, dtype="float64")),
+            "mean": float(np.mean(training_prices)),
+            "median": float(np.median(training_prices)),
+            **distribution_profile(np.asarray(training_prices, dtype="float64")),
         },
         "compiled_tables_check": {
             "houses": sum(len(frame) for frame in checked_on),

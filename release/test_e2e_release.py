@@ -358,7 +358,8 @@ def mirrored_dependencies(
     started = time.monotonic()
     seed = workdir / "seed"
     wheel = str(DIST / published["wheel"])
-    requirements = [wheel]
+    # + pyarrow (the [arrow] extra): `regression-model predict` reads and writes files with it
+    requirements = [wheel, "pyarrow"]
     for path in (API_REQUIREMENTS, *API_TEST_REQUIREMENTS):
         if path.is_file():
             for requirement in _requirement_names(path):
@@ -423,7 +424,7 @@ def test_install_from_the_private_index_only_and_predict(
 ) -> None:
     started = time.monotonic()
     result = _private_install(
-        fresh_venv, private_index, [f"{PROJECT}=={VERSION}"], workdir / "install_model.log"
+        fresh_venv, private_index, [f"{PROJECT}[arrow]=={VERSION}"], workdir / "install_model.log"
     )
     assert f"{published['wheel']}" in result.stdout
     timings.record("install_model_from_index", started)

@@ -55,11 +55,35 @@ def test_manifest_records_hashes_versions_metrics_and_profile(
     libraries = manifest["environment"]["libraries"]
     assert {"scikit-learn", "feature-engine", "pandas", "numpy"} <= set(libraries)
     assert manifest["environment"]["python"].count(".") == 2
-    for section in ("holdout", "training"):
-        assert {"rmse", "rmsle", "mae", "r2"} <= set(manifest["metrics"][section])
+    assert {"rmse", "rmsle", "mae", "r2"} <= set(manifest["metrics"]["training"])
     cv = manifest["metrics"]["cross_validation"]
-    assert cv["folds"] == 5
+    assert (cv["folds"], cv["repeats"]) == (5, 3)
     assert 0 < cv["rmsle_mean"] <= config.model.max_cv_rmsle
+    assert 0 < cv["rmsle_repeat_std"] < cv["rmsle_std"]
+    evaluation = manifest["evaluation"]
+    assert len(evaluation["rmsle_per_repeat"]) == 3
+    assert sum(evaluation["alphas_chosen"].values()) == 15
+    assert evaluation["alpha"] in config.model.alpha_grid
+    assert 0 < len(evaluation["trimmed"]["ids"]) < 50
+    baselines = manifest["baselines"]
+    assert set(baselines["models"]) == {"neighbourhood_median", "small_linear"}
+    assert baselines["passed"] and baselines["improvement_over_best"] >= 0.25
+    best = baselines["models"][baselines["best"]]["rmsle_mean"]
+    assert cv["rmsle_mean"] < best == min(b["rmsle_mean"] for b in baselines["models"].values())
+    slices = manifest["slices"]
+    assert set(slices["by"]) == {
+        "Neighborhood", "BldgType", "SaleCondition", "decade built", "price band"
+    }  # fmt: skip
+    for rows in slices["by"].values():
+        assert sum(row["houses"] for row in rows) == manifest["training_data"]["rows_used"]
+    worst = slices["worst"]
+    assert worst["houses"] >= slices["min_houses"] and worst["rmsle"] <= slices["max_rmsle"]
+    assert worst["rmsle"] == max(
+        row["rmsle"]
+        for rows in slices["by"].values()
+        for row in rows
+        if row["houses"] >= slices["min_houses"]
+    )
     profile = {f["name"]: f for f in manifest["features"]}
     assert list(profile) == config.model.features
     assert profile["GrLivArea"]["type"] == "numerical"
@@ -195,7 +219,8 @@ def test_edited_manifest_is_refused(artifact: ArtifactPaths, config: Config) -> 
 
 def test_other_config_is_refused(artifact: ArtifactPaths, tmp_path: Path) -> None:
     variant = tmp_path / "other.yml"
-    variant.write_text(load_config().source.read_text().replace("alpha: 0.001", "alpha: 0.002"))
+    text = load_config().source.read_text()
+    variant.write_text(text.replace("trim_threshold: 4.0", "trim_threshold: 5.0"))
     with pytest.raises(ArtifactCompatibilityError, match="different config"):
         verify_artifact(artifact, load_config(variant))
 
@@ -205,13 +230,28 @@ def test_missing_artifact_says_how_to_train(tmp_path: Path, config: Config) -> N
         load_pipeline(config, tmp_path)
 
 
-def test_quality_gate_fails_training_without_writing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("max_cv_rmsle: 0.115", "max_cv_rmsle: 0.01", "above max_cv_rmsle=0.01"),
+        (
+            "min_improvement_over_baselines: 0.25",
+            "min_improvement_over_baselines: 0.9",
+            r"below the best baseline's \(small_linear",
+        ),
+        ("max_slice_rmsle: 0.25", "max_slice_rmsle: 0.05", "above max_slice_rmsle=0.05"),
+    ],
+)
+def test_each_quality_gate_fails_training_without_writing(
+    tmp_path: Path, old: str, new: str, reason: str
+) -> None:
     strict = tmp_path / "strict.yml"
-    strict.write_text(
-        load_config().source.read_text().replace("max_cv_rmsle: 0.125", "max_cv_rmsle: 0.01")
-    )
-    with pytest.raises(ModelQualityError, match="above the quality gate"):
+    text = load_config().source.read_text()
+    assert old in text
+    strict.write_text(text.replace(old, new))
+    with pytest.raises(ModelQualityError, match=reason) as failure:
         run_training(load_config(strict), artifact_dir=tmp_path / "out")
+    assert "no artifact was written" in str(failure.value)
     assert not (tmp_path / "out").exists()
 
 

@@ -4,6 +4,7 @@ serve without scikit-learn."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from sklearn.preprocessing import FunctionTransformer
 
 from regression_model.compiler import CompileError, compile_tables
 from regression_model.config.core import Config, get_config
-from regression_model.predict import load_model_pipeline, make_prediction
+from regression_model.predict import load_model, load_model_pipeline, make_prediction
 from regression_model.processing.data_manager import load_dataset
+from regression_model.tables import FORMAT, ModelTables, TablesFormatError
 
 CONFIG = get_config().model
 RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}
@@ -188,3 +190,93 @@ def test_numeric_columns_of_every_kind_are_read_alike(test_data: pd.DataFrame) -
     first = make_prediction(input_data=frame)["predictions"]
     assert make_prediction(input_data=typed)["predictions"] == first
     assert np.isfinite(np.array(first, dtype=float)).all()
+
+
+def _spline_terms() -> list[Any]:
+    return [t for t in load_model().tables.numeric if t.spline is not None]
+
+
+def test_the_configured_splines_are_compiled_into_the_tables() -> None:
+    terms = _spline_terms()
+    assert [t.variable for t in terms] == CONFIG.spline_vars
+    assert load_model().tables.format == FORMAT == 2
+    for term in terms:
+        spline = term.spline
+        assert spline is not None
+        assert len(spline.coefficients) == len(spline.knots) - 1
+        assert all(len(piece) == 4 for piece in spline.coefficients)  # cubic pieces
+
+
+def _value_at(term: Any, t: float) -> float:
+    """The raw input whose transformed value is ``t`` (inverting log and elapsed years)."""
+    if term.log_offset is not None:
+        t = math.exp(t) - term.log_offset
+    if term.reference is not None:
+        t = 2010 - t  # years before a sale in 2010
+    return t
+
+
+def test_houses_at_below_between_and_beyond_the_knots_are_priced_as_the_pipeline_does(
+    test_data: pd.DataFrame,
+) -> None:
+    """Each spline's pieces meet at the knots, and it goes on straight beyond
+    the outer ones: houses placed at every knot, between knots and far out
+    on either side get the pipeline's price, and the same bits alone as in a
+    batch."""
+    base = test_data.head(1).to_dict(orient="records")[0]
+    base["YrSold"] = 2010
+    houses = []
+    for term in _spline_terms():
+        knots = term.spline.knots
+        spots = [*knots, *((a + b) / 2 for a, b in itertools.pairwise(knots))]
+        spots += [knots[0] - 0.5 * (knots[-1] - knots[0]), 2 * knots[-1] - knots[0]]
+        low, high = CONFIG.numerical_ranges[term.variable]
+        for t in spots:
+            value = min(max(_value_at(term, t), low), high)
+            if term.variable in CONFIG.integer_vars:
+                value = round(value)
+            houses.append({**base, RAW_NAMES.get(term.variable, term.variable): value})
+    assert len(houses) > 200
+    _assert_same_results(houses)
+    _assert_same_results(pd.DataFrame(houses))
+    # one at a time (scored row by row in Python floats): the batch's bits
+    batch = make_prediction(input_data=houses)["predictions"]
+    alone = [make_prediction(input_data=house)["predictions"][0] for house in houses]
+    assert alone == batch
+
+
+def test_the_tables_round_trip_through_json_and_refuse_a_broken_spline() -> None:
+    tables = load_model().tables
+    data = tables.to_dict()
+    assert ModelTables.from_dict(data) == tables
+    curved = next(i for i, term in enumerate(data["numeric"]) if term["spline"])
+    for broken in (
+        {"knots": [3.0, 2.0, 1.0]},  # not increasing
+        {"coefficients": [[0.0, 1.0]]},  # one piece for several intervals
+        {"below": [1.0]},  # a line without its slope
+        {"above": [1.0, float("nan")]},  # not a number
+    ):
+        tampered = {**data, "numeric": list(data["numeric"])}
+        tampered["numeric"][curved] = {
+            **data["numeric"][curved],
+            "spline": {**data["numeric"][curved]["spline"], **broken},
+        }
+        with pytest.raises(TablesFormatError, match="malformed"):
+            ModelTables.from_dict(tampered)
+    with pytest.raises(TablesFormatError, match="format 1"):
+        ModelTables.from_dict({**data, "format": 1})
+
+
+def test_splines_made_before_a_later_transform_cannot_be_compiled(config: Config) -> None:
+    fitted = load_model_pipeline().estimator
+    steps = fitted.regressor_.steps
+    names = [name for name, _ in steps]
+    splines, log = names.index("splines"), names.index("log")
+    reordered = list(steps)
+    reordered.insert(log, reordered.pop(splines))  # splines of the raw areas, then the log
+    fitted.regressor_.steps = reordered
+    try:
+        with pytest.raises(CompileError, match="splines must come after every transform"):
+            compile_tables(fitted, config.model)
+    finally:
+        fitted.regressor_.steps = steps

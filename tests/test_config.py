@@ -29,7 +29,9 @@ def test_packaged_config_loads_typed_values() -> None:
     assert config.model.numerical_ranges["MoSold"] == (1.0, 12.0)
     assert config.model.coded_vars["MSSubClass"][:3] == [20, 30, 40]
     assert config.model.quality_mappings["Ex"] == 5
-    assert isinstance(config.model.alpha, float)
+    assert config.model.alpha_grid == [0.001, 0.0015, 0.002, 0.003]
+    assert config.model.spline_vars[:2] == ["LotFrontage", "LotArea"]
+    assert config.model.price_bands[0] == 100_000.0
     assert len(config.sha256) == 64
 
 
@@ -40,7 +42,7 @@ def test_packaged_config_loads_typed_values() -> None:
         ("target: SalePrice\n", "", "target"),
         # a wrong scalar type
         ("cv_folds: 5", "cv_folds: five", "cv_folds"),
-        ("alpha: 0.001", "alpha: tiny", "alpha"),
+        ("trim_threshold: 4.0", "trim_threshold: tiny", "trim_threshold"),
         # an unknown key
         ("target: SalePrice\n", "target: SalePrice\nlearning_rate: 3\n", "learning_rate"),
         # a group naming a variable that does not exist
@@ -59,8 +61,23 @@ def test_packaged_config_loads_typed_values() -> None:
         ("  MoSold: 1, 12", "  MoSold: 12, 1", "numerical_ranges"),
         ("  MoSold: 1, 12", "  MoSold: 1, 5, 12", "numerical_ranges"),
         ("  LotArea: 1, 10000000", "  LotArea: 0, 10000000", "log_vars"),
-        ("test_size: 0.1", "test_size: 1.5", "test_size"),
         ("cv_folds: 5", "cv_folds: 1", "cv_folds"),
+        ("cv_repeats: 3", "cv_repeats: 0", "cv_repeats"),
+        ("tuning_folds: 5", "tuning_folds: 1", "tuning_folds"),
+        ("alpha_grid: 0.001,", "alpha_grid: -0.001,", "alpha_grid"),
+        ("alpha_grid: 0.001, 0.0015,", "alpha_grid: 0.001, 0.001,", "alpha_grid"),
+        ("trim_threshold: 4.0", "trim_threshold: 0", "trim_threshold"),
+        ("price_bands: 100000, 150000", "price_bands: 150000, 100000", "price_bands"),
+        (
+            "min_improvement_over_baselines: 0.25",
+            "min_improvement_over_baselines: 1.5",
+            "min_improvement_over_baselines",
+        ),
+        ("spline_knots: 5", "spline_knots: 1", "spline_knots"),
+        ("spline_vars:\n  - LotFrontage", "spline_vars:\n  - Neighborhood", "spline_vars"),
+        ("slice_vars:\n  - Neighborhood", "slice_vars:\n  - GrLivArea", "slice_vars"),
+        ("slice_decade_var: YearBuilt", "slice_decade_var: Neighborhood", "slice_decade_var"),
+        ("baseline_group_var: Neighborhood", "baseline_group_var: LotArea", "baseline_group_var"),
         ("  Missing: 0\n", "", "quality_mappings"),
         (
             "  - MoSold\n  - YrSold\n\ncategorical_vars:",
@@ -85,9 +102,9 @@ def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
 def test_alternative_config_from_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _write_variant(tmp_path, "alpha: 0.001", "alpha: 0.002")
+    path = _write_variant(tmp_path, "trim_threshold: 4.0", "trim_threshold: 5.0")
     monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
-    assert get_config().model.alpha == 0.002
+    assert get_config().model.trim_threshold == 5.0
     assert get_config().source == path.resolve()
     monkeypatch.delenv(CONFIG_ENV_VAR)
-    assert get_config().model.alpha == 0.001
+    assert get_config().model.trim_threshold == 4.0

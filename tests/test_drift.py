@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from regression_model import __version__
 from regression_model.cli import parse_since
 from regression_model.config.core import Config
 from regression_model.monitoring.drift import DriftAccumulator, kolmogorov_sf, ks_p_value, psi
@@ -183,7 +184,7 @@ def _fill_log(path: Path, houses: list[dict[str, Any]], logged_at: datetime) -> 
             "row": i % 100,
             "request_id": f"request-{i // 100}",
             "logged_at": logged_at,
-            "model_version": "0.1.0",
+            "model_version": __version__,
             "inputs": house,
             "price": price,
             "errors": None if price is not None else [{"field": "*", "message": "rejected"}],

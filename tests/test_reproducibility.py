@@ -41,7 +41,15 @@ def test_two_processes_train_bit_identical_models(
         json.loads(ArtifactPaths.for_version(config, directory=d).manifest.read_text())
         for d in (first, second)
     ]
-    for key in ("training_data", "config", "metrics", "features"):
+    for key in (
+        "training_data",
+        "config",
+        "metrics",
+        "evaluation",
+        "baselines",
+        "slices",
+        "features",
+    ):
         assert manifests[0][key] == manifests[1][key], key
     # joblib's pickle of the fitted pipeline, and the compiled tables, are
     # themselves byte-for-byte the same

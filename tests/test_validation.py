@@ -47,6 +47,8 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"KitchenQual": "ex"}, "KitchenQual", "unknown code"),
     ({"PoolQC": "TA?"}, "PoolQC", "unknown code"),
     ({"MSSubClass": 25}, "MSSubClass", "unknown code 25"),
+    # a whole float (a column with gaps) is named as the code, not "25.0"
+    ({"MSSubClass": 25.0}, "MSSubClass", "unknown code 25; expected"),
     ({"MSSubClass": "sixty"}, "MSSubClass", "unknown code"),
     ({"MSSubClass": True}, "MSSubClass", "unknown code"),
     ({"Neighborhood": 7}, "Neighborhood", "expected a text label"),

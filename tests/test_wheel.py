@@ -114,3 +114,14 @@ def test_wheel_installs_and_predicts_in_a_fresh_venv(wheel: Path, tmp_path: Path
         [str(python), "-c", "import sklearn"], capture_output=True, text=True, cwd=tmp_path
     )
     assert missing.returncode != 0
+    # Files are read and written with pyarrow, an extra: the command says how to add it.
+    houses = Path(report["file"]).parent / "datasets" / "test.csv"
+    predict = subprocess.run(
+        [str(env_dir / "bin" / "regression-model"), "predict", "--input", str(houses)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert predict.returncode == 2, predict.stderr
+    assert "pip install 'ames-regression-model[arrow]'" in predict.stderr

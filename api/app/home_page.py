@@ -20,6 +20,10 @@ from api.app.examples import example_houses
 from api.app.schemas.predict import house_schema
 from regression_model import __version__ as model_version
 from regression_model.predict import LoadedModel
+from regression_model.report_files import Report
+
+#: Where the API serves the report (see routes/model_card.py).
+REPORT_PATH = "/api/v1/model/report/"
 
 #: The fields a person may edit, with their labels (a UI choice, not a schema).
 KEY_FIELDS: tuple[tuple[str, str], ...] = (
@@ -104,7 +108,7 @@ def _when(timestamp: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _model_section(model: LoadedModel | None) -> str:
+def _model_section(model: LoadedModel | None, report: Report | None) -> str:
     if model is None:
         return (
             '<p class="notice">The model is not loaded yet (or failed to load): '
@@ -112,25 +116,58 @@ def _model_section(model: LoadedModel | None) -> str:
         )
     manifest = model.manifest
     cv = manifest["metrics"]["cross_validation"]
-    holdout = manifest["metrics"]["holdout"]
     data = manifest["training_data"]
     items = [
         _metric("Version", str(manifest["version"])),
         _metric(
-            f"RMSLE, {cv['folds']}-fold CV",
+            f"RMSLE, {cv['repeats']:.0f} x {cv['folds']:.0f}-fold nested CV",
             f"{cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}",
         ),
-        _metric(f"RMSE, hold-out ({holdout['n_test']} houses)", f"${holdout['rmse']:,.0f}"),
-        _metric("MAE, hold-out", f"${holdout['mae']:,.0f}"),
-        _metric("R², hold-out", f"{holdout['r2']:.3f}"),
+        _metric("RMSE, CV", f"${cv['rmse_mean']:,.0f}"),
+        _metric("MAE, CV", f"${cv['mae_mean']:,.0f}"),
+        _metric("R², CV", f"{cv['r2_mean']:.3f}"),
+    ]
+    if "baselines" in manifest and "slices" in manifest:
+        versus, worst = manifest["baselines"], manifest["slices"]["worst"]
+        best = versus["best"]
+        items += [
+            _metric(
+                f"Best baseline ({best.replace('_', ' ')})",
+                f"RMSLE {versus['models'][best]['rmsle_mean']:.4f}",
+            ),
+            _metric(
+                f"Worst slice ({worst['slice']} {worst['label']}, {worst['houses']} houses)",
+                f"RMSLE {worst['rmsle']:.4f}",
+            ),
+        ]
+    items += [
         _metric("Trained on", f"{data['rows_used']} houses ({data['file']})"),
         _metric("Trained at", _when(str(manifest["trained_at"]))),
         _metric("Model tables sha256", str(manifest["tables"]["sha256"])[:16] + "…"),
     ]
-    return f'<dl class="metrics">{"".join(items)}</dl>'
+    section = f'<dl class="metrics">{"".join(items)}</dl>'
+    if report is None:
+        return section + (
+            '<p class="muted">No report was written for this model '
+            "(<code>regression-model report</code>).</p>"
+        )
+    links = " · ".join(
+        f'<a href="{REPORT_PATH}{html.escape(plot.name)}">{html.escape(plot.title)}</a>'
+        for plot in report.plots.values()
+    )
+    return section + (
+        f'<p class="report-links"><a href="{REPORT_PATH}" id="report-link">The model report</a>'
+        f" (evaluation, baselines, slices) and its plots: {links}</p>"
+    )
 
 
-def render_home_page(model: LoadedModel | None, *, api_key_required: bool, nonce: str) -> str:
+def render_home_page(
+    model: LoadedModel | None,
+    *,
+    api_key_required: bool,
+    nonce: str,
+    report: Report | None = None,
+) -> str:
     house = dict(example_houses()[0])
     categories: dict[str, list[str]] = {}
     if model is not None:
@@ -154,7 +191,7 @@ def render_home_page(model: LoadedModel | None, *, api_key_required: bool, nonce
         model_version=html.escape(model_version),
         api_version=html.escape(api_version),
         n_features=len(house_schema()["properties"]),
-        model_section=_model_section(model),
+        model_section=_model_section(model, report),
         example_id=html.escape(str(house.get("Id", ""))),
         fields=fields,
         api_key_field=api_key_field,

@@ -21,9 +21,11 @@ from typing import Any
 from api.app.examples import canary_house
 from api.app.exceptions import ModelUnavailableError
 from regression_model import __version__ as model_version
-from regression_model.config.core import get_config
+from regression_model.artifact import ArtifactPaths
+from regression_model.config.core import get_config, trained_model_dir
 from regression_model.predict import LoadedModel, PredictionResult, load_model, make_prediction
 from regression_model.processing.validation import WHOLE_ROW, json_type
+from regression_model.report_files import Report, ReportUnavailableError, read_report
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class ModelService:
         self._model: LoadedModel | None = None
         self._state = ModelState.LOADING
         self.canary_price: float | None = None
+        #: the report beside the artifact (page and plots), if there is one for this model
+        self.report: Report | None = None
 
     @property
     def state(self) -> ModelState:
@@ -90,6 +94,7 @@ class ModelService:
             self._state = ModelState.FAILED
             logger.exception("model failed to load; the service will not become ready")
         else:
+            self.report = _model_report(model)
             self._model = model
             self.canary_price = price
             self._state = ModelState.READY
@@ -145,3 +150,15 @@ class ModelService:
         ]
         errors.sort(key=lambda error: int(error["row"]))
         return {**result, "errors": errors or None}
+
+
+def _model_report(model: LoadedModel) -> Report | None:
+    """The report written beside the artifact, read once (PNGs as drawn: no
+    matplotlib here); None, with the reason logged, when there is none for
+    this model. The service works without it."""
+    directory = ArtifactPaths.for_version(model.config, directory=trained_model_dir()).report
+    try:
+        return read_report(directory, model.manifest)
+    except ReportUnavailableError as reason:
+        logger.warning("no model report to serve", extra={"reason": str(reason)})
+        return None

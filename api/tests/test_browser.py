@@ -15,6 +15,7 @@ import pytest
 from api.app.examples import example_houses
 from api.tests.helpers import Server, running_server
 from regression_model.predict import make_prediction
+from regression_model.report_files import PLOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -100,3 +101,30 @@ def test_the_form_shows_the_errors_of_an_impossible_house(
     assert page.text_content("#price") == "Cannot price this house"
     errors = page.text_content("#errors") or ""
     assert "OverallQual: 42 is out of range" in errors
+
+
+def test_the_model_report_renders_with_every_plot(
+    browser_page: tuple[Any, Server], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """From the page's link to the report the API serves: every plot loads
+    (no broken image, no CSP violation), and a full-page screenshot is taken."""
+    page, server = browser_page
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.url + "/")
+    page.click("#report-link")
+    page.wait_for_load_state("load")
+    assert page.url == server.url + "/api/v1/model/report/"
+    assert page.title().startswith("Model report")
+    images = page.eval_on_selector_all(
+        "img", "images => images.map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+    )
+    assert [src for src, _, _ in images] == list(PLOTS)
+    assert all(complete and width >= 600 for _, complete, width in images), images
+    worst = page.text_content("tr.worst") or ""
+    assert worst.strip(), "the worst slice is highlighted"
+    assert not console_errors, console_errors
+    screenshot = Path(tmp_path_factory.getbasetemp()) / "report.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 100_000
+    assert page.evaluate("document.documentElement.scrollHeight") > 3000  # the whole report

@@ -64,7 +64,12 @@ def test_model_card_is_the_verified_manifest(client: TestClient) -> None:
         card["metrics"]["cross_validation"]["rmsle_mean"]
         == (manifest["metrics"]["cross_validation"]["rmsle_mean"])
     )
-    assert card["metrics"]["holdout"]["r2"] > 0.8
+    cv = card["metrics"]["cross_validation"]
+    assert (cv["repeats"], cv["folds"]) == (3, 5) and cv["r2_mean"] > 0.9
+    assert card["evaluation"] == manifest["evaluation"]
+    assert card["baselines"]["best"] == "small_linear" and card["baselines"]["passed"]
+    assert card["slices"]["worst"] == manifest["slices"]["worst"]
+    assert set(card["slices"]["by"]) >= {"Neighborhood", "price band"}
     features = {f["name"]: f for f in card["features"]}
     assert list(features) == get_config().model.features
     assert features["FirstFlrSF"]["input_field"] == "1stFlrSF"
@@ -124,10 +129,10 @@ def test_docs_page_is_served(client: TestClient) -> None:
 
 
 def test_the_service_never_imports_training_libraries_nor_pandas(tmp_path: Path) -> None:
-    """Serving reads the compiled tables: no unpickling, no scikit-learn,
-    feature-engine, joblib or pandas in the worker (small, fast to start);
-    writing the prediction log, serving /metrics and computing /drift add
-    neither pandas nor SciPy nor matplotlib."""
+    """Serving reads the compiled tables and the report's PNGs as drawn: no
+    unpickling, no scikit-learn, feature-engine, joblib, pandas or matplotlib
+    in the worker (small, fast to start); writing the prediction log, serving
+    /metrics and computing /drift add neither pandas nor SciPy nor matplotlib."""
     code = (
         "import sys, time\n"
         "from fastapi.testclient import TestClient\n"
@@ -144,6 +149,9 @@ def test_the_service_never_imports_training_libraries_nor_pandas(tmp_path: Path)
         "    time.sleep(0.5)\n"
         "    drift = client.get('/api/v1/drift')\n"
         "    assert drift.status_code == 200 and drift.json()['houses'] == 1, drift.text\n"
+        "    assert client.get('/api/v1/model/report/').status_code == 200\n"
+        "    plot = client.get('/api/v1/model/report/predicted_vs_actual.png')\n"
+        "    assert plot.headers['content-type'] == 'image/png', plot.text\n"
         "print(sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas', 'scipy',"
         " 'matplotlib') if m in sys.modules))\n"
     )

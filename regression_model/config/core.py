@@ -71,11 +71,23 @@ _SCHEMA = Map(
         "rare_label_tolerance": Float(),
         "rare_label_n_categories": Int(),
         "rare_label": Str(),
-        "alpha": Float(),
+        "spline_vars": Seq(Str()),
+        "spline_knots": Int(),
+        "alpha_grid": CommaSeparated(Float()),
+        "trim_threshold": Float(),
+        "tuning_folds": Int(),
         "max_iter": Int(),
         "random_state": Int(),
-        "test_size": Float(),
         "cv_folds": Int(),
+        "cv_repeats": Int(),
+        "baseline_group_var": Str(),
+        "baseline_linear_vars": Seq(Str()),
+        "min_improvement_over_baselines": Float(),
+        "slice_vars": Seq(Str()),
+        "slice_decade_var": Str(),
+        "price_bands": CommaSeparated(Float()),
+        "min_slice_houses": Int(),
+        "max_slice_rmsle": Float(),
         "plausible_price_range": CommaSeparated(Float()),
         "max_cv_rmsle": Float(),
         "drift": Map(
@@ -130,11 +142,23 @@ class ModelConfig(BaseModel):
     rare_label_tolerance: float
     rare_label_n_categories: int
     rare_label: str
-    alpha: float
+    spline_vars: list[str]
+    spline_knots: int
+    alpha_grid: list[float]
+    trim_threshold: float
+    tuning_folds: int
     max_iter: int
     random_state: int
-    test_size: float
     cv_folds: int
+    cv_repeats: int
+    baseline_group_var: str
+    baseline_linear_vars: list[str]
+    min_improvement_over_baselines: float
+    slice_vars: list[str]
+    slice_decade_var: str
+    price_bands: list[float]
+    min_slice_houses: int
+    max_slice_rmsle: float
     plausible_price_range: tuple[float, float]
     max_cv_rmsle: float
 
@@ -181,10 +205,14 @@ class ModelConfig(BaseModel):
             "log1p_vars",
             "integer_vars",
             "numerical_ranges",
+            "spline_vars",
+            "baseline_linear_vars",
         ):
             unknown(key, getattr(self, key), numerical, "numerical")
-        for key in ("categorical_vars_na_means_none", "quality_vars", "coded_vars"):
+        for key in ("categorical_vars_na_means_none", "quality_vars", "coded_vars", "slice_vars"):
             unknown(key, getattr(self, key), categorical, "categorical")
+        unknown("slice_decade_var", [self.slice_decade_var], numerical, "numerical")
+        unknown("baseline_group_var", [self.baseline_group_var], categorical, "categorical")
         unknown("training_exclusions", self.training_exclusions, features, "")
         unknown("variables_to_rename", self.variables_to_rename.values(), features, "")
         if self.temporal_reference_var not in numerical:
@@ -209,12 +237,25 @@ class ModelConfig(BaseModel):
         low, high = self.plausible_price_range
         if not 0 < low < high:
             problems.append("plausible_price_range: must be 'min, max' with 0 < min < max")
-        if not 0 < self.test_size < 1:
-            problems.append("test_size: must be between 0 and 1")
-        if self.cv_folds < 2:
-            problems.append("cv_folds: must be at least 2")
-        if self.alpha <= 0:
-            problems.append("alpha: must be > 0")
+        for key in ("cv_folds", "tuning_folds", "spline_knots"):
+            if getattr(self, key) < 2:
+                problems.append(f"{key}: must be at least 2")
+        if self.cv_repeats < 1:
+            problems.append("cv_repeats: must be at least 1")
+        if not self.alpha_grid or min(self.alpha_grid) <= 0:
+            problems.append("alpha_grid: must list penalties > 0")
+        if len(set(self.alpha_grid)) != len(self.alpha_grid):
+            problems.append("alpha_grid: a penalty is listed twice")
+        if self.trim_threshold <= 0:
+            problems.append("trim_threshold: must be > 0")
+        if (
+            not self.price_bands
+            or self.price_bands != sorted(set(self.price_bands))
+            or (self.price_bands[0] <= 0)
+        ):
+            problems.append("price_bands: must be increasing prices > 0")
+        if not 0 <= self.min_improvement_over_baselines < 1:
+            problems.append("min_improvement_over_baselines: must be a share in [0, 1)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

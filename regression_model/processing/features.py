@@ -1,6 +1,6 @@
 """Custom transformers that feature-engine does not provide.
 
-Both follow the scikit-learn estimator contract: ``__init__`` stores its
+All follow the scikit-learn estimator contract: ``__init__`` stores its
 parameters unchanged, ``fit`` only checks its input (there is nothing to
 learn), ``transform`` returns a new frame and never mutates its input.
 """
@@ -13,7 +13,9 @@ from typing import Self
 import numpy as np
 import pandas as pd
 from feature_engine.encoding import OneHotEncoder
+from feature_engine.imputation import CategoricalImputer
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import SplineTransformer
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -115,6 +117,124 @@ class SinglePassOneHotEncoder(OneHotEncoder):
         }
         encoded = pd.concat([X, pd.DataFrame(dummies, index=X.index)], axis=1)
         return encoded.drop(columns=list(self.variables_))
+
+
+class FrequentLabelImputer(CategoricalImputer):
+    """feature-engine's ``CategoricalImputer(imputation_method="frequent")``,
+    with ties broken by label order instead of refused.
+
+    feature-engine raises when two labels are equally frequent. The full
+    training data has no tie, but a cross-validation fold can
+    (``Foundation``: PConc 647 and CBlock 634 houses): with the tie broken by
+    the label that sorts first, every fold of every seed fits, and the same
+    rows always give the same fill. Without a tie the fill is the parent's.
+
+    Parameters
+    ----------
+    variables : list of str
+        Categorical columns to impute.
+
+    Attributes
+    ----------
+    imputer_dict_ : dict
+        The fill label of each variable.
+    """
+
+    # The parent's other parameters, fixed: this class does one job.
+    imputation_method = "frequent"
+    return_object = False
+    ignore_format = False
+
+    def __init__(self, variables: Sequence[str]) -> None:
+        self.variables = variables
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | None = None) -> Self:
+        _require_columns(X, self.variables)
+        self.variables_ = list(self.variables)
+        # Series.mode() lists every most frequent label, sorted: take the first.
+        self.imputer_dict_ = {v: X[v].mode().iloc[0] for v in self.variables_}
+        self._get_feature_names_in(X)  # type: ignore[no-untyped-call]
+        return self
+
+
+class SplineFeatures(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Add cubic spline columns of numerical variables, so that a linear model
+    can bend each variable's term into a smooth curve.
+
+    For each variable, knots are placed at evenly spaced quantiles of its
+    training values (repeated quantiles merged: a variable that is mostly 0
+    gets fewer knots; one with a single value in training gets none, there
+    being nothing to bend), and scikit-learn's ``SplineTransformer`` makes
+    the B-spline columns on them. Beyond the outermost knots (the training
+    range) each column continues as a straight line, so a house larger than
+    any in training gets a price that grows steadily, not a cubic's swing.
+    The variable itself stays: the model adds a weighted sum of its spline
+    columns to its straight-line term, still a function of this variable
+    alone.
+
+    Parameters
+    ----------
+    variables : list of str
+        Numerical columns (already imputed and transformed) to add splines of.
+    n_knots : int
+        Quantiles to place knots at (before merging repeats), at least 2.
+    degree : int, default 3
+        Degree of the spline pieces.
+
+    Attributes
+    ----------
+    splines_ : dict
+        The fitted ``SplineTransformer`` of each variable with more than one
+        training value; its knots are the variable's training quantiles.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    """
+
+    def __init__(self, variables: Sequence[str], n_knots: int, degree: int = 3) -> None:
+        self.variables = variables
+        self.n_knots = n_knots
+        self.degree = degree
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | None = None) -> Self:
+        _require_columns(X, self.variables)
+        if self.n_knots < 2:
+            raise ValueError(f"n_knots must be at least 2, got {self.n_knots}")
+        self.splines_: dict[str, SplineTransformer] = {}
+        for variable in self.variables:
+            values = self._values(X, variable)
+            knots = np.unique(np.quantile(values, np.linspace(0.0, 1.0, self.n_knots)))
+            if len(knots) < 2:
+                continue
+            self.splines_[variable] = SplineTransformer(
+                knots=knots.reshape(-1, 1),
+                degree=self.degree,
+                extrapolation="linear",
+                include_bias=False,
+            ).fit(values.reshape(-1, 1))
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self)
+        _require_columns(X, self.variables)
+        columns: dict[str, np.ndarray] = {}
+        for variable, spline in self.splines_.items():
+            basis = spline.transform(self._values(X, variable).reshape(-1, 1))
+            for j in range(basis.shape[1]):
+                columns[spline_column(variable, j)] = basis[:, j]
+        return pd.concat([X, pd.DataFrame(columns, index=X.index)], axis=1)
+
+    @staticmethod
+    def _values(X: pd.DataFrame, variable: str) -> np.ndarray:
+        values = X[variable].to_numpy(dtype="float64")
+        if np.isnan(values).any():
+            raise ValueError(f"{variable}: missing values; impute before the splines")
+        return values
+
+
+def spline_column(variable: str, index: int) -> str:
+    """The name of a variable's ``index``-th spline column."""
+    return f"{variable}_spline{index}"
 
 
 def _check_no_missing(X: pd.DataFrame, variables: Sequence[str]) -> None:

@@ -222,7 +222,9 @@ class FieldRule:
                 label = None
         if label is None:
             expected = ", ".join(map(str, self.codes or ()))
-            return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+            # A whole float (a column with gaps holds 999 as 999.0) is named as the code.
+            shown = key if isinstance(key, int) and not _is_bool(value) else value
+            return Problem(f"unknown code {_describe(shown)}; expected one of {expected}")
         return label
 
     def check_label(self, value: object) -> str | Problem | None:

@@ -1,7 +1,8 @@
 """The differential check bites: a model trained with another hyperparameter fails it.
 
 Trains in-process, into a temporary artifact directory, from a copy of the
-active config whose Lasso ``alpha`` is doubled, then runs the same comparison
+active config whose candidate Lasso penalties (``alpha_grid``) are doubled,
+then runs the same comparison
 as the differential test and expects it to flag the change with a report that
 names the houses that moved most. The shipped artifact is not touched.
 """
@@ -25,21 +26,22 @@ from regression_model.train_pipeline import run_training
 from .compare import compare_predictions, current_predictions, load_tolerances, read_predictions
 
 
-def _config_with_alpha(config: Config, alpha: float, folder: Path) -> Path:
+def _config_with_alphas(config: Config, factor: float, folder: Path) -> Path:
+    grid = ", ".join(repr(alpha * factor) for alpha in config.model.alpha_grid)
     text, replaced = re.subn(
-        r"^alpha: .*$", f"alpha: {alpha!r}", config.source.read_text(), flags=re.MULTILINE
+        r"^alpha_grid: .*$", f"alpha_grid: {grid}", config.source.read_text(), flags=re.MULTILINE
     )
-    assert replaced == 1, f"no single `alpha:` line in {config.source}"
+    assert replaced == 1, f"no single `alpha_grid:` line in {config.source}"
     path = folder / "config.yml"
     path.write_text(text)
     return path
 
 
 @pytest.mark.slow
-def test_a_model_trained_with_another_alpha_is_flagged(
+def test_a_model_trained_with_other_alphas_is_flagged(
     config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    perturbed = _config_with_alpha(config, config.model.alpha * 2, tmp_path)
+    perturbed = _config_with_alphas(config, 2, tmp_path)
     artifact_dir = tmp_path / "trained_models"
     run_training(load_config(perturbed), artifact_dir=artifact_dir)
     monkeypatch.setenv(CONFIG_ENV_VAR, str(perturbed))
@@ -61,10 +63,11 @@ def test_a_model_trained_with_another_alpha_is_flagged(
     assert "tox -e capture_predictions" in text
 
 
-def test_the_perturbed_config_differs_only_in_alpha(config: Config, tmp_path: Path) -> None:
-    perturbed = load_config(_config_with_alpha(config, config.model.alpha * 2, tmp_path))
+def test_the_perturbed_config_differs_only_in_alphas(config: Config, tmp_path: Path) -> None:
+    perturbed = load_config(_config_with_alphas(config, 2, tmp_path))
     original, changed = config.model.model_dump(), perturbed.model.model_dump()
-    assert {k for k in original if original[k] != changed[k]} == {"alpha"}
+    assert {k for k in original if original[k] != changed[k]} == {"alpha_grid"}
+    assert changed["alpha_grid"] == [2 * alpha for alpha in original["alpha_grid"]]
     assert perturbed.sha256 != config.sha256
 
 

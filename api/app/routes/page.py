@@ -24,7 +24,12 @@ def home(service: ModelServiceDep, settings: SettingsDep) -> HTMLResponse:
     except ModelUnavailableError:
         model = None
     nonce = secrets.token_urlsafe(16)
-    page = render_home_page(model, api_key_required=settings.api_key is not None, nonce=nonce)
+    page = render_home_page(
+        model,
+        api_key_required=settings.api_key is not None,
+        nonce=nonce,
+        report=service.report if model is not None else None,
+    )
     return HTMLResponse(
         page,
         headers={

@@ -36,6 +36,76 @@ class FeatureProfile(_Lenient):
     )
 
 
+class TrimmedHouses(_Lenient):
+    threshold: float = Field(description="in robust standard deviations of the residuals")
+    residual_scale: float = Field(description="that standard deviation, in log-price")
+    ids: list[int] = Field(description="Ids of the houses left out of the second fit")
+
+
+class Evaluation(_Lenient):
+    """How the cross-validated metrics were measured, and the penalty search."""
+
+    protocol: str
+    repeats: int
+    folds: int
+    rmsle_per_repeat: list[float]
+    alphas_chosen: dict[str, int] = Field(description="how many outer folds chose each penalty")
+    alpha: float = Field(description="the shipped model's penalty, chosen on all houses")
+    alpha_tuning_rmse: dict[str, float]
+    trimmed: TrimmedHouses
+
+
+class BaselineMetrics(_Lenient):
+    rmsle_mean: float
+    rmsle_std: float
+    rmse_mean: float
+    mae_mean: float
+    r2_mean: float
+
+
+class Baselines(_Lenient):
+    """Simpler models on the same folds; the model must beat the best by a margin."""
+
+    models: dict[str, BaselineMetrics]
+    best: str
+    model_rmsle_mean: float
+    improvement_over_best: float = Field(description="1 - model RMSLE / best baseline RMSLE")
+    min_improvement: float
+    passed: bool
+
+
+class SliceMetrics(_Lenient):
+    label: str
+    houses: int
+    rmsle: float
+    bias: float = Field(description="mean log(predicted) - log(actual): above 0, priced high")
+
+
+class WorstSlice(SliceMetrics):
+    slice: str
+
+
+class Slices(_Lenient):
+    """Cross-validated error of the houses of each slice."""
+
+    min_houses: int = Field(description="slices with fewer houses are not judged")
+    max_rmsle: float
+    worst: WorstSlice
+    passed: bool
+    by: dict[str, list[SliceMetrics]]
+
+
+class PlotLink(_Lenient):
+    name: str
+    title: str
+    url: str
+
+
+class ReportLinks(_Lenient):
+    html: str = Field(description="the report page")
+    plots: list[PlotLink]
+
+
 class ModelCard(_Lenient):
     name: str
     version: str
@@ -44,8 +114,14 @@ class ModelCard(_Lenient):
     config: FileHash
     training_data: dict[str, Any]
     metrics: dict[str, dict[str, float]] = Field(
-        description="cross-validation, hold-out and training metrics (RMSLE, RMSE, MAE, R²)"
+        description="repeated nested cross-validation and training metrics (RMSLE, RMSE, MAE, R²)"
     )
+    evaluation: Evaluation | None = None
+    baselines: Baselines | None = None
+    slices: Slices | None = None
     quality_gate: dict[str, Any]
     environment: dict[str, Any] = Field(description="Python and library versions of training")
     features: list[FeatureProfile]
+    report: ReportLinks | None = Field(
+        default=None, description="the report and its plots, when one was written for this model"
+    )

@@ -1,0 +1,398 @@
+"""Streaming ``regression-model predict``: exactness against make_prediction,
+counts, formats, bad files, interruptions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from regression_model import __version__
+from regression_model.batch import score_file
+from regression_model.cli import main
+from regression_model.config.core import get_config
+from regression_model.predict import make_prediction
+from regression_model.processing.resample import resampled_houses, write_houses
+
+ROWS = 20_000
+CHUNK = 1_500
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "regression_model", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def expected(frame: pd.DataFrame) -> pd.DataFrame:
+    """What the CLI must write: make_prediction of the whole frame, in memory."""
+    result = make_prediction(input_data=frame)
+    messages: dict[int, list[str]] = {}
+    for error in result["errors"] or []:
+        messages.setdefault(error["row"], []).append(f"{error['field']}: {error['message']}")
+    return pd.DataFrame(
+        {
+            "Id": frame["Id"].to_numpy(),
+            "SalePrice": [np.nan if p is None else p for p in result["predictions"]],
+            "errors": ["; ".join(messages.get(i, [])) for i in range(len(frame))],
+        }
+    )
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+        frame["errors"] = frame["errors"].fillna("")
+    else:
+        frame = pd.read_csv(path, keep_default_na=False, na_values={"SalePrice": [""]})
+    frame["Id"] = frame["Id"].astype("int64")
+    frame["SalePrice"] = frame["SalePrice"].astype("float64")
+    return frame
+
+
+def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert got["Id"].tolist() == want["Id"].tolist()
+    # to the last bit: CSV prices are written as the shortest round-trip text
+    assert np.array_equal(
+        got["SalePrice"].to_numpy(), want["SalePrice"].to_numpy(), equal_nan=True
+    )
+    assert got["errors"].astype(str).tolist() == want["errors"].tolist()
+
+
+def leftovers(directory: Path, *keep: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p not in keep)
+
+
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A CSV much larger than the chunk size, 2 % of rows with a bad value."""
+    path = tmp_path_factory.mktemp("batch") / "houses.csv"
+    write_houses(path, ROWS, seed=7, bad_share=0.02)
+    frame = pd.concat(list(resampled_houses(ROWS, seed=7, bad_share=0.02)))
+    return path, frame
+
+
+@pytest.fixture(scope="module")
+def want(houses: tuple[Path, pd.DataFrame]) -> pd.DataFrame:
+    return expected(houses[1])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_large_file_scores_exactly_as_make_prediction(
+    houses: tuple[Path, pd.DataFrame],
+    want: pd.DataFrame,
+    tmp_path: Path,
+    suffix: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, _ = houses
+    output = tmp_path / f"prices{suffix}"
+    code = main(
+        ["predict", "--input", str(source), "--output", str(output), "--chunk-rows", str(CHUNK)]
+    )
+    priced = int(want["SalePrice"].notna().sum())
+    assert 0 < priced < ROWS
+    assert code == 3  # some rows were rejected
+    stderr = capsys.readouterr().err
+    assert (
+        f"priced {priced} of {ROWS} rows with model {__version__}; "
+        f"{ROWS - priced} rejected (see the errors column)"
+    ) in stderr
+    assert_same(read_output(output), want)
+    assert leftovers(tmp_path) == [output.name]
+
+
+def test_bad_rows_carry_their_reasons(want: pd.DataFrame) -> None:
+    reasons = want.loc[want["SalePrice"].isna(), "errors"]
+    assert reasons.str.len().gt(0).all()
+    found = "\n".join(reasons)
+    for reason in (
+        "GrLivArea: -5 is out of range",
+        "OverallQual: 11 is out of range",
+        "YearBuilt: 1500 is out of range",
+        "KitchenQual: unknown code 'Excellent'",
+        "MSSubClass: unknown code 999;",
+        "LotArea: expected a number, got text 'large'",
+    ):
+        assert reason in found
+    assert want.loc[want["SalePrice"].notna(), "errors"].eq("").all()
+
+
+def test_the_chunk_size_never_changes_the_output(
+    houses: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    source = tmp_path / "few.csv"
+    pd.read_csv(houses[0], nrows=300, dtype=str, keep_default_na=False).to_csv(source, index=False)
+    outputs = []
+    for rows in (1, 3, 7, 300, 65_536):  # 1 and 3: the row-by-row validation
+        output = tmp_path / f"out-{rows}.csv"
+        score_file(str(source), str(output), config=get_config().model, chunk_rows=rows)
+        outputs.append(output.read_bytes())
+    assert all(output == outputs[0] for output in outputs)
+
+
+def test_csv_parquet_round_trips_keep_ids_and_prices(tmp_path: Path) -> None:
+    config = get_config().model
+    csv_in, parquet_in = tmp_path / "in.csv", tmp_path / "in.parquet"
+    write_houses(csv_in, 5_000, seed=3, bad_share=0.01)
+    write_houses(parquet_in, 5_000, seed=3, bad_share=0.01)
+    runs = {}
+    for source in (csv_in, parquet_in):
+        for suffix in (".csv", ".parquet"):
+            output = tmp_path / f"{source.suffix[1:]}-to{suffix}"
+            score_file(str(source), str(output), config=config, chunk_rows=999)
+            runs[output.name] = read_output(output)
+    reference = runs["csv-to.csv"]
+    assert reference["Id"].tolist() == list(range(1, 5_001))
+    # Parquet holds no text in numerical columns: those rows differ by design.
+    text = reference["errors"].str.contains("got text")
+    for name, got in runs.items():
+        assert got["Id"].tolist() == reference["Id"].tolist(), name
+        same = ~text if name.startswith("parquet") else slice(None)
+        assert_same(got[same].reset_index(drop=True), reference[same].reset_index(drop=True))
+    schema = pq.read_schema(tmp_path / "parquet-to.parquet")
+    assert [str(t) for t in schema.types] == ["int64", "double", "string"]
+    assert pq.read_schema(tmp_path / "csv-to.parquet").field("Id").type == "string"
+
+
+def test_without_an_id_column_rows_are_numbered(tmp_path: Path) -> None:
+    source, output = tmp_path / "anonymous.csv", tmp_path / "prices.csv"
+    frame = pd.concat(list(resampled_houses(50, seed=1))).drop(columns="Id")
+    frame.to_csv(source, index=False)
+    score_file(str(source), str(output), config=get_config().model, chunk_rows=7)
+    prices = pd.read_csv(output)
+    assert prices["Id"].tolist() == list(range(50))
+    assert prices["SalePrice"].tolist() == make_prediction(input_data=frame)["predictions"]
+
+
+def test_stdin_to_stdout(houses: tuple[Path, pd.DataFrame], want: pd.DataFrame) -> None:
+    head = b"".join(houses[0].open("rb").readlines()[:101])
+    done = subprocess.run(
+        [sys.executable, "-m", "regression_model", "predict", "--input", "-", "--chunk-rows", "9"],
+        input=head,
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 3), done.stderr
+    from io import StringIO
+
+    got = pd.read_csv(
+        StringIO(done.stdout.decode()), keep_default_na=False, na_values={"SalePrice": [""]}
+    )
+    assert_same(got, want.head(100))
+
+
+def test_an_empty_table_gives_the_header(tmp_path: Path) -> None:
+    source, output = tmp_path / "none.csv", tmp_path / "none-out.parquet"
+    source.write_text(",".join(pd.read_csv(get_test_csv(), nrows=0).columns) + "\n")
+    counts = score_file(str(source), str(output), config=get_config().model)
+    assert (counts.read, counts.priced) == (0, 0)
+    assert pq.read_table(output).num_rows == 0
+    score_file(str(source), str(tmp_path / "none-out.csv"), config=get_config().model)
+    assert (tmp_path / "none-out.csv").read_text() == "Id,SalePrice,errors\n"
+
+
+def get_test_csv() -> Path:
+    from regression_model.processing.data_manager import dataset_path
+
+    return dataset_path("test.csv")
+
+
+def test_missing_columns_are_refused_unless_allowed(tmp_path: Path) -> None:
+    source, output = tmp_path / "partial.csv", tmp_path / "prices.csv"
+    pd.read_csv(get_test_csv(), nrows=20).drop(columns=["GrLivArea", "KitchenQual"]).to_csv(
+        source, index=False
+    )
+    done = run_cli("predict", "--input", str(source), "--output", str(output))
+    assert done.returncode == 1
+    assert "lacks 2 of the model's 79 input columns: GrLivArea, KitchenQual" in done.stderr
+    assert "--allow-missing-columns" in done.stderr and "optional: Id" in done.stderr
+    assert leftovers(tmp_path, source) == []
+    done = run_cli(
+        "predict", "--input", str(source), "--output", str(output), "--allow-missing-columns"
+    )
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(output)["SalePrice"].notna().all()
+
+
+def _truncated(path: Path, source: Path) -> None:
+    lines = source.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:10_001]) + lines[10_001][:25])  # cut 25 bytes into a line
+
+
+def _extra_field(path: Path, source: Path) -> None:
+    lines = source.read_text().splitlines(keepends=True)
+    lines[5000] = lines[5000].rstrip("\n") + ",surplus\n"
+    path.write_text("".join(lines))
+
+
+BAD_FILES = {
+    # name: (make it, input name, message parts)
+    "missing": (None, "nowhere.csv", ["nowhere.csv: no such file"]),
+    "directory": ("dir", "folder.csv", ["is a directory", "--dask"]),
+    "empty": (b"", "empty.csv", ["empty.csv is empty", "header"]),
+    "blank": (b"\n\n", "blank.csv", ["is empty"]),
+    "truncated": (
+        _truncated,
+        "cut.csv",
+        ["cut.csv, line 10002: expected 80 fields, found", "truncated or malformed"],
+    ),
+    "malformed": (_extra_field, "extra.csv", ["line 5001: expected 80 fields, found 81"]),
+    "not parquet": (b"Id,GrLivArea\n1,2\n", "fake.parquet", ["is not a Parquet file"]),
+    "binary as csv": (b"PAR1\x15\x04\x15\xff\xfe\x00\x80", "binary.csv", ["not a CSV file"]),
+    "unknown extension": (b"Id\n1\n", "houses.txt", ["cannot tell the format", "--input-format"]),
+    "foreign columns": (
+        b"name,price\nx,1\n",
+        "other.csv",
+        ["has none of the model's 79 input columns", "it has: name, price"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_files_are_clear_errors_and_leave_nothing(
+    case: str, houses: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    make, name, messages = BAD_FILES[case]
+    source = tmp_path / name
+    if make == "dir":
+        source.mkdir()
+    elif isinstance(make, bytes):
+        source.write_bytes(make)
+    elif make is not None:
+        make(source, houses[0])
+    output = tmp_path / "prices.csv"
+    done = run_cli(
+        "predict", "--input", str(source), "--output", str(output), "--chunk-rows", "1000"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for message in messages:
+        assert message in done.stderr
+    assert "nothing written" in done.stderr
+    assert leftovers(tmp_path, source) == []
+
+
+def test_bad_output_places(houses: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    source = houses[0]
+    (tmp_path / "folder.csv").mkdir()
+    for output, message in (
+        (tmp_path / "no" / "such" / "dir.csv", "does not exist"),
+        (tmp_path / "folder.csv", "is a directory"),
+        (tmp_path / "prices.json", "cannot tell the format"),
+        (source, "is also the input"),
+    ):
+        done = run_cli("predict", "--input", str(source), "--output", str(output))
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+    no_rows = run_cli("predict", "--input", str(source), "--chunk-rows", "0")
+    assert no_rows.returncode == 2 and "--chunk-rows: must be at least 1" in no_rows.stderr
+    parquet_to_stdout = run_cli("predict", "--input", str(source), "--output-format", "parquet")
+    assert parquet_to_stdout.returncode == 1 and "only CSV" in parquet_to_stdout.stderr
+    assert leftovers(tmp_path) == ["folder.csv"]
+
+
+def test_without_pyarrow_the_command_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from regression_model.cli import main; "
+        f"sys.exit(main(['predict', '--input', {str(get_test_csv())!r}, "
+        f"'--output', {str(tmp_path / 'p.csv')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pip install 'ames-regression-model[arrow]'" in done.stderr
+    assert leftovers(tmp_path) == []
+
+
+def test_progress_bar_shows_rows_per_second(
+    houses: tuple[Path, pd.DataFrame], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    score_file(
+        str(houses[0]),
+        str(tmp_path / "p.csv"),
+        config=get_config().model,
+        chunk_rows=5_000,
+        progress=True,
+    )
+    bar = capsys.readouterr().err
+    assert "rows/s" in bar and f"{ROWS / 1000:.0f}.0k/" in bar
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_leaves_no_output(
+    signum: int, houses: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    output = tmp_path / "prices.csv"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "regression_model",
+            "predict",
+            "--input",
+            str(houses[0]),
+            "--output",
+            str(output),
+            "--chunk-rows",
+            "20",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    # Wait until the run is writing (its temporary file has content), then stop it.
+    while time.monotonic() < deadline:
+        partial = [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+        if partial and partial[0].stat().st_size > 0:
+            break
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.05)
+    else:
+        pytest.fail("the run never started writing")
+    os.kill(process.pid, signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name} after " in stderr and "nothing written to" in stderr
+    assert "Traceback" not in stderr
+    done = int(stderr.split(" after ")[1].split(" rows")[0].replace(",", ""))
+    assert 0 < done < ROWS
+    assert leftovers(tmp_path) == []
+
+
+def test_parquet_categoricals_score_as_plain_values(
+    houses: tuple[Path, pd.DataFrame], want: pd.DataFrame, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(houses[0], nrows=400, dtype={"LotArea": str})
+    text = frame.select_dtypes(exclude="number").columns
+    frame[text] = frame[text].astype("category")  # dictionary-encoded in Parquet
+    source, output = tmp_path / "categorical.parquet", tmp_path / "prices.csv"
+    frame.to_parquet(source)
+    score_file(str(source), str(output), config=get_config().model, chunk_rows=150)
+    assert_same(read_output(output), want.head(400))
+
+
+def test_a_closed_stdout_stops_quietly(houses: tuple[Path, pd.DataFrame]) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m regression_model predict --input {houses[0]} --chunk-rows 100 "
+        "| head -3; exit ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 141, done.stderr
+    assert done.stdout.startswith("Id,SalePrice,errors\n") and len(done.stdout.splitlines()) == 3
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,100 @@
+"""``regression-model report``: report.html, its plots and the index that
+serving reads; a report always describes the artifact beside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from regression_model.artifact import ArtifactPaths, load_tables
+from regression_model.config.core import Config
+from regression_model.report import ReportError, write_report
+from regression_model.report_files import (
+    HTML_FILE,
+    INDEX_FILE,
+    PLOTS,
+    ReportUnavailableError,
+    read_report,
+)
+
+
+@pytest.fixture(scope="module")
+def report_dir(config: Config) -> Path:
+    """The report beside the artifact (`tox -e test_package` writes it first)."""
+    directory = ArtifactPaths.for_version(config).report
+    _, manifest = load_tables(config)
+    try:
+        read_report(directory, manifest)
+    except ReportUnavailableError:
+        write_report(config)
+    return directory
+
+
+def test_the_report_indexes_its_page_and_every_plot(report_dir: Path, config: Config) -> None:
+    _, manifest = load_tables(config)
+    report = read_report(report_dir, manifest)
+    assert list(report.plots) == list(PLOTS)
+    for plot in report.plots.values():
+        assert plot.png[:8] == b"\x89PNG\r\n\x1a\n" and len(plot.png) > 10_000, plot.name
+    index = json.loads((report_dir / INDEX_FILE).read_text())
+    assert index["manifest_sha256"] == manifest["manifest_sha256"]
+    assert index["version"] == manifest["version"]
+    assert report.style_source.startswith("'sha256-")
+
+
+def test_the_page_shows_the_evaluation_baselines_slices_and_plots(
+    report_dir: Path, config: Config
+) -> None:
+    _, manifest = load_tables(config)
+    page = (report_dir / HTML_FILE).read_text()
+    cv = manifest["metrics"]["cross_validation"]
+    assert f"{cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}" in page
+    for name, baseline in manifest["baselines"]["models"].items():
+        assert name.replace("_", " ") in page and f"{baseline['rmsle_mean']:.4f}" in page
+    for slice_name, rows in manifest["slices"]["by"].items():
+        assert f"<h3>{slice_name}</h3>" in page
+        for row in rows:
+            assert f"<td>{row['label']}</td><td>{row['houses']}</td>" in page
+    assert page.count('<tr class="worst">') == 1
+    assert re.findall(r'<img src="([^"]+)"', page) == list(PLOTS)
+    for section in ("summary", "plots", "slices", "search", "staleness", "learning"):
+        assert f'<section id="{section}">' in page
+    assert ", ".join(map(str, manifest["evaluation"]["trimmed"]["ids"])) in page
+
+
+def test_report_if_needed_keeps_an_up_to_date_report(report_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "regression_model", "report", "--if-needed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("up to date:") and str(report_dir) in done.stdout
+
+
+def test_a_report_of_other_code_or_config_is_refused(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report recomputes training's evaluation; numbers that differ from
+    the manifest's mean the artifact was trained otherwise."""
+    from regression_model import report
+
+    real = report.evaluate
+
+    def shifted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        evaluation = real(*args, **kwargs)
+        return replace(
+            evaluation, model=replace(evaluation.model, folds=evaluation.model.folds[1:])
+        )
+
+    monkeypatch.setattr(report, "evaluate", shifted)
+    with pytest.raises(ReportError, match="retrain"):
+        write_report(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
