@@ -142,6 +142,10 @@ def save_artifact(
     return manifest
 
 
+def _incomplete(paths: ArtifactPaths, missing: Exception) -> ArtifactIntegrityError:
+    return ArtifactIntegrityError(f"manifest {paths.manifest} lacks {missing}; {TRAIN_HINT} again")
+
+
 def _require_file(path: Path) -> None:
     if not path.exists():
         raise ArtifactNotFoundError(f"no trained model at {path}: {TRAIN_HINT}")
@@ -187,9 +191,7 @@ def _checked_manifest(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
         trained_version = manifest["version"]
         trained_config_sha = manifest["config"]["sha256"]
     except (KeyError, TypeError) as exc:
-        raise ArtifactIntegrityError(
-            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
-        ) from exc
+        raise _incomplete(paths, exc) from exc
     if trained_version != __version__:
         raise ArtifactCompatibilityError(
             f"{paths.manifest} was trained as version {trained_version}, "
@@ -224,9 +226,7 @@ def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTabl
         recorded = manifest["tables"]
         expected_sha, trained_format = recorded["sha256"], recorded["format"]
     except (KeyError, TypeError) as exc:
-        raise ArtifactIntegrityError(
-            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
-        ) from exc
+        raise _incomplete(paths, exc) from exc
     if trained_format != FORMAT:
         raise ArtifactCompatibilityError(
             f"{paths.tables} has tables format {trained_format}, this package reads format "
@@ -253,9 +253,7 @@ def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
         expected_sha = manifest["artifact"]["sha256"]
         trained_libraries = manifest["environment"]["libraries"]
     except (KeyError, TypeError) as exc:
-        raise ArtifactIntegrityError(
-            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
-        ) from exc
+        raise _incomplete(paths, exc) from exc
     payload = _checked_bytes(paths.pickle, expected_sha)
     for library in VERSION_CHECKED_LIBRARIES:
         trained = str(trained_libraries.get(library, "?"))
