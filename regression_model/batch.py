@@ -309,18 +309,15 @@ def score_file(
         bar = _progress_bar(reader, enabled=progress)
         try:
             with output as write, _signals_raise_interrupted():
-                # Each frame with the input's position when it was read, for the bar.
-                frames = (
-                    (table_to_frame(table, config), reader.position())
-                    for table in reader.chunks(used)
-                )
-                for frame, position in _read_ahead(frames):
+                frames = (table_to_frame(table, config) for table in reader.chunks(used))
+                for frame in _read_ahead(frames):
                     rows = np.arange(counts.read, counts.read + len(frame))
                     scored = score_frame(frame, price, config, rows)
                     write(scored)
                     counts.read += len(frame)
                     counts.priced += int(scored[config.target].notna().sum())
-                    _advance(bar, reader, len(frame), counts.read, position)
+                    _advance(bar, len(frame), counts.read)
+                bar.total = counts.read  # the estimate, if any, is now a count
         except KeyboardInterrupt:
             raise Interrupted(signal.SIGINT, counts.read) from None
         except Interrupted as stop:
@@ -383,14 +380,11 @@ def _read_ahead(items: Iterator[T]) -> Iterator[T]:
 class _Reader:
     name: str
     columns: list[str]
+    #: The row count when known (Parquet) or estimated (a CSV file), for the bar.
     total_rows: int | None = None
-    size: int | None = None
 
     def chunks(self, columns: list[str]) -> Iterator[pa.Table]:
         raise NotImplementedError
-
-    def position(self) -> int | None:
-        return None
 
     def id_type(self, id_column: str) -> pa.DataType:
         import pyarrow as pa
@@ -438,13 +432,17 @@ class _CsvReader(_Reader):
             ) from None
         if seekable:
             handle.seek(0)
-            self.size = os.fstat(handle.fileno()).st_size
+            # Rows are not counted ahead; the first MB's lines give an estimate
+            # (for the bar's time left).
+            sample = handle.read(1 << 20)
+            lines = sample.count(b"\n") - 1
+            if lines > 0:
+                size = os.fstat(handle.fileno()).st_size
+                self.total_rows = round((size - len(header)) * lines / (len(sample) - len(header)))
+            handle.seek(0)
             self.stream: Any = handle
         else:
             self.stream = _Prefixed(header, handle)
-
-    def position(self) -> int | None:
-        return self.handle.tell() if self.size is not None else None
 
     def id_type(self, id_column: str) -> pa.DataType:
         import pyarrow as pa
@@ -731,13 +729,9 @@ def _progress_bar(reader: _Reader, *, enabled: bool) -> Any:
     )
 
 
-def _advance(bar: Any, reader: _Reader, rows: int, done: int, position: int | None) -> None:
-    if bar.disable:
-        return
-    if reader.size and position:
-        # A CSV's row count is unknown until its end: estimate it from the
-        # bytes read so far, so the bar can show the time left.
-        bar.total = max(done, round(done * reader.size / position))
+def _advance(bar: Any, rows: int, done: int) -> None:
+    if bar.total is not None and done > bar.total:  # a CSV longer than estimated
+        bar.total = done
     bar.update(rows)
 
 
