@@ -271,6 +271,8 @@ def published(private_index: PrivateIndex, workdir: Path, timings: Timings) -> d
     )  # fmt: skip
     timings.record("publish_model", started)
     record: dict[str, Any] = json.loads((DIST / "release.json").read_text())
+    # What the upload put in the index, before any test mirrors dependencies into it.
+    record["index_files_after_upload"] = sorted(p.name for p in private_index.packages.iterdir())
     timings.facts.update(
         wheel=record["wheel"],
         wheel_bytes=record["wheel_bytes"],

