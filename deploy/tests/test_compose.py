@@ -132,6 +132,15 @@ def promtool() -> str:
     return path
 
 
+def published(port: str | dict[str, Any]) -> tuple[str, str, str]:
+    """(host address, host port, container port) of a `ports` entry, in the short
+    form (podman-compose's `config`) or the long one (docker compose's)."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), str(port["published"]), str(port["target"])
+    host_ip, host_port, container_port = str(port).rsplit(":", 2)
+    return host_ip, host_port, container_port
+
+
 def local_env() -> dict[str, str]:
     """deploy/compose/local.env, as compose reads it (KEY=VALUE, # comments)."""
     pairs = {}
@@ -228,11 +237,8 @@ def test_compose_resolves_the_stack_as_documented(compose: list[str]) -> None:
     assert set(services) == {"api", "postgres", "prometheus", "grafana"}
     for name, service in services.items():
         for port in service.get("ports", []):
-            host_ip = port["host_ip"] if isinstance(port, dict) else str(port).split(":")[0]
-            assert host_ip == "127.0.0.1", (name, port)
-    assert services["api"]["ports"][0] in ("127.0.0.1:18001:8001",) or (
-        services["api"]["ports"][0]["published"] in ("18001", 18001)
-    )
+            assert published(port)[0] == "127.0.0.1", (name, port)
+    assert published(services["api"]["ports"][0]) == ("127.0.0.1", "18001", "8001")
     for name in ("postgres", "prometheus", "grafana"):
         image = services[name]["image"]
         assert re.fullmatch(r"docker\.io/[\w/.-]+:v?\d+(\.\d+)+", image), image  # pinned
@@ -340,12 +346,14 @@ class Stack:
     api: str
     prometheus: str
 
+    def command(self, *args: str) -> list[str]:
+        # A project name of its own: `down -v` must never touch a stack the user
+        # runs from this checkout (project "house-prices").
+        project = ["-p", self.env["COMPOSE_PROJECT_NAME"]]
+        return [*self.compose, *project, "-f", str(COMPOSE_FILE), "-f", str(OFFLINE_FILE), *args]
+
     def run(self, *args: str, timeout: float = 120) -> str:
-        return _run(
-            [*self.compose, "-f", str(COMPOSE_FILE), "-f", str(OFFLINE_FILE), *args],
-            timeout=timeout,
-            env=self.env,
-        )
+        return _run(self.command(*args), timeout=timeout, env=self.env)
 
     def logs(self) -> str:
         try:
@@ -408,8 +416,7 @@ def stack(compose: list[str]) -> Iterator[Stack]:
         yield running
     finally:
         subprocess.run(
-            [*compose, "-f", str(COMPOSE_FILE), "-f", str(OFFLINE_FILE), "down", "-v",
-             "--timeout", "30"],
+            running.command("down", "-v", "--timeout", "30"),
             cwd=ROOT, env=env, capture_output=True, timeout=180,
         )  # fmt: skip
 
