@@ -522,3 +522,29 @@ def test_every_metric_the_dashboard_and_alerts_name_is_exposed(
     used |= {f"alert {name}": metric_names(e) - {"up"} for name, e in alert_expressions().items()}
     missing = {where: sorted(found - names) for where, found in used.items() if found - names}
     assert not missing, missing
+
+
+def test_down_keeps_the_prediction_log_and_up_brings_it_back(
+    stack: Stack, priced: dict[str, Any]
+) -> None:
+    """`down` without `-v`, then `up`: new containers on the same volumes.
+    PostgreSQL starts from the data there (no second initialisation), and the
+    API writes to it again. Last: it replaces every container of the stack."""
+    count = f"SELECT count(*) FROM predictions WHERE request_id = '{priced['request_id']}'"
+    _wait("the first records", lambda: stack.sql(count) == [["2"]], RECORD_TIMEOUT, stack)
+    stack.run("down", "--timeout", "30", timeout=READY_TIMEOUT)
+    stack.run("up", "-d", *STARTED, timeout=READY_TIMEOUT)
+    _wait(
+        "the API ready again",
+        lambda: httpx.get(stack.api + "/api/v1/ready", timeout=5).status_code == 200,
+        READY_TIMEOUT,
+        stack,
+    )
+    assert stack.sql(count) == [["2"]]
+    response = httpx.post(
+        stack.api + "/api/v1/predict", json={"inputs": [first_test_house()]}, timeout=30
+    )
+    assert response.status_code == 200
+    request_id = response.headers["X-Request-ID"]
+    again = f"SELECT count(*) FROM predictions WHERE request_id = '{request_id}'"
+    _wait("a record written after up", lambda: stack.sql(again) == [["1"]], RECORD_TIMEOUT, stack)
