@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
@@ -142,13 +143,8 @@ def published(port: str | dict[str, Any]) -> tuple[str, str, str]:
 
 
 def local_env() -> dict[str, str]:
-    """deploy/compose/local.env, as compose reads it (KEY=VALUE, # comments)."""
-    pairs = {}
-    for line in LOCAL_ENV.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            pairs[key.strip()] = value.strip()
-    return pairs
+    """deploy/compose/local.env, read as compose reads an env_file."""
+    return {key: value or "" for key, value in dotenv_values(LOCAL_ENV).items()}
 
 
 def dashboard() -> dict[str, Any]:
