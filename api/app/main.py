@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api import __version__ as api_version
 from api.app import metrics
 from api.app.config import Settings
+from api.app.drift_reports import DriftReports
 from api.app.errors import install_error_handlers
 from api.app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.app.model_service import ModelService
@@ -75,7 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.model_service = ModelService()
-    app.state.prediction_log = _prediction_log(settings)
+    app.state.prediction_log = log = _prediction_log(settings)
+    app.state.drift_reports = (
+        DriftReports(
+            log, window=settings.drift_window, max_age_seconds=settings.drift_cache_seconds
+        )
+        if log is not None
+        else None
+    )
 
     install_error_handlers(app)
     for router in (

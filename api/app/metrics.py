@@ -11,7 +11,8 @@ Label values are bounded: routes are the app's route templates (or
 ``unmatched``), fields the model's input fields (or ``other``). Request
 counts and latencies are recorded by the request-context middleware, the
 prediction figures by the ``/predict`` route, and the model's identity and
-age are read from the loaded model at scrape time.
+age are read from the loaded model at scrape time, as are the drift gauges
+(from the worker's latest drift report; see ``drift_reports.py``).
 
 On the request path a count is a list increment in this process
 (:class:`_Tally`); :func:`flush` adds the tallies to the shared metrics, on
@@ -26,10 +27,11 @@ a tenth of the time a one-house request takes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -268,12 +272,84 @@ class ModelCollector(Collector):
         )
 
 
+class DriftCollector(Collector):
+    """Gauges of a drift report (``GET /api/v1/drift``'s, over the whole window).
+
+    Read at scrape time from the answering worker's latest report, not written
+    to the multi-process files: a report is computed from the shared prediction
+    log, so every worker's says the same (up to ``DRIFT_CACHE_SECONDS``), and
+    adding or keeping them per worker would only multiply the series.
+    ``drift_report_timestamp_seconds`` tells how old the figures are.
+    """
+
+    def __init__(self, report: Mapping[str, Any] | None) -> None:
+        self.report = report
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if self.report is None:
+            return []
+        try:
+            return list(self._families(self.report))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A report this code cannot read must not cost the scrape the other metrics.
+            logger.exception("drift report not exported to /metrics")
+            return []
+
+    @staticmethod
+    def _families(report: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "drift_report_timestamp_seconds",
+            "when the drift report behind the drift_* gauges was computed (Unix time)",
+            report["generated_at"].timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "drift_houses_compared",
+            "priced houses of the latest DRIFT_WINDOW logged ones compared with training",
+            report["houses"],
+        )
+        yield GaugeMetricFamily(
+            "drift_enough_houses",
+            "1 when enough houses were compared for features to be marked as drifting",
+            float(report["enough_houses"]),
+        )
+        yield GaugeMetricFamily(
+            "drift_features_drifting",
+            "features marked as drifting (PSI, KS or unseen-label thresholds reached)",
+            len(report["drifting"]),
+        )
+        psi = GaugeMetricFamily(
+            "drift_feature_psi",
+            "population stability index of each feature, logged houses against training",
+            labels=["feature"],
+        )
+        for feature in report["features"]:
+            if feature["psi"] is not None:
+                psi.add_metric([feature["input_field"]], feature["psi"])
+        yield psi
+        prices = report["prices"]
+        if prices["shift"] is not None:
+            yield GaugeMetricFamily(
+                "drift_price_median_shift_ratio",
+                "median predicted price of the logged houses / training median - 1",
+                prices["shift"],
+            )
+        if prices["psi"] is not None:
+            yield GaugeMetricFamily(
+                "drift_price_psi",
+                "population stability index of the predicted prices against training",
+                prices["psi"],
+            )
+
+
 def is_multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV_VAR))
 
 
-def render(manifest: Mapping[str, Any] | None) -> bytes:
-    """The exposition text: every worker's counts (or this process's), then the model."""
+def render(
+    manifest: Mapping[str, Any] | None, drift_report: Mapping[str, Any] | None = None
+) -> bytes:
+    """The exposition text: every worker's counts (or this process's), then the
+    model, then the drift gauges (when there is a report)."""
     flush()
     if is_multiprocess():
         registry = CollectorRegistry()
@@ -283,6 +359,7 @@ def render(manifest: Mapping[str, Any] | None) -> bytes:
         counts = generate_latest(REGISTRY)
     model = CollectorRegistry()
     model.register(ModelCollector(manifest))
+    model.register(DriftCollector(drift_report))
     return counts + generate_latest(model)
 
 

@@ -62,6 +62,11 @@ class ModelService:
         return self._state is ModelState.READY
 
     @property
+    def model(self) -> LoadedModel | None:
+        """The loaded model, or None while it loads (or when it failed); never waits."""
+        return self._model
+
+    @property
     def manifest(self) -> dict[str, Any] | None:
         """The verified manifest of the loaded model (None until it is loaded)."""
         return self._model.manifest if self._model is not None else None

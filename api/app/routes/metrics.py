@@ -1,18 +1,27 @@
-"""``GET /metrics``: Prometheus exposition of every worker's counts."""
+"""``GET /metrics``: Prometheus exposition of every worker's counts, the
+model served and, when the prediction log is on, the latest drift report."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.app import metrics
 from api.app.dependencies import ModelServiceDep, SettingsDep
+from api.app.drift_reports import DriftReports
 from api.app.exceptions import request_error
 
 router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-async def get_metrics(service: ModelServiceDep, settings: SettingsDep) -> Response:
+async def get_metrics(
+    request: Request, service: ModelServiceDep, settings: SettingsDep
+) -> Response:
     if not settings.metrics:
         raise request_error(404, "path", "metrics are off (METRICS=false)")
-    return Response(metrics.render(service.manifest), media_type=metrics.CONTENT_TYPE)
+    reports: DriftReports | None = request.app.state.drift_reports
+    # Never waits: the latest report, refreshed in the background when stale.
+    drift_report = reports.latest(service.model) if reports is not None else None
+    return Response(
+        metrics.render(service.manifest, drift_report), media_type=metrics.CONTENT_TYPE
+    )
