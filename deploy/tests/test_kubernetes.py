@@ -98,9 +98,9 @@ def _unavailable(reason: str) -> None:
 
 
 def _run(
-    command: list[str], timeout: float = 120, check: bool = True
+    command: list[str], timeout: float = 120, check: bool = True, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} failed ({result.returncode}):\n"
@@ -546,8 +546,10 @@ def test_production_and_local_run_the_same_pod_but_for_the_image(
 class Engine:
     name: str
 
-    def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        return _run([self.name, *args], timeout=timeout, check=check).stdout.strip()
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True, cwd: Path | None = None
+    ) -> str:
+        return _run([self.name, *args], timeout=timeout, check=check, cwd=cwd).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -649,9 +651,12 @@ def pod(engine: Engine, image: str, rendered: dict[str, list[dict[str, Any]]]) -
     ready_path = container["readinessProbe"]["httpGet"]["path"]
     started = time.monotonic()
     try:
+        # in the pod's scratch directory: podman's conmon writes an `oom` file
+        # into its working directory when the memory limit kills the process
         engine.run(
-            "run", "--detach", "--name", name, *run_arguments(docs, volume_dirs, port), image
-        )
+            "run", "--detach", "--name", name, *run_arguments(docs, volume_dirs, port), image,
+            cwd=base,
+        )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         while True:
             try:
@@ -738,9 +743,13 @@ def test_the_largest_requests_fit_in_the_memory_limit(pod: Pod) -> None:
     statuses: list[int] = []
 
     def send() -> None:
-        response = httpx.post(
-            pod.url + "/api/v1/predict", content=body, headers=headers, timeout=120
-        )
+        try:
+            response = httpx.post(
+                pod.url + "/api/v1/predict", content=body, headers=headers, timeout=120
+            )
+        except httpx.TransportError:  # the worker was killed (over the memory limit)
+            statuses.append(-1)
+            return
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=send) for _ in range(CONCURRENT_LARGEST)]
