@@ -525,18 +525,19 @@ def test_production_and_local_run_the_same_pod_but_for_the_image(
 ) -> None:
     """So the container test below, run with the local overlay's pod (whose
     Secret is in the render), covers production's pod too."""
-    pods = {}
+    images: dict[str, str] = {}
+    templates: dict[str, dict[str, Any]] = {}
     for overlay, docs in rendered.items():
-        pod = copy.deepcopy(_one(docs, "Deployment")["spec"]["template"])
-        container = pod["spec"]["containers"][0]
-        pods[overlay] = container.pop("image")
-        for item in container["env"]:
+        template = copy.deepcopy(_one(docs, "Deployment")["spec"]["template"])
+        container = template["spec"]["containers"][0]
+        images[overlay] = container.pop("image")
+        for item in container["env"]:  # the generated Secret's name carries a hash
             item.get("valueFrom", {}).get("secretKeyRef", {}).pop("name", None)
-        pods[overlay + " pod"] = pod
-    assert pods["production pod"] == pods["local pod"]
-    name, tag = pods["production"].rsplit(":", 1)
-    assert "/" in name and tag not in ("", "latest")
-    assert pods["local"] == "house-prices-api:local"
+        templates[overlay] = template
+    assert templates["production"] == templates["local"]
+    name, tag = images["production"].rsplit(":", 1)
+    assert "/" in name and tag not in ("", "latest")  # a registry's image, by version
+    assert images["local"] == "house-prices-api:local"
 
 
 # --- the image, run as the kubelet would run the pod --------------------------
@@ -779,6 +780,7 @@ def test_prestop_runs_and_sigterm_stops_within_the_grace_period(pod: Pod) -> Non
     seconds = time.monotonic() - started
     code = int(pod.engine.run("inspect", pod.name, "--format", "{{.State.ExitCode}}"))
     logs = _run([pod.engine.name, "logs", pod.name], check=False)
+    print(f"\nk8s pod: stopped {seconds:.2f} s after SIGTERM, exit code {code}")
     assert code in (0, 143), logs.stdout[-2000:]
     assert seconds < grace
     assert "Application shutdown complete." in logs.stdout + logs.stderr
