@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -28,11 +27,11 @@ import pytest
 from api.app.examples import example_houses
 from api.tests.conftest import FIGURES, as_json_houses
 from api.tests.helpers import API_PARENT, free_port
+from api.tests.tooling import Engine, container_engine
 from regression_model.predict import load_model, make_prediction
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
-REQUIRED = os.environ.get("REQUIRE_CONTAINER") == "1"
 ROOT = API_PARENT
 IMAGE = "house-prices-api:test"
 CONTAINER_PORT = 8001
@@ -40,54 +39,17 @@ READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 30
 
 
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"REQUIRE_CONTAINER=1 but {reason}")
-    pytest.skip(reason)
-
-
-def _works(command: list[str]) -> bool:
-    try:
-        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-@dataclass(frozen=True)
-class Engine:
-    name: str
-
-    def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
-        result = subprocess.run(
-            [self.name, *args], capture_output=True, text=True, timeout=timeout
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{self.name} {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-            )
-        return result.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     if not (ROOT / "Dockerfile").is_file() or not (ROOT / "regression_model").is_dir():
         pytest.skip(f"no source tree beside api/ ({ROOT}): nothing to build")
-    if shutil.which("docker") and _works(["docker", "info"]):
-        return Engine("docker")
-    if shutil.which("podman") and _works(["podman", "info"]):
-        return Engine("podman")
-    _unavailable("neither `docker info` nor `podman info` works here")
-    raise AssertionError("unreachable")
+    return container_engine(required_by="REQUIRE_CONTAINER")
 
 
 @pytest.fixture(scope="module")
 def image(engine: Engine) -> str:
-    options = ["--pull=never", "--format", "docker"] if engine.name == "podman" else []
     started = time.monotonic()
-    engine.run(
-        "build", *options, "-t", IMAGE, "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1500
-    )
+    engine.build(IMAGE, ROOT)
     FIGURES["container_build_seconds"] = round(time.monotonic() - started, 1)
     size = int(engine.run("image", "inspect", IMAGE, "--format", "{{.Size}}"))
     FIGURES["image_size_mb"] = round(size / 1e6, 1)

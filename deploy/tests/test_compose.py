@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -45,13 +44,15 @@ from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from api.tests.helpers import free_port
+from api.tests.tooling import unavailable
+from api.tests.tooling import works as _works
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
 from regression_model.processing.data_manager import load_dataset
 
 pytestmark = pytest.mark.timeout(1800)
 
-REQUIRED = os.environ.get("REQUIRE_DEPLOY") == "1"
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 OFFLINE_FILE = ROOT / "deploy" / "compose" / "offline.yaml"
@@ -73,23 +74,8 @@ RECORD_TIMEOUT = 30.0
 SCRAPE_TIMEOUT = 120.0
 
 
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"REQUIRE_DEPLOY=1 but {reason}")
-    pytest.skip(reason)
-
-
-def _works(command: list[str]) -> bool:
-    try:
-        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _unavailable(reason: str) -> NoReturn:
+    unavailable(reason, required_by="REQUIRE_DEPLOY")
 
 
 def first_test_house() -> dict[str, Any]:

@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import kubernetes_validate
@@ -61,11 +61,12 @@ from api.app.config import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.app.main import create_app  # noqa: E402
 from api.tests.helpers import API_PARENT, free_port  # noqa: E402
+from api.tests.tooling import Engine, container_engine, unavailable  # noqa: E402
+from api.tests.tooling import run as _run  # noqa: E402
 from regression_model.predict import make_prediction  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1800)
 
-REQUIRED = os.environ.get("REQUIRE_DEPLOY") == "1"
 ROOT = API_PARENT
 K8S = ROOT / "deploy" / "kubernetes"
 README = K8S / "README.md"
@@ -91,22 +92,8 @@ MEMORY_STEP_MIB = 32
 MIN_CPU_HEADROOM = 2.0
 
 
-def _unavailable(reason: str) -> None:
-    if REQUIRED:
-        pytest.fail(f"REQUIRE_DEPLOY=1 but {reason}")
-    pytest.skip(reason)
-
-
-def _run(
-    command: list[str], timeout: float = 120, check: bool = True, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} failed ({result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
+def _unavailable(reason: str) -> NoReturn:
+    unavailable(reason, required_by="REQUIRE_DEPLOY")
 
 
 # --- rendering -------------------------------------------------------------
@@ -543,31 +530,14 @@ def test_production_and_local_run_the_same_pod_but_for_the_image(
 # --- the image, run as the kubelet would run the pod --------------------------
 
 
-@dataclass(frozen=True)
-class Engine:
-    name: str
-
-    def run(
-        self, *args: str, timeout: float = 120, check: bool = True, cwd: Path | None = None
-    ) -> str:
-        return _run([self.name, *args], timeout=timeout, check=check, cwd=cwd).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    for name in ("docker", "podman"):
-        if shutil.which(name) and _run([name, "info"], timeout=60, check=False).returncode == 0:
-            return Engine(name)
-    _unavailable("neither `docker info` nor `podman info` works here")
-    raise AssertionError("unreachable")
+    return container_engine(required_by="REQUIRE_DEPLOY")
 
 
 @pytest.fixture(scope="module")
 def image(engine: Engine) -> str:
-    options = ["--pull=never", "--format", "docker"] if engine.name == "podman" else []
-    engine.run(
-        "build", *options, "-t", IMAGE, "-f", str(ROOT / "Dockerfile"), str(ROOT), timeout=1500
-    )
+    engine.build(IMAGE, ROOT)
     return IMAGE
 
 

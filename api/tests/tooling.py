@@ -1,0 +1,79 @@
+"""What the tests that drive outside tools share: skipping (or, in CI,
+failing) when a tool is missing, running a command with its output in the
+failure, and the container engine (docker where an engine answers, else
+podman).
+
+Used by the container test here and by the deployment tests
+(``deploy/tests``). Each caller names the ``REQUIRE_*`` variable that turns
+its skips into failures: CI (``.ci/run``) sets them all, so nothing it is
+meant to test is skipped for lack of a tool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+
+def unavailable(reason: str, required_by: str) -> NoReturn:
+    """Skip for ``reason``, or fail when the variable ``required_by`` is 1."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}")
+    pytest.skip(reason)
+
+
+def run(
+    command: list[str], timeout: float = 120, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; with ``check``, a non-zero exit fails with its output."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def works(command: list[str]) -> bool:
+    """Whether ``command`` runs and exits 0 within a minute."""
+    try:
+        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A container engine's command line: ``docker`` or ``podman``."""
+
+    name: str
+
+    def run(
+        self, *args: str, timeout: float = 120, check: bool = True, cwd: Path | None = None
+    ) -> str:
+        return run([self.name, *args], timeout=timeout, check=check, cwd=cwd).stdout.strip()
+
+    def build(self, tag: str, context: Path, timeout: float = 1500) -> None:
+        """Build ``context``'s Dockerfile as ``tag``. With podman: never pull
+        (CI has a local stand-in for the base image and no registry), and the
+        docker format, which keeps the HEALTHCHECK that OCI images drop."""
+        options = ["--pull=never", "--format", "docker"] if self.name == "podman" else []
+        self.run(
+            "build", *options, "-t", tag, "-f", str(context / "Dockerfile"), str(context),
+            timeout=timeout,
+        )  # fmt: skip
+
+
+def container_engine(required_by: str) -> Engine:
+    """docker where an engine answers, else podman; else skip (or fail)."""
+    for name in ("docker", "podman"):
+        if shutil.which(name) and works([name, "info"]):
+            return Engine(name)
+    unavailable("neither `docker info` nor `podman info` works here", required_by)
