@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -225,6 +226,16 @@ def deployed(
         f"-e 's/^WEB_CONCURRENCY=.*/WEB_CONCURRENCY={WORKERS}/' "
         f"-e 's/^#API_KEY=.*/API_KEY={API_KEY}/' {ENV_FILE}"
     )
+    # This process's numpy SIMD level and BLAS kernel too (.ci/run's second
+    # pass forces both): numpy's AVX-512 and AVX2 logarithms differ in the last
+    # bit, and the service's prices are compared exactly with this process's.
+    numerics = [
+        f'{name}="{value}"'
+        for name, value in os.environ.items()
+        if name == "NPY_DISABLE_CPU_FEATURES" or name.startswith("OPENBLAS_")
+    ]
+    if numerics:
+        machine.run(f"printf '%s\\n' {shlex.join(numerics)} >> {ENV_FILE}")
     started = time.monotonic()
     machine.run(f"systemctl start {UNIT}")
     base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,6 @@ to build and skips.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -27,7 +26,7 @@ import pytest
 from api.app.examples import example_houses
 from api.tests.conftest import FIGURES, as_json_houses
 from api.tests.helpers import API_PARENT, free_port
-from api.tests.tooling import Engine, container_engine
+from api.tests.tooling import Engine, container_engine, numerics_environment
 from regression_model.predict import load_model, make_prediction
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
@@ -70,10 +69,10 @@ class Running:
         return result.stdout + result.stderr
 
 
-def _blas_environment() -> list[str]:
-    """The host's OpenBLAS settings (e.g. OPENBLAS_CORETYPE): the same BLAS kernel
-    gives the same bits, so the container can be compared exactly with this process."""
-    return [arg for key in os.environ if key.startswith("OPENBLAS_") for arg in ("-e", key)]
+def _numerics_flags() -> list[str]:
+    """The host's numpy SIMD level and BLAS kernel, passed on: the container's
+    prices are compared exactly with this process's."""
+    return [arg for key in numerics_environment() for arg in ("-e", key)]
 
 
 def _start(
@@ -84,7 +83,7 @@ def _start(
     started = time.monotonic()
     engine.run(
         "run", "--detach", "--name", name, "-p", f"127.0.0.1:{port}:{container_port}",
-        *_blas_environment(), *extra, image,
+        *_numerics_flags(), *extra, image,
     )  # fmt: skip
     running = Running(engine, name, f"http://127.0.0.1:{port}", 0.0)
     deadline = started + READY_TIMEOUT

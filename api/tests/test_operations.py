@@ -155,7 +155,14 @@ def test_the_service_never_imports_training_libraries_nor_pandas(tmp_path: Path)
         "print(sorted(m for m in ('sklearn', 'feature_engine', 'joblib', 'pandas', 'scipy',"
         " 'matplotlib') if m in sys.modules))\n"
     )
-    env = {**os.environ, "PREDICTION_LOG_PATH": str(tmp_path / "log.sqlite3")}
+    # DRIFT_CACHE_SECONDS=0: the scrape above starts a drift report in the
+    # background, which may run before the house is written; /drift must not
+    # answer from it.
+    env = {
+        **os.environ,
+        "PREDICTION_LOG_PATH": str(tmp_path / "log.sqlite3"),
+        "DRIFT_CACHE_SECONDS": "0",
+    }
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

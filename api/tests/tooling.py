@@ -71,6 +71,19 @@ class Engine:
         )  # fmt: skip
 
 
+def numerics_environment() -> dict[str, str]:
+    """This process's numpy SIMD level and OpenBLAS kernel settings
+    (``NPY_DISABLE_CPU_FEATURES``, ``OPENBLAS_*``; ``.ci/run``'s second pass
+    forces both). A server in a container or VM must get them too when its
+    prices are compared exactly with this process's: numpy's AVX-512 and
+    AVX2 logarithms differ in the last bit."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name == "NPY_DISABLE_CPU_FEATURES" or name.startswith("OPENBLAS_")
+    }
+
+
 def container_engine(required_by: str) -> Engine:
     """docker where an engine answers, else podman; else skip (or fail)."""
     for name in ("docker", "podman"):

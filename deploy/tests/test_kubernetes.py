@@ -61,7 +61,12 @@ from api.app.config import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.app.main import create_app  # noqa: E402
 from api.tests.helpers import API_PARENT, free_port  # noqa: E402
-from api.tests.tooling import Engine, container_engine, unavailable  # noqa: E402
+from api.tests.tooling import (  # noqa: E402
+    Engine,
+    container_engine,
+    numerics_environment,
+    unavailable,
+)
 from api.tests.tooling import run as _run  # noqa: E402
 from regression_model.predict import make_prediction  # noqa: E402
 
@@ -582,6 +587,9 @@ def run_arguments(
             reference = item["valueFrom"]["secretKeyRef"]
             value = secrets[reference["name"]][reference["key"]]
         arguments += ["--env", f"{item['name']}={value}"]
+    # the host's numeric settings: the pod's prices are compared exactly with this process's
+    for name, value in numerics_environment().items():
+        arguments += ["--env", f"{name}={value}"]
     port = next(port for port in container["ports"] if port["name"] == "http")
     arguments += ["--publish", f"127.0.0.1:{host_port}:{port['containerPort']}"]
     return arguments
