@@ -255,6 +255,18 @@ def test_prometheus_config_and_alert_rules_are_valid(promtool: str) -> None:
     _run([promtool, "check", "rules", str(PROMETHEUS_DIR / "alerts.yml")], timeout=60)
 
 
+def test_alerts_fire_on_their_series_and_stay_quiet_below_them(promtool: str) -> None:
+    """promtool's unit tests of the alert rules (alerts_test.yml): each alert
+    fires after its `for:` on the series that should raise it, and not just
+    short of its threshold (a stale model, drift, the database down, ...)."""
+    output = _run([promtool, "test", "rules", str(PROMETHEUS_DIR / "alerts_test.yml")], timeout=60)
+    assert "SUCCESS" in output
+    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS_DIR / "alerts_test.yml").read_text()))
+    defined = set(re.findall(r"- alert: (\w+)", (PROMETHEUS_DIR / "alerts.yml").read_text()))
+    assert tested <= defined, f"tests of alerts that do not exist: {tested - defined}"
+    assert {"ModelStale", "FeaturesDrifting", "PredictedPricesShifted"} <= tested
+
+
 def test_dashboard_structure_matches_the_provisioning() -> None:
     board = dashboard()
     everything = panels(board)
