@@ -234,9 +234,15 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def _log_url(args: argparse.Namespace) -> str | None:
-    return args.database_url or next(
+    """The prediction log's URL: --database-url, else the environment; None
+    (after saying what to set) when neither gives one."""
+    url = args.database_url or next(
         (os.environ[name] for name in LOG_ENV_VARS if os.environ.get(name)), None
     )
+    if url is None:
+        print("error: say where the log is: --database-url, $DATABASE_URL or "
+              "$PREDICTION_LOG_PATH", file=sys.stderr)  # fmt: skip
+    return url
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -251,8 +257,6 @@ def _drift(args: argparse.Namespace) -> int:
 
     url = _log_url(args)
     if url is None:
-        print("error: say where the log is: --database-url, $DATABASE_URL or "
-              "$PREDICTION_LOG_PATH", file=sys.stderr)  # fmt: skip
         return 2
     config = get_config()
     _, manifest = load_tables(config)
@@ -340,8 +344,6 @@ def _log_migrate(args: argparse.Namespace) -> int:
         return 2
     url = _log_url(args)
     if url is None:
-        print("error: say where the log is: --database-url, $DATABASE_URL or "
-              "$PREDICTION_LOG_PATH", file=sys.stderr)  # fmt: skip
         return 2
     engine = create_log_engine(url)
     try:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from api.tests.tooling import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD_DIR = ROOT / "deploy" / "systemd"
@@ -37,10 +37,7 @@ UNIT_ONLY_VARIABLES = {"HOST", "PYTHONPATH", "PYTHONUNBUFFERED", "PYTHONDONTWRIT
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        reason = f"{name} is not installed (Debian: .ci/run installs it)"
-        if os.environ.get("REQUIRE_DEPLOY") == "1":
-            pytest.fail(f"{reason}; REQUIRE_DEPLOY=1: the systemd checks must run")
-        pytest.skip(reason)
+        unavailable(f"{name} is not installed (Debian: .ci/run installs it)", "REQUIRE_DEPLOY")
     return path
 
 
