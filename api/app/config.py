@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         gt=0,
         description="bound on connecting to the log's database and on each write",
     )
+    prediction_log_max_queued_records: int = Field(
+        default=20_000,
+        ge=1,
+        description="houses a worker holds in memory for the log's database; beyond, "
+        "the oldest go to the spool file (replayed later), so memory stays bounded",
+    )
     drift_window: int = Field(
         default=10_000, ge=1, le=200_000, description="most recent houses GET /drift compares"
     )

@@ -59,6 +59,7 @@ def _prediction_log(settings: Settings) -> PredictionLog | None:
         settings.spool_dir,
         flush_seconds=settings.prediction_log_flush_seconds,
         timeout=settings.prediction_log_timeout_seconds,
+        max_queued_records=settings.prediction_log_max_queued_records,
     )
 
 

@@ -8,8 +8,15 @@ them out of the garbage collector's way: queued objects, surviving a
 collection or two, made every request's collections dearer (measured: 20 to
 40 µs a request). A background thread, every
 ``flush_seconds``, turns the queued requests into one record per house and
-writes them to the database in one transaction (see
-``regression_model.monitoring.prediction_log`` for the table).
+writes them to the database, ``batch_records`` at a time, a transaction
+each (see ``regression_model.monitoring.prediction_log`` for the table), so
+only one batch of records is ever built at once however long the queue.
+
+Memory is bounded: when the database takes writes more slowly than requests
+arrive (the writer has fallen ``max_queued_records`` houses behind), the
+oldest queued batches go to the spool file instead, and are replayed into the
+database at the next sweep. Nothing is dropped, and a worker's memory stays
+flat under any load.
 
 When a write fails because the database is down, hung (every connection and
 statement is bounded by ``timeout``) or locked, the batch is appended to a
@@ -133,6 +140,7 @@ class PredictionLog:
         retry_seconds: float = 1.0,
         sweep_seconds: float = 30.0,
         batch_records: int = 5000,
+        max_queued_records: int = 20_000,
     ) -> None:
         self.url = url
         self.spool_dir = spool_dir
@@ -141,7 +149,11 @@ class PredictionLog:
         self.retry_seconds = retry_seconds
         self.sweep_seconds = sweep_seconds
         self.batch_records = batch_records
+        self.max_queued_records = max_queued_records
         self._queue: collections.deque[Entry] = collections.deque()
+        #: Houses queued: the request threads add, the writer subtracts.
+        self._queued_records = 0
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._start_lock = threading.Lock()
@@ -171,6 +183,8 @@ class PredictionLog:
         if self._thread is None:
             self.start()
         inputs = [house_json(house) for house in houses]
+        with self._count_lock:
+            self._queued_records += len(inputs)
         self._queue.append((request_id, time.time(), inputs, prices, errors, version))
 
     def reader(self) -> Engine:
@@ -217,20 +231,47 @@ class PredictionLog:
                 self._wake.wait(self.flush_seconds)
                 self._wake.clear()
                 stopping = self._stopping.is_set()
-                self._write(self._take())
-                metrics.LOG_QUEUE.set(len(self._queue))
+                self._drain()
                 if stopping:
-                    self._write(self._take())  # anything queued while writing
+                    self._drain()  # anything queued while writing
                     break
         except Exception:  # never let the thread die silently
             logger.exception("prediction log writer failed")
         finally:
             self._close_spool()
 
+    def _drain(self) -> None:
+        """Write the queue, a batch at a time; when the database falls too
+        far behind, spool the oldest batches instead (see the module's doc).
+        Writes at least once, even nothing: that retries the database after an
+        outage and replays the spool."""
+        while True:
+            self._write(self._take())
+            while self._queued_records > self.max_queued_records:
+                if not self.counts["overflowed"]:
+                    logger.warning(
+                        "prediction log database slower than the traffic; spooling "
+                        "records beyond %d queued to %s",
+                        self.max_queued_records,
+                        self.spool_dir,
+                    )
+                records = self._take()
+                self.counts["overflowed"] += len(records)
+                self._spool_records(records)
+            metrics.LOG_QUEUE.set(self._queued_records)
+            if not self._queue:
+                return
+
     def _take(self) -> list[Record]:
+        """The oldest queued requests' records: at least one request, and no
+        more than ``batch_records`` houses unless that one request has more."""
         records: list[Record] = []
-        for _ in range(len(self._queue)):
+        while self._queue and (
+            not records or len(records) + len(self._queue[0][2]) <= self.batch_records
+        ):
             records += records_of(self._queue.popleft())
+        with self._count_lock:
+            self._queued_records -= len(records)
         return records
 
     def _write(self, records: list[Record]) -> None:
@@ -243,6 +284,7 @@ class PredictionLog:
                     self._next_sweep = now + self.sweep_seconds
                 set_aside = 0
                 for start in range(0, len(records), self.batch_records):
+                    # One request bigger than a batch is written in pieces.
                     set_aside += self._insert_batch(
                         engine, records[start : start + self.batch_records]
                     )

@@ -157,12 +157,13 @@ def test_n_requests_of_k_houses_give_n_times_k_records_with_every_field_intact(
 @pytest.mark.server
 @pytest.mark.timeout(120)
 def test_sigterm_writes_what_is_queued(tmp_path: Path, test_houses: list[Any]) -> None:
-    """With a flush interval longer than the test, only the shutdown writes."""
+    """With a flush interval longer than the test, only the shutdown writes
+    (151 houses in one transaction: SQLite inserts them 100 a statement)."""
     url = str(tmp_path / "predictions.sqlite3")
     env = {"PREDICTION_LOG_PATH": url, "PREDICTION_LOG_FLUSH_SECONDS": "60"}
     started = time.time()
     with running_server(tmp_path / "server.log", env=env) as server:
-        sent = _send(server.url, _requests(test_houses, n=20, k=3))
+        sent = _send(server.url, _requests(test_houses, n=50, k=3))
         time.sleep(0.5)
         engine = create_log_engine(url)
         with engine.connect() as connection:
@@ -207,6 +208,46 @@ def test_a_locked_database_spools_then_everything_is_written_once(
     log.close()
     rows = logged_rows(str(path))
     assert len(rows) == 104 == len({(r["request_id"], r["row"]) for r in rows})
+    assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
+
+
+def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bounded(
+    tmp_path: Path, test_houses: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one write is held up, 399 requests queue behind it: the writer
+    keeps at most ``max_queued_records`` houses in memory and spools the
+    oldest batches (never builds the records of the whole backlog); the spool
+    is replayed later, and every house is in the database exactly once."""
+    path = tmp_path / "log.sqlite3"
+    log = PredictionLog(
+        str(path), tmp_path / "spool", flush_seconds=0.05, batch_records=20, max_queued_records=50
+    )
+    log.sweep_seconds = 0.2
+    writing, release = threading.Event(), threading.Event()
+    batch_sizes: list[int] = []
+
+    def slow_insert(connection: Any, records: list[Any]) -> None:
+        batch_sizes.append(len(records))
+        writing.set()
+        release.wait(30)  # the database is slow once
+        insert_records(connection, records)
+
+    monkeypatch.setattr("api.app.prediction_log.insert_records", slow_insert)
+    result = ([1.0], None, model_version)
+    log.record("r0", test_houses[:1], *result)
+    assert writing.wait(30)
+    for i in range(1, 400):
+        log.record(f"r{i}", test_houses[i : i + 1], *result)
+    release.set()
+    _wait_for(lambda: log.counts["written"] + log.counts["replayed"] == 400, log=log)
+    log.close()
+    # 399 queued: batches of 20 spooled until no more than 50 remained.
+    assert log.counts["overflowed"] == log.counts["spooled"] == 360
+    assert log.counts["replayed"] == 360 and log.counts["written"] == 40
+    assert max(batch_sizes) <= 20
+    rows = logged_rows(str(path))
+    assert sorted(int(r["request_id"][1:]) for r in rows) == list(range(400))
+    assert all(r["inputs"] == test_houses[int(r["request_id"][1:])] for r in rows)
     assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
 
 

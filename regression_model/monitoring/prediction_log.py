@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,13 +67,19 @@ predictions = Table(
 #: The record fields, in table order (what the writer and the spool file hold).
 FIELDS = tuple(column.name for column in predictions.columns)
 
-#: SQLite: one prepared statement run for every record (``executemany``), the
-#: JSON columns serialised by the writer (pydantic-core), so SQLAlchemy does no
-#: per-row processing; the driver releases the GIL while SQLite stores each row.
+#: SQLite: many records per statement (multi-row VALUES), the JSON columns
+#: serialised by the writer (pydantic-core), so SQLAlchemy does no per-row
+#: processing. Not ``executemany``: the driver releases the GIL around each
+#: statement it steps, and a thread taking the GIL back waits out the
+#: interpreter's switch interval (5 ms) while the event loop is busy, so at
+#: saturation a row per statement capped the writer near 200 rows a second and
+#: the queue grew without end. 100 rows bind 800 parameters, under the 999
+#: that SQLite before 3.32 allowed.
+_SQLITE_ROWS_PER_STATEMENT = 100
 _SQLITE_INSERT = """
     INSERT INTO predictions
         (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    VALUES {rows}
     ON CONFLICT DO NOTHING
 """
 #: PostgreSQL: every record in one statement, from one JSON document that the
@@ -102,6 +109,11 @@ def record_json(record: dict[str, Any]) -> bytes:
     return b'{"inputs":' + inputs + b"," + to_json(rest)[1:]
 
 
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+
+
 def insert_records(connection: Connection, records: list[dict[str, Any]]) -> None:
     """Insert records (``FIELDS``, ``inputs`` as JSON bytes, time as
     :func:`record_time`), skipping keys already present (SQLite, PostgreSQL);
@@ -110,22 +122,25 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
         return
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        connection.exec_driver_sql(
-            _SQLITE_INSERT,
-            [
-                (
-                    r["log_id"],
-                    r["row"],
-                    r["request_id"],
-                    r["logged_at"],
-                    r["model_version"],
-                    r["inputs"].decode(),
-                    r["price"],
-                    None if r["errors"] is None else to_json(r["errors"]).decode(),
-                )
-                for r in records
-            ],
-        )
+        for start in range(0, len(records), _SQLITE_ROWS_PER_STATEMENT):
+            chunk = records[start : start + _SQLITE_ROWS_PER_STATEMENT]
+            connection.exec_driver_sql(
+                _sqlite_insert(len(chunk)),
+                tuple(
+                    value
+                    for r in chunk
+                    for value in (
+                        r["log_id"],
+                        r["row"],
+                        r["request_id"],
+                        r["logged_at"],
+                        r["model_version"],
+                        r["inputs"].decode(),
+                        r["price"],
+                        None if r["errors"] is None else to_json(r["errors"]).decode(),
+                    )
+                ),
+            )
     elif dialect == "postgresql":
         document = b"[" + b",".join(record_json(r) for r in records) + b"]"
         connection.execute(text(_POSTGRESQL_INSERT), {"records": document.decode()})
