@@ -10,18 +10,23 @@ shape, naming the house and field where it can:
 - nesting deeper than ``MAX_JSON_DEPTH``: 422, checked before parsing;
 - integers too long for any feature: parsed as floats, so the package reports
   them out of range (or not finite) for that house alone;
-- bodies that are not UTF-8: 422; a content type other than JSON: 415.
+- strings (values or field names) with a lone UTF-16 surrogate escape
+  (``"\\ud800"``, valid JSON syntax but not Unicode text, which nothing
+  downstream can encode): 422, with the row and field;
+- bodies that are not UTF-8: 422; a content type other than JSON, or a
+  compressed body (``Content-Encoding``): 415.
 
 :class:`StrictJSONRoute` makes FastAPI read bodies through this parser.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from fastapi import Request, Response
@@ -38,6 +43,10 @@ _MAX_INT_DIGITS = 18
 #: How many literal locations a NaN/Infinity error lists at most.
 _MAX_REPORTED = 50
 
+#: A \uD800-\uDFFF escape: only bodies containing one are searched for lone
+#: surrogates (a valid pair decodes to one character, so finds nothing).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
@@ -70,27 +79,50 @@ def _parse_int(text: str) -> int | float:
     return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else float(text)
 
 
-def _non_finite_locations(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Paths to every ``_NonFinite`` marker (depth is bounded, so recursion is safe)."""
-    if isinstance(value, _NonFinite):
+def _locations(
+    value: Any, is_bad: Callable[[Any], bool], path: tuple[Any, ...] = ()
+) -> Iterator[tuple[Any, ...]]:
+    """Paths to every value, or object key, that ``is_bad`` (depth is bounded,
+    so recursion is safe)."""
+    if is_bad(value):
         yield path
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _non_finite_locations(item, (*path, key))
+            if is_bad(key):
+                yield (*path, key)
+            else:
+                yield from _locations(item, is_bad, (*path, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _non_finite_locations(item, (*path, index))
+            yield from _locations(item, is_bad, (*path, index))
 
 
-def _non_finite_error(path: tuple[Any, ...], literal: str) -> ErrorDetail:
-    message = (
-        f"{literal} is not valid JSON (RFC 8259 has no NaN or Infinity): "
-        "send null for an unknown value"
-    )
+def _printable(part: Any) -> str:
+    """A path part as text the response can carry (lone surrogates escaped)."""
+    return str(part).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error_at(path: tuple[Any, ...], message: str) -> ErrorDetail:
+    """The error for the value at ``path``: its house and field when it is in one."""
     if len(path) >= 3 and path[0] == INPUTS and isinstance(path[1], int):
-        return ErrorDetail(row=path[1], field=str(path[2]), message=message)
-    field = ".".join(str(part) for part in path) or BODY
+        return ErrorDetail(row=path[1], field=_printable(path[2]), message=message)
+    field = ".".join(_printable(part) for part in path) or BODY
     return ErrorDetail(row=None, field=field, message=message)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    return isinstance(value, str) and _SURROGATE.search(value) is not None
+
+
+def _reject_at(
+    paths: Iterator[tuple[Any, ...]], message: Callable[[tuple[Any, ...]], str]
+) -> NoReturn:
+    errors = []
+    for path in paths:
+        errors.append(_error_at(path, message(path)))
+        if len(errors) == _MAX_REPORTED:
+            break
+    raise RequestRejected(422, errors)
 
 
 def parse_json_body(body: bytes, max_depth: int) -> Any:
@@ -126,13 +158,24 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
     except (ValueError, RecursionError) as exc:  # e.g. a number float() cannot read
         raise request_error(422, BODY, f"invalid JSON: {exc}") from None
     if found:
-        errors = []
-        for path in _non_finite_locations(value):
-            marker = _lookup(value, path)
-            errors.append(_non_finite_error(path, marker.literal))
-            if len(errors) == _MAX_REPORTED:
-                break
-        raise RequestRejected(422, errors)
+        _reject_at(
+            _locations(value, lambda item: isinstance(item, _NonFinite)),
+            lambda path: (
+                f"{_lookup(value, path).literal} is not valid JSON (RFC 8259 has no "
+                "NaN or Infinity): send null for an unknown value"
+            ),
+        )
+    if _SURROGATE_ESCAPE.search(body):
+        lone = _locations(value, _has_lone_surrogate)
+        if (first := next(lone, None)) is not None:
+            _reject_at(
+                itertools.chain([first], lone),
+                lambda path: (
+                    "the text (or the field name) has a lone UTF-16 surrogate escape, "
+                    "\\uD800 to \\uDFFF without its pair, which is no Unicode character: send "
+                    "UTF-8 text or a surrogate pair"
+                ),
+            )
     return value
 
 
@@ -184,6 +227,14 @@ class StrictJSONRoute(APIRoute):
                     "Content-Type",
                     "send the body as JSON with the header Content-Type: application/json "
                     f"(got {request.headers.get('content-type') or 'none'})",
+                )
+            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            if takes_body and encoding not in ("", "identity"):
+                raise request_error(
+                    415,
+                    "Content-Encoding",
+                    f"compressed bodies are not accepted (got {encoding}): send the JSON "
+                    "uncompressed",
                 )
             return await handler(StrictJSONRequest(request.scope, request.receive))
 

@@ -160,6 +160,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._reader: Engine | None = None
+        self._reader_migrated = False
         self._migrated = False
         self._database_up = False
         self._next_attempt = 0.0
@@ -188,10 +189,16 @@ class PredictionLog:
         self._queue.append((request_id, time.time(), inputs, prices, errors, version))
 
     def reader(self) -> Engine:
-        """An engine for reading the log (drift reports), apart from the writer's."""
+        """An engine for reading the log (drift reports), apart from the writer's.
+        The schema is migrated first (once; idempotent, under the migration
+        lock): a report asked for before the writer's first write finds the
+        table, empty, instead of failing."""
         with self._start_lock:
             if self._reader is None:
                 self._reader = create_log_engine(self.url, timeout=self.timeout)
+            if not self._reader_migrated:
+                migrate(self._reader)
+                self._reader_migrated = True
             return self._reader
 
     # -- lifecycle ----------------------------------------------------------

@@ -5,6 +5,7 @@ never a 5xx."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -128,6 +129,12 @@ CASES = [
          content=batch(HOUSE_JSON, spoilt("11622", "NaN"))),
     Case("nan_outside_inputs", 422, "threshold", content=raw('{"inputs": [], "threshold": NaN}')),
     # Huge numbers.
+    Case("lone_surrogate_in_label", 422, "Neighborhood", row=0,
+         content=batch(spoilt('"NAmes"', '"\\ud800"'))),
+    Case("lone_surrogate_in_second_house", 422, "KitchenQual", row=1,
+         content=batch(HOUSE_JSON, spoilt('"TA"', '"T\\udc00A"'))),
+    Case("lone_surrogate_in_field_name", 422, "Note\\ud800", row=0,
+         content=batch('{"Note\\ud800": 1, ' + HOUSE_JSON[1:])),
     Case("float_overflow_1e999", 422, "LotArea", row=0,
          content=raw(json.dumps(one()).replace("11622", "1e999"))),
     Case("integer_of_5000_digits", 422, "LotArea", row=0,
@@ -152,6 +159,8 @@ CASES = [
          headers={"Content-Type": "application/x-www-form-urlencoded"}),
     Case("no_content_type", 415, "Content-Type", content=raw(json.dumps(one())), headers={}),
     # Wrong method and path.
+    Case("gzip_body", 415, "Content-Encoding", content=gzip.compress(raw(json.dumps(one()))),
+         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
     Case("get_on_predict", 405, "method", method="GET"),
     Case("unknown_path", 404, "path", method="GET", path="/api/v1/predictions"),
     # A mixed batch is not an error: the good house is priced.

@@ -46,6 +46,26 @@ def test_every_non_finite_literal_is_located() -> None:
     assert caught.value.status_code == 422
 
 
+def test_every_lone_surrogate_is_located_and_pairs_pass() -> None:
+    """A \\uD800-\\uDFFF escape without its pair parses in Python but is no
+    Unicode text (nothing can encode it to UTF-8): each value and field name
+    holding one is named. A pair is one character (here an emoji)."""
+    pair = '{"inputs": [{"Notes": "\\ud83c\\udfe0 home"}]}'
+    assert parse_json_body(pair.encode(), max_depth=8) == {
+        "inputs": [{"Notes": "\U0001f3e0 home"}]
+    }
+    text = (
+        '{"inputs": [{"A": "\\ud800"}, {"B": ["x\\udfffy"], "C\\udbff": 1}], '
+        '"x": "\\\\ud800 is a backslash and text", "y": "\\uDC00"}'
+    )
+    with pytest.raises(RequestRejected) as caught:
+        parse_json_body(text.encode(), max_depth=8)
+    found = {(e.row, e.field) for e in caught.value.errors}
+    assert found == {(0, "A"), (1, "B"), (1, "C\\udbff"), (None, "y")}
+    assert caught.value.status_code == 422
+    json.dumps([e.model_dump() for e in caught.value.errors]).encode()  # encodable
+
+
 def test_too_deep_is_refused_before_parsing() -> None:
     with pytest.raises(RequestRejected, match="nested 10001 levels"):
         parse_json_body(("[" * 10001).encode(), max_depth=16)
