@@ -158,7 +158,7 @@ def test_n_requests_of_k_houses_give_n_times_k_records_with_every_field_intact(
 @pytest.mark.timeout(120)
 def test_sigterm_writes_what_is_queued(tmp_path: Path, test_houses: list[Any]) -> None:
     """With a flush interval longer than the test, only the shutdown writes
-    (151 houses in one transaction: SQLite inserts them 100 a statement)."""
+    (151 houses in one transaction: SQLite inserts them 64, 64, 16, 4, 2 and 1 a statement)."""
     url = str(tmp_path / "predictions.sqlite3")
     env = {"PREDICTION_LOG_PATH": url, "PREDICTION_LOG_FLUSH_SECONDS": "60"}
     started = time.time()

@@ -73,9 +73,11 @@ FIELDS = tuple(column.name for column in predictions.columns)
 #: statement it steps, and a thread taking the GIL back waits out the
 #: interpreter's switch interval (5 ms) while the event loop is busy, so at
 #: saturation a row per statement capped the writer near 200 rows a second and
-#: the queue grew without end. 100 rows bind 800 parameters, under the 999
-#: that SQLite before 3.32 allowed.
-_SQLITE_ROWS_PER_STATEMENT = 100
+#: the queue grew without end. Statements of 64 rows (512 parameters, under
+#: the 999 that SQLite before 3.32 allowed), the rest in powers of two: seven
+#: statement shapes in all, so the driver's cache of prepared statements
+#: stays small (one shape per batch size made the worker's memory creep).
+_SQLITE_MAX_ROWS_PER_STATEMENT = 64
 _SQLITE_INSERT = """
     INSERT INTO predictions
         (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
@@ -114,6 +116,18 @@ def _sqlite_insert(rows: int) -> str:
     return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
 
 
+def _sqlite_chunks(count: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each statement's rows: full statements, then the rest
+    as powers of two, largest first."""
+    start = 0
+    size = _SQLITE_MAX_ROWS_PER_STATEMENT
+    while start < count:
+        while size > count - start:
+            size //= 2
+        yield start, start + size
+        start += size
+
+
 def insert_records(connection: Connection, records: list[dict[str, Any]]) -> None:
     """Insert records (``FIELDS``, ``inputs`` as JSON bytes, time as
     :func:`record_time`), skipping keys already present (SQLite, PostgreSQL);
@@ -122,8 +136,8 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
         return
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        for start in range(0, len(records), _SQLITE_ROWS_PER_STATEMENT):
-            chunk = records[start : start + _SQLITE_ROWS_PER_STATEMENT]
+        for start, stop in _sqlite_chunks(len(records)):
+            chunk = records[start:stop]
             connection.exec_driver_sql(
                 _sqlite_insert(len(chunk)),
                 tuple(
