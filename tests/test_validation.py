@@ -42,6 +42,10 @@ BAD_ROWS: list[tuple[dict[str, Any], str, str]] = [
     ({"LotArea": float("inf")}, "LotArea", "finite"),
     ({"GrLivArea": -float("inf")}, "GrLivArea", "finite"),
     ({"LotArea": 1e308}, "LotArea", "out of range"),
+    # integers too large for a float (a dict from Python, or a JSON parser
+    # that keeps them whole) are infinite, not an OverflowError
+    ({"LotArea": 10**400}, "LotArea", "finite"),
+    ({"GrLivArea": -(10**400)}, "GrLivArea", "finite"),
     ({"BedroomAbvGr": [3]}, "BedroomAbvGr", "expected a number"),
     ({"ExterQual": "Excellent"}, "ExterQual", "unknown code 'Excellent'"),
     ({"KitchenQual": "ex"}, "KitchenQual", "unknown code"),

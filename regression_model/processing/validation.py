@@ -128,7 +128,8 @@ def _as_float(value: object) -> float | None:
     try:
         return float(value)
     except OverflowError:
-        return math.copysign(math.inf, value)
+        # Not math.copysign(math.inf, value): it converts value to a float too.
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 class FieldRule:
