@@ -8,8 +8,9 @@ shape, naming the house and field where it can:
 - ``NaN`` / ``Infinity`` / ``-Infinity`` literals: 422, with the row and field
   of each (send ``null`` for an unknown value);
 - nesting deeper than ``MAX_JSON_DEPTH``: 422, checked before parsing;
-- integers too long for any feature: parsed as floats, so the package reports
-  them out of range (or not finite) for that house alone;
+- integers too long for any feature: the package reports them out of range
+  (or not finite) for that house alone (integers of over 4300 digits, which
+  Python will not read, are parsed as floats);
 - strings (values or field names) with a lone UTF-16 surrogate escape
   (``"\\ud800"``, valid JSON syntax but not Unicode text, which nothing
   downstream can encode): 422, with the row and field;
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 import numpy as np
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic_core import from_json
 
 from api.app.exceptions import BODY, INPUTS, RequestRejected, request_error
 from api.app.offload import run_cpu_bound
@@ -136,6 +138,16 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
         raise request_error(
             422, BODY, f"JSON nested {depth} levels deep; at most {max_depth} are accepted"
         )
+    try:
+        # A valid body, the usual case: pydantic-core's parser, three times as
+        # fast as json's here and giving the same values (floats correctly
+        # rounded, to the bit; the last of repeated keys). What it refuses (not
+        # JSON, NaN or Infinity, a lone surrogate, a BOM, bytes that are not
+        # UTF-8, an integer of over 4300 digits) is parsed below instead, to
+        # say precisely what is wrong or, for the long integer, to read it.
+        return from_json(body, allow_inf_nan=False)
+    except ValueError:
+        pass
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -137,6 +137,8 @@ CASES = [
          content=batch('{"Note\\ud800": 1, ' + HOUSE_JSON[1:])),
     Case("float_overflow_1e999", 422, "LotArea", row=0,
          content=raw(json.dumps(one()).replace("11622", "1e999"))),
+    Case("integer_of_400_digits", 422, "LotArea", row=0,
+         content=batch(spoilt("11622", "9" * 400))),
     Case("integer_of_5000_digits", 422, "LotArea", row=0,
          content=raw(json.dumps(one()).replace("11622", "9" * 5000))),
     Case("huge_finite_number", 422, "GrLivArea", row=0, json_body=one(GrLivArea=1e300)),

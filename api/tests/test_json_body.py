@@ -37,6 +37,12 @@ def test_long_integers_become_floats_instead_of_failing() -> None:
     assert isinstance(value[1], int)
 
 
+def test_integers_python_can_read_stay_whole() -> None:
+    """Up to 4300 digits an integer is read exactly (the package then refuses
+    it as out of range or not finite, for its house alone)."""
+    assert parse_json_body(("[" + "9" * 400 + "]").encode(), 8) == [int("9" * 400)]
+
+
 def test_every_non_finite_literal_is_located() -> None:
     text = '{"inputs": [{"A": 1}, {"B": NaN, "C": [Infinity]}], "x": -Infinity}'
     with pytest.raises(RequestRejected) as caught:
