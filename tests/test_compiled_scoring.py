@@ -184,6 +184,17 @@ def test_large_frames_are_scored_in_chunks_with_the_same_bits(
     assert len(chunked["explanations"]) == len(test_data)
 
 
+def test_scoring_block_by_block_gives_the_same_bits(
+    test_data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NumPy scores a batch in blocks of rows (for the cache): any block size
+    gives every house the bits it gets in one block (1459 houses < BLOCK_ROWS)."""
+    whole = make_prediction(input_data=test_data, explain=True)
+    for rows in (7, 100, 1000):
+        monkeypatch.setattr("regression_model.tables.BLOCK_ROWS", rows)
+        assert make_prediction(input_data=test_data, explain=True) == whole
+
+
 def test_numeric_columns_of_every_kind_are_read_alike(test_data: pd.DataFrame) -> None:
     frame = test_data.head(30)
     typed = frame.astype({"GrLivArea": "Int64", "LotArea": "float32", "MSSubClass": "object"})
