@@ -18,6 +18,7 @@ same bits alone, in any batch and in any chunk.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -260,7 +261,7 @@ class _Splines:
             return below[0] + below[1] * (t - low)
         if t > high:
             return above[0] + above[1] * (t - high)
-        piece = sum(1 for knot in inner if t >= knot)
+        piece = bisect.bisect_right(inner, t)  # the inner knots at or below t
         offset = t - starts[piece]
         coefficients: list[float] = pieces[piece]
         value = coefficients[-1]
