@@ -109,3 +109,36 @@ def test_row_and_column_drivers_give_the_same_verdicts(batch: list[dict[str, Any
     by_columns = validation.validate_columns(frame, schema)
     assert by_rows.errors == by_columns.errors
     pd.testing.assert_frame_equal(by_rows.features, by_columns.features)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from(CONFIG.features),
+    value=st.one_of(
+        json_scalars,
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.sampled_from([0, -0.0, 1.5, 1e308, 2**53 + 1, "20", "Po", "Fa", "Pave", "NAmes"]),
+    ),
+)
+def test_each_value_gets_the_verdict_of_its_rule(field: str, value: Any) -> None:
+    """``validate_rows`` decides the plain cases inline (numbers in range,
+    labels it has accepted before): always as the field's rule would."""
+    schema = validation.schema_for(CONFIG)
+    rule = next(r for r in schema.rules if r.name == field)
+    for _ in range(2):  # the second time, a label accepted once is known
+        verdict = rule.check(value)
+        result = validation.validate_rows([{field: value}], schema)
+        problems = [e.message for e in result.errors if e.field == field]
+        if isinstance(verdict, validation.Problem):
+            assert problems == [verdict.message]
+            continue
+        assert problems == []
+        position = schema.rules.index(rule)
+        if rule.numerical:
+            got = result.numbers[0, position]
+            assert (math.isnan(got) and verdict is None) or got == verdict
+            if verdict is not None:
+                assert math.copysign(1, got) == math.copysign(1, verdict)
+        else:
+            labels = result.labels(position - len(schema.numerical))
+            assert labels[0] == verdict
