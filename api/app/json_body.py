@@ -197,6 +197,12 @@ def _lookup(value: Any, path: tuple[Any, ...]) -> Any:
     return value
 
 
+def _shown(header: str | None) -> str:
+    """A header's value as quoted in an error: at most 60 characters of it."""
+    text = header or ""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_json_media_type(content_type: str | None) -> bool:
     if not content_type:
         return False
@@ -238,14 +244,14 @@ class StrictJSONRoute(APIRoute):
                     415,
                     "Content-Type",
                     "send the body as JSON with the header Content-Type: application/json "
-                    f"(got {request.headers.get('content-type') or 'none'})",
+                    f"(got {_shown(request.headers.get('content-type')) or 'none'})",
                 )
             encoding = request.headers.get("content-encoding", "identity").strip().lower()
             if takes_body and encoding not in ("", "identity"):
                 raise request_error(
                     415,
                     "Content-Encoding",
-                    f"compressed bodies are not accepted (got {encoding}): send the JSON "
+                    f"compressed bodies are not accepted (got {_shown(encoding)}): send the JSON "
                     "uncompressed",
                 )
             return await handler(StrictJSONRequest(request.scope, request.receive))

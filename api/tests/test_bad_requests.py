@@ -163,6 +163,8 @@ CASES = [
     # Wrong method and path.
     Case("gzip_body", 415, "Content-Encoding", content=gzip.compress(raw(json.dumps(one()))),
          headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}),
+    Case("long_content_type", 415, "Content-Type", content=raw(json.dumps(one())),
+         headers={"Content-Type": "text/" + "x" * 20_000}),
     Case("get_on_predict", 405, "method", method="GET"),
     Case("unknown_path", 404, "path", method="GET", path="/api/v1/predictions"),
     # A mixed batch is not an error: the good house is priced.
