@@ -162,9 +162,7 @@ class FieldRule:
         #: text, the quality codes, and the first ``_KNOWN_LABELS_MAX`` labels
         #: ``check_label`` has accepted (bounded: a flood of new labels cannot
         #: grow it; they are checked one by one).
-        self.known_labels: dict[str, str] = {
-            label: label for label in [*map(str, codes or ()), *(self.quality_codes or ())]
-        }
+        self.known_labels: dict[str, str] = {}
         #: The names a client may use for this variable, preferred first.
         self.sources = (
             name,
@@ -177,6 +175,9 @@ class FieldRule:
             if codes is not None
             else self.check_label
         )
+        for label in [*map(str, codes or ()), *(self.quality_codes or ())]:
+            if self.check(label) == label:  # by the rule itself, whatever the config
+                self.known_labels[label] = label
 
     def check_number(self, value: object) -> float | Problem | None:
         kind = type(value)
