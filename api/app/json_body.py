@@ -40,6 +40,11 @@ from api.app.schemas import ErrorDetail
 
 #: Bodies larger than this are parsed in the threadpool, off the event loop.
 _PARSE_INLINE_BYTES = 64 * 1024
+#: Bodies up to this size are parsed by pydantic-core. It holds the GIL from
+#: start to end (about 6 ms a MB here), so even in the threadpool it would stop
+#: the event loop for that long; json's parser, which calls back into Python
+#: for every integer, lets the loop in every few milliseconds.
+_FAST_PARSE_MAX_BYTES = 1024 * 1024
 #: Integers with more digits than this are parsed as floats (no feature needs them).
 _MAX_INT_DIGITS = 18
 #: How many literal locations a NaN/Infinity error lists at most.
@@ -127,27 +132,67 @@ def _reject_at(
     raise RequestRejected(422, errors)
 
 
+_CONTAINERS = (dict, list)
+_CONTAINER_SET = frozenset(_CONTAINERS)
+
+
+def value_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed value (0 for a scalar),
+    without recursion."""
+    deepest = 0
+    pending = [(value, 1)] if isinstance(value, _CONTAINERS) else []
+    while pending:
+        container, level = pending.pop()
+        deepest = max(deepest, level)
+        items = container.values() if type(container) is dict else container
+        # A house holds scalars: one pass in C (a parser makes plain dicts
+        # and lists) tells, before looking at each item in Python.
+        if not _CONTAINER_SET.isdisjoint(map(type, items)):
+            pending += [(item, level + 1) for item in items if isinstance(item, _CONTAINERS)]
+    return deepest
+
+
+def _check_depth(depth: int, max_depth: int) -> None:
+    if depth > max_depth:
+        raise request_error(
+            422, BODY, f"JSON nested {depth} levels deep; at most {max_depth} are accepted"
+        )
+
+
 def parse_json_body(body: bytes, max_depth: int) -> Any:
     """Parse a request body as strict JSON, or raise :class:`RequestRejected` (422)."""
     # Nesting cannot be deeper than the number of opening brackets, which
     # bytes.count gives in microseconds: the exact depth is computed only when
     # that bound is over the limit.
     bound = body.count(b"[") + body.count(b"{")
-    depth = json_depth(body) if bound > max_depth else bound
-    if depth > max_depth:
-        raise request_error(
-            422, BODY, f"JSON nested {depth} levels deep; at most {max_depth} are accepted"
-        )
+    if len(body) > _FAST_PARSE_MAX_BYTES:
+        return _parse_strictly(body, max_depth, bound)
     try:
         # A valid body, the usual case: pydantic-core's parser, three times as
         # fast as json's here and giving the same values (floats correctly
-        # rounded, to the bit; the last of repeated keys). What it refuses (not
-        # JSON, NaN or Infinity, a lone surrogate, a BOM, bytes that are not
-        # UTF-8, an integer of over 4300 digits) is parsed below instead, to
-        # say precisely what is wrong or, for the long integer, to read it.
-        return from_json(body, allow_inf_nan=False)
+        # rounded, to the bit; the last of repeated keys). It refuses what is
+        # not JSON, NaN and Infinity, lone surrogates, a BOM, bytes that are
+        # not UTF-8, integers of over 4300 digits and nesting over 200 levels:
+        # those are parsed by _parse_strictly, to say precisely what is wrong
+        # or, for a long integer, to read it.
+        value = from_json(body, allow_inf_nan=False)
     except ValueError:
-        pass
+        return _parse_strictly(body, max_depth, bound)
+    # Measured on the parsed value, not on the bytes: json_depth's regex holds
+    # the GIL, and so stalled the event loop, for half a second per 17 MB.
+    if bound > max_depth:
+        _check_depth(value_depth(value), max_depth)
+    return value
+
+
+def _parse_strictly(body: bytes, max_depth: int, bound: int) -> Any:
+    """Python's json parser, strictly: for bodies pydantic-core refused, and
+    for large ones. The depth is checked first; a large body's is measured on
+    the parsed value unless it cannot be parsed (json_depth's regex holds the
+    GIL, and so would stall the event loop, for half a second per 17 MB)."""
+    large = len(body) > _PARSE_INLINE_BYTES
+    if bound > max_depth and not large:
+        _check_depth(json_depth(body), max_depth)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -163,12 +208,16 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
 
     try:
         value = json.loads(text, parse_constant=non_finite, parse_int=_parse_int)
-    except json.JSONDecodeError as exc:
-        raise request_error(
-            422, BODY, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
     except (ValueError, RecursionError) as exc:  # e.g. a number float() cannot read
-        raise request_error(422, BODY, f"invalid JSON: {exc}") from None
+        if large and bound > max_depth:
+            _check_depth(json_depth(body), max_depth)
+        if isinstance(exc, json.JSONDecodeError):
+            message = f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        else:
+            message = f"invalid JSON: {exc}"
+        raise request_error(422, BODY, message) from None
+    if large and bound > max_depth:
+        _check_depth(value_depth(value), max_depth)
     if found:
         _reject_at(
             _locations(value, lambda item: isinstance(item, _NonFinite)),

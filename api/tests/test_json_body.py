@@ -7,7 +7,7 @@ import json
 import pytest
 
 from api.app.exceptions import RequestRejected
-from api.app.json_body import json_depth, parse_json_body
+from api.app.json_body import json_depth, parse_json_body, value_depth
 from regression_model.processing.validation import json_type
 
 
@@ -24,6 +24,24 @@ from regression_model.processing.validation import json_type
 )
 def test_depth_ignores_brackets_inside_strings(text: str, depth: int) -> None:
     assert json_depth(text.encode()) == depth
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1", '"[["', "[]", "{}", '{"a": [1, {"b": "]]]]"}]}', '[[], [[[]]], {"x": {"y": [0]}}]',
+     "[" * 200 + "]" * 200],
+)  # fmt: skip
+def test_the_parsed_depth_is_the_depth_of_the_bytes(text: str) -> None:
+    assert value_depth(json.loads(text)) == json_depth(text.encode())
+
+
+@pytest.mark.parametrize("depth", [17, 300])
+def test_too_deep_valid_json_is_refused_with_its_depth(depth: int) -> None:
+    """17 levels: parsed by pydantic-core, measured on the value; 300: over
+    pydantic-core's limit, measured on the bytes. The same answer."""
+    text = '{"inputs": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    with pytest.raises(RequestRejected, match=f"nested {depth} levels deep; at most 16"):
+        parse_json_body(text.encode(), max_depth=16)
 
 
 def test_valid_json_parses_as_the_standard_library_does() -> None:
