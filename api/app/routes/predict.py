@@ -31,7 +31,10 @@ _ERRORS = {
         "description": "API_KEY is set and X-API-Key is missing or wrong",
     },
     413: {"model": ErrorResponse, "description": "body or number of houses over the limit"},
-    415: {"model": ErrorResponse, "description": "the body is not sent as application/json"},
+    415: {
+        "model": ErrorResponse,
+        "description": "the body is not sent as application/json, or is compressed",
+    },
     422: {
         "model": ErrorResponse,
         "description": "malformed body (invalid JSON, NaN/Infinity, wrong envelope), or no "
