@@ -27,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from fastapi import Request, Response
@@ -121,15 +121,11 @@ def _has_lone_surrogate(value: Any) -> bool:
     return isinstance(value, str) and _SURROGATE.search(value) is not None
 
 
-def _reject_at(
+def _errors_at(
     paths: Iterator[tuple[Any, ...]], message: Callable[[tuple[Any, ...]], str]
-) -> NoReturn:
-    errors = []
-    for path in paths:
-        errors.append(_error_at(path, message(path)))
-        if len(errors) == _MAX_REPORTED:
-            break
-    raise RequestRejected(422, errors)
+) -> list[ErrorDetail]:
+    """An error for each path, the first ``_MAX_REPORTED`` of them."""
+    return [_error_at(path, message(path)) for path in itertools.islice(paths, _MAX_REPORTED)]
 
 
 _CONTAINERS = (dict, list)
@@ -219,24 +215,27 @@ def _parse_strictly(body: bytes, max_depth: int, bound: int) -> Any:
     if large and bound > max_depth:
         _check_depth(value_depth(value), max_depth)
     if found:
-        _reject_at(
-            _locations(value, lambda item: isinstance(item, _NonFinite)),
-            lambda path: (
-                f"{_lookup(value, path).literal} is not valid JSON (RFC 8259 has no "
-                "NaN or Infinity): send null for an unknown value"
+        raise RequestRejected(
+            422,
+            _errors_at(
+                _locations(value, lambda item: isinstance(item, _NonFinite)),
+                lambda path: (
+                    f"{_lookup(value, path).literal} is not valid JSON (RFC 8259 has no "
+                    "NaN or Infinity): send null for an unknown value"
+                ),
             ),
         )
-    if _SURROGATE_ESCAPE.search(body):
-        lone = _locations(value, _has_lone_surrogate)
-        if (first := next(lone, None)) is not None:
-            _reject_at(
-                itertools.chain([first], lone),
-                lambda path: (
-                    "the text (or the field name) has a lone UTF-16 surrogate escape, "
-                    "\\uD800 to \\uDFFF without its pair, which is no Unicode character: send "
-                    "UTF-8 text or a surrogate pair"
-                ),
-            )
+    if _SURROGATE_ESCAPE.search(body) and (
+        lone := _errors_at(
+            _locations(value, _has_lone_surrogate),
+            lambda path: (
+                "the text (or the field name) has a lone UTF-16 surrogate escape, "
+                "\\uD800 to \\uDFFF without its pair, which is no Unicode character: send "
+                "UTF-8 text or a surrogate pair"
+            ),
+        )
+    ):
+        raise RequestRejected(422, lone)
     return value
 
 
