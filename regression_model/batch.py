@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 
@@ -45,7 +45,7 @@ import numpy as np
 from regression_model.config.core import ModelConfig
 from regression_model.predict import CHUNK_ROWS, Engine, PricedBatch, batch_pricer
 from regression_model.processing.data_manager import MISSING_CELLS
-from regression_model.processing.validation import schema_for
+from regression_model.processing.validation import IgnoredField, schema_for, shown_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,6 +95,9 @@ class Counts:
 
     read: int = 0
     priced: int = 0
+    #: columns that are not model inputs, not read (in strict mode they are
+    #: read, and refused in every row instead)
+    ignored: list[IgnoredField] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -135,11 +138,27 @@ def input_columns(config: ModelConfig) -> dict[str, list[str]]:
     return {rule.name: list(rule.sources) for rule in schema_for(config).rules}
 
 
+def ignored_columns(columns: list[str], config: ModelConfig) -> list[IgnoredField]:
+    """The columns that are not model inputs (nor the id column), each named
+    with the input it is closest to: scoring ignores them, and says so."""
+    schema = schema_for(config)
+    return [
+        IgnoredField(None, shown_name(column), schema.ignored_message(column, strict=False))
+        for column in schema.unknown_fields(columns)
+    ]
+
+
 def check_columns(
-    columns: list[str], config: ModelConfig, *, name: str, allow_missing: bool
+    columns: list[str],
+    config: ModelConfig,
+    *,
+    name: str,
+    allow_missing: bool,
+    strict: bool = False,
 ) -> list[str]:
     """The columns scoring reads; refuses a file lacking model inputs (unless
-    ``allow_missing``) or without any of them."""
+    ``allow_missing``) or without any of them. With ``strict``, columns that
+    are not model inputs are read too, for validation to refuse in every row."""
     present = set(columns)
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
@@ -160,8 +179,10 @@ def check_columns(
             f"{', '.join(missing)}. They are required so that no house is priced with a "
             f"guessed value by accident: add them (an empty cell is imputed for that row), or "
             f"pass --allow-missing-columns to impute them for every row; {optional}; other "
-            "columns are ignored"
+            "columns are ignored (named on stderr), or refused with --strict"
         )
+    if strict:
+        return columns
     wanted = {config.id_column, *(n for names in sources.values() for n in names)}
     return [c for c in columns if c in wanted]
 
@@ -276,9 +297,12 @@ def score_file(
     output_format: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     allow_missing_columns: bool = False,
+    strict: bool = False,
     progress: bool = False,
 ) -> Counts:
-    """Price every row of ``source`` into ``target`` (paths, or ``-``)."""
+    """Price every row of ``source`` into ``target`` (paths, or ``-``).
+    Columns that are not model inputs are ignored and listed in the counts'
+    ``ignored``; with ``strict`` they are an error of every row instead."""
     reading = file_format(source, input_format, role="input")
     writing = file_format(target, output_format, role="output")
     if chunk_rows < 1:
@@ -290,10 +314,16 @@ def score_file(
     counts = Counts()
     with _open_input(source, reading, chunk_rows) as reader:
         used = check_columns(
-            reader.columns, config, name=reader.name, allow_missing=allow_missing_columns
+            reader.columns,
+            config,
+            name=reader.name,
+            allow_missing=allow_missing_columns,
+            strict=strict,
         )
+        if not strict:
+            counts.ignored = ignored_columns(reader.columns, config)
         try:
-            price = batch_pricer(engine)
+            price = batch_pricer(engine, strict=strict)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"engine {engine!r} needs the training libraries: "

@@ -49,6 +49,7 @@ from regression_model.batch import (
     ScoringSetupError,
     _signals_raise_interrupted,
     check_columns,
+    ignored_columns,
     numbers_from_text,
     score_frame,
     write_scored,
@@ -120,6 +121,7 @@ def _score_partition(
     frame: pd.DataFrame,
     token: str,
     offsets: list[int] | None,
+    strict: bool = False,
     partition_info: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     model = _MODELS.get(token)
@@ -135,7 +137,9 @@ def _score_partition(
         row_numbers: Any = np.arange(start, start + len(frame))
     else:
         row_numbers = frame.index.to_numpy()
-    return score_frame(frame, lambda data: price_batch(model, data), config, row_numbers)
+    return score_frame(
+        frame, lambda data: price_batch(model, data, strict=strict), config, row_numbers
+    )
 
 
 def predict_dask(
@@ -144,6 +148,7 @@ def predict_dask(
     client: Client | None = None,
     allow_missing_columns: bool = False,
     row_offsets: list[int] | None = None,
+    strict: bool = False,
 ) -> dd.DataFrame:
     """Price every row of ``ddf`` (Kaggle columns): a Dask DataFrame with the
     same partitions and index, of ``Id`` (the index's values when ``ddf`` has
@@ -152,7 +157,9 @@ def predict_dask(
 
     The model is shipped to ``client``'s workers (default: the current
     client, if any) once; without a client, Dask's local scheduler uses it
-    in this process.
+    in this process. Columns that are not model inputs are not read (see
+    :func:`~regression_model.batch.ignored_columns`); with ``strict`` they are
+    an error of every row.
     """
     config = get_config().model
     used = check_columns(
@@ -160,6 +167,7 @@ def predict_dask(
         config,
         name="the Dask DataFrame",
         allow_missing=allow_missing_columns,
+        strict=strict,
     )
     token = ship_model(load_model(), client or _current_client())
     if config.id_column in ddf.columns:
@@ -173,7 +181,7 @@ def predict_dask(
             ERRORS_COLUMN: pd.Series(dtype="str"),
         }
     )
-    return ddf[used].map_partitions(_score_partition, token, row_offsets, meta=meta)
+    return ddf[used].map_partitions(_score_partition, token, row_offsets, strict, meta=meta)
 
 
 # -- the command line's --dask ------------------------------------------------
@@ -188,6 +196,7 @@ def score_files(
     input_format: str | None = None,
     output_format: str | None = None,
     allow_missing_columns: bool = False,
+    strict: bool = False,
     progress: bool = False,
 ) -> Counts:
     """Read ``source`` (a file, directory or glob of CSV or Parquet), price it
@@ -213,12 +222,18 @@ def score_files(
             lengths = _computed(client, ddf.map_partitions(len))
             offsets = [0, *np.cumsum(list(lengths)).tolist()]
         scored = predict_dask(
-            ddf, client=client, allow_missing_columns=allow_missing_columns, row_offsets=offsets
+            ddf,
+            client=client,
+            allow_missing_columns=allow_missing_columns,
+            row_offsets=offsets,
+            strict=strict,
         )
         partial = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
         try:
             with _signals_raise_interrupted():
                 counts = _write(scored, partial, kind=writing, progress=progress, client=client)
+            if not strict:
+                counts.ignored = ignored_columns([str(c) for c in ddf.columns], config)
             _replace_directory(partial, destination)
         except KeyboardInterrupt:
             raise Interrupted(signal.SIGINT, None) from None

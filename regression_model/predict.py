@@ -38,6 +38,7 @@ from regression_model.config.core import (
 )
 from regression_model.processing.validation import (
     WHOLE_ROW,
+    IgnoredField,
     InputData,
     InputError,
     ValidationResult,
@@ -58,6 +59,9 @@ SCORING_THREADS = min(4, os.cpu_count() or 1)
 class PredictionResult(TypedDict):
     predictions: list[float | None]
     errors: list[dict[str, Any]] | None
+    #: fields that are not model inputs, ignored: ``{"row", "field",
+    #: "message"}``, ``row`` None for a column of a frame (every row)
+    warnings: list[dict[str, Any]] | None
     version: str
     explanations: NotRequired[list[dict[str, Any] | None]]
 
@@ -134,6 +138,7 @@ def make_prediction(
     input_data: InputData,
     engine: Engine = "tables",
     explain: bool = False,
+    strict: bool = False,
     timings: dict[str, float] | None = None,
 ) -> PredictionResult:
     """Price every row of ``input_data`` (a DataFrame, list of dicts or dict).
@@ -141,7 +146,10 @@ def make_prediction(
     Returns one prediction per input row in input order: a price in dollars,
     or ``None`` for a row that cannot be priced, whose reasons are in
     ``errors`` as ``{"row", "field", "message"}``. ``errors`` is ``None`` when
-    every row was priced.
+    every row was priced. A field that is not a model input is ignored and
+    named in ``warnings`` (``None`` when there is none): per row, or with
+    ``row`` ``None`` for a column of a DataFrame; with ``strict=True`` it is an
+    error of its row instead.
 
     ``engine`` chooses the compiled tables (default) or the fitted pipeline.
     With ``explain=True`` (tables only) the result also has ``explanations``:
@@ -158,13 +166,14 @@ def make_prediction(
     model = _load(engine)
     predictions: list[float | None] = []
     errors: list[InputError] = []
+    warnings: list[IgnoredField] = []
     explanations: list[dict[str, Any] | None] = []
     chunks = _chunks(input_data)
 
     def price(chunk: Any) -> PricedBatch:
         if engine == "pipeline":
-            return _price_with_pipeline(model, chunk)
-        batch = price_batch(model, chunk)
+            return _price_with_pipeline(model, chunk, strict=strict)
+        batch = price_batch(model, chunk, strict=strict)
         # Without explanations the terms are not kept (64 MB per chunk).
         return batch if explain else replace(batch, contributions=np.empty((0, 0)))
 
@@ -177,6 +186,12 @@ def make_prediction(
             chunk_prices[row] = None
         predictions += chunk_prices
         errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
+        # A frame's chunks share its columns: their warnings (row None) once.
+        warnings += [
+            replace(w, row=w.row + start) if w.row is not None else w
+            for w in batch.warnings
+            if w.row is not None or start == 0
+        ]
         if explain:
             chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
             for position, row in enumerate(batch.scored.tolist()):
@@ -188,6 +203,7 @@ def make_prediction(
     result: PredictionResult = {
         "predictions": predictions,
         "errors": [e.as_dict() for e in errors] or None,
+        "warnings": [w.as_dict() for w in warnings] or None,
         "version": __version__,
     }
     if explain:
@@ -208,13 +224,15 @@ class PricedBatch:
     contributions: np.ndarray
     #: seconds spent validating ("validate") and scoring ("score")
     timings: dict[str, float]
+    #: fields that are not model inputs, ignored (see ``validate_inputs``)
+    warnings: list[IgnoredField]
 
     @property
     def priced(self) -> int:
         return int(np.count_nonzero(~np.isnan(self.prices)))
 
 
-def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
+def price_batch(model: LoadedModel, data: InputData, *, strict: bool = False) -> PricedBatch:
     """Validate and price one batch with the compiled tables of ``model``.
 
     What :func:`make_prediction` does per chunk, for callers that hold the
@@ -222,7 +240,7 @@ def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
     price never depend on the rest of the batch.
     """
     began = time.perf_counter()
-    checked = validate_inputs(data, model.config.model)
+    checked = validate_inputs(data, model.config.model, strict=strict)
     validated = time.perf_counter()
     rows = np.flatnonzero(checked.valid)
     contributions = model.contributions(checked, rows)
@@ -233,21 +251,25 @@ def price_batch(model: LoadedModel, data: InputData) -> PricedBatch:
     )
 
 
-def batch_pricer(engine: Engine = "tables") -> Callable[[InputData], PricedBatch]:
+def batch_pricer(
+    engine: Engine = "tables", *, strict: bool = False
+) -> Callable[[InputData], PricedBatch]:
     """A function pricing one batch with ``engine``'s model, loaded now (once
     per process)."""
     if engine == "tables":
         model = load_model()
-        return lambda data: price_batch(model, data)
+        return lambda data: price_batch(model, data, strict=strict)
     if engine == "pipeline":
         pipeline = load_model_pipeline()
-        return lambda data: _price_with_pipeline(pipeline, data)
+        return lambda data: _price_with_pipeline(pipeline, data, strict=strict)
     raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
-def _price_with_pipeline(model: LoadedPipeline, data: InputData) -> PricedBatch:
+def _price_with_pipeline(
+    model: LoadedPipeline, data: InputData, *, strict: bool = False
+) -> PricedBatch:
     began = time.perf_counter()
-    checked = validate_inputs(data, model.config.model)
+    checked = validate_inputs(data, model.config.model, strict=strict)
     validated = time.perf_counter()
     rows = np.flatnonzero(checked.valid)
     prices = _pipeline_prices(model, checked)
@@ -278,7 +300,7 @@ def _verdicts(
     errors = checked.errors
     if implausible:
         errors = sorted([*errors, *implausible], key=lambda e: e.row)
-    return PricedBatch(all_prices, errors, rows, contributions, timings)
+    return PricedBatch(all_prices, errors, rows, contributions, timings, checked.ignored)
 
 
 def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from api.app.exceptions import BODY, INPUTS, ModelUnavailableError, RequestRejected
 from api.app.request_context import current_request_id
-from api.app.schemas import ErrorDetail, ErrorResponse
+from api.app.schemas import ErrorDetail, ErrorResponse, IgnoredFieldDetail
 from regression_model import __version__ as model_version
 from regression_model.processing.validation import json_type
 
@@ -28,11 +28,13 @@ def error_response(
     errors: Sequence[ErrorDetail],
     *,
     predictions: list[float | None] | None = None,
+    warnings: list[IgnoredFieldDetail] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(
         predictions=predictions,
         errors=list(errors),
+        warnings=warnings,
         version=model_version,
         request_id=current_request_id(),
     )
@@ -78,7 +80,11 @@ def _describe_validation_error(error: dict[str, Any]) -> ErrorDetail:
 async def _on_rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestRejected)
     return error_response(
-        exc.status_code, exc.errors, predictions=exc.predictions, headers=exc.headers
+        exc.status_code,
+        exc.errors,
+        predictions=exc.predictions,
+        warnings=exc.warnings,
+        headers=exc.headers,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 
-from api.app.schemas import ErrorDetail
+from api.app.schemas import ErrorDetail, IgnoredFieldDetail
 
 #: What parts of the request are called in error messages.
 BODY = "body"
@@ -26,11 +26,13 @@ class RequestRejected(HTTPException):
         errors: Sequence[ErrorDetail],
         *,
         predictions: list[float | None] | None = None,
+        warnings: list[IgnoredFieldDetail] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status_code=status_code, detail=errors[0].message, headers=headers)
         self.errors = list(errors)
         self.predictions = predictions
+        self.warnings = warnings
 
 
 def request_error(

@@ -129,6 +129,7 @@ class ModelService:
         timeout: float,
         *,
         explain: bool = False,
+        strict: bool = False,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
         """``make_prediction`` over ``houses`` (parsed JSON values, one per house).
@@ -141,7 +142,7 @@ class ModelService:
         self.wait(timeout)
         not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
         rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
-        result = make_prediction(input_data=rows, explain=explain, timings=timings)
+        result = make_prediction(input_data=rows, explain=explain, strict=strict, timings=timings)
         if not not_objects:
             return result
         errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]

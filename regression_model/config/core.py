@@ -52,6 +52,7 @@ _SCHEMA = Map(
         "id_column": Str(),
         "target": Str(),
         "variables_to_rename": MapPattern(Str(), Str()),
+        "input_aliases": MapPattern(Str(), Str()),
         "training_exclusions": MapPattern(Str(), Float()),
         "numerical_vars": Seq(Str()),
         "categorical_vars": Seq(Str()),
@@ -123,6 +124,7 @@ class ModelConfig(BaseModel):
     id_column: str
     target: str
     variables_to_rename: dict[str, str]
+    input_aliases: dict[str, str]
     training_exclusions: dict[str, float]
     numerical_vars: list[str]
     categorical_vars: list[str]
@@ -215,6 +217,9 @@ class ModelConfig(BaseModel):
         unknown("baseline_group_var", [self.baseline_group_var], categorical, "categorical")
         unknown("training_exclusions", self.training_exclusions, features, "")
         unknown("variables_to_rename", self.variables_to_rename.values(), features, "")
+        unknown("input_aliases", self.input_aliases.values(), features, "")
+        if taken := sorted(set(self.input_aliases) & (features | set(self.variables_to_rename))):
+            problems.append(f"input_aliases: already the name of a variable: {taken}")
         if self.temporal_reference_var not in numerical:
             problems.append(
                 f"temporal_reference_var: unknown numerical variable "

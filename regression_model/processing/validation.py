@@ -11,20 +11,24 @@ drivers apply them, with the same result (a property test holds them equal):
   check; labels are factorised, so each distinct value is checked once.
 
 Each rejection is reported as ``{"row", "field", "message"}`` with the field
-named as the client sent it. A row's verdict never depends on the other rows
-in the batch, so chunks of a large file validate exactly as the whole file
-would. pandas is imported only when a DataFrame is given or asked for: the
-serving path does not need it.
+named as the client sent it. A field that is not a model input is never
+dropped silently: it is named back as ignored (with the known name it is
+closest to), or, in strict mode, refused like a bad value. A row's verdict
+never depends on the other rows in the batch, so chunks of a large file
+validate exactly as the whole file would. pandas is imported only when a
+DataFrame is given or asked for: the serving path does not need it.
 """
 
 from __future__ import annotations
 
 import decimal
+import difflib
 import functools
 import math
 import numbers
+import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias, cast
 
@@ -60,6 +64,21 @@ class InputError:
     """Why one row cannot be priced."""
 
     row: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IgnoredField:
+    """A field that is not a model input, named back to the caller.
+
+    ``row`` is ``None`` when the field is a column of a frame or file, and so
+    of every row."""
+
+    row: int | None
     field: str
     message: str
 
@@ -163,10 +182,12 @@ class FieldRule:
         #: ``check_label`` has accepted (bounded: a flood of new labels cannot
         #: grow it; they are checked one by one).
         self.known_labels: dict[str, str] = {}
-        #: The names a client may use for this variable, preferred first.
+        #: The names a client may use for this variable, preferred first: the
+        #: model's, Kaggle's raw one, then other clients' spellings.
         self.sources = (
             name,
             *[raw for raw, safe in config.variables_to_rename.items() if safe == name],
+            *[alias for alias, safe in config.input_aliases.items() if safe == name],
         )
         self.check: Callable[[object], float | str | Problem | None] = (
             self.check_number
@@ -259,14 +280,108 @@ class FieldRule:
         return value
 
 
+#: Unknown names longer than this get no suggestion (the matcher's cost grows
+#: with the name), and a batch gets suggestions for this many distinct unknown
+#: names at most: a body of thousands of made-up keys costs microseconds each.
+_SUGGEST_MAX_LENGTH = 64
+_SUGGEST_MAX_NAMES = 32
+#: Messages remembered for unknown names (bounded: made-up names cannot grow it).
+_IGNORED_MESSAGES_MAX = 1024
+
+
+#: Unknown field names are named back up to this many characters (a made-up
+#: name of 100 kB is not echoed whole).
+_SHOWN_NAME_MAX = 100
+
+
+def shown_name(field: object) -> str:
+    """A field name as it is named back to the caller: as sent, unless huge."""
+    text = str(field)
+    return text if len(text) <= _SHOWN_NAME_MAX else text[: _SHOWN_NAME_MAX - 3] + "..."
+
+
+def _folded(name: str) -> str:
+    """A name without case and separators: grlivarea, Gr_Liv_Area and GRLIVAREA
+    all mean GrLivArea."""
+    return re.sub(r"[\W_]+", "", name).lower()
+
+
 class Schema:
-    """The rules of every input variable, derived once from a config."""
+    """The rules of every input variable, derived once from a config, and the
+    field names a client may send."""
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
         self.numerical = [FieldRule(name, config) for name in config.numerical_vars]
         self.categorical = [FieldRule(name, config) for name in config.categorical_vars]
         self.rules = [*self.numerical, *self.categorical]
+        #: Every field name a client may send, and what it is: the model's name
+        #: of the variable it carries, or the id column (a house's key, which
+        #: is not an input).
+        self.variable_of: dict[str, str] = {
+            source: rule.name for rule in self.rules for source in rule.sources
+        }
+        self.variable_of[config.id_column] = config.id_column
+        self.known_fields = frozenset(self.variable_of)
+        self._by_folded = {_folded(name): name for name in self.variable_of}
+        self._ignored_messages: dict[tuple[object, bool], str] = {}
+
+    def unknown_fields(self, fields: Iterable[object]) -> list[object]:
+        """The names among ``fields`` that are neither inputs nor the id column."""
+        return [field for field in fields if field not in self.known_fields]
+
+    def suggestion(self, field: str) -> str | None:
+        """The known name ``field`` is most likely a misspelling of, if any."""
+        if len(field) > _SUGGEST_MAX_LENGTH:
+            return None
+        folded = _folded(field)
+        if folded in self._by_folded:
+            return self._by_folded[folded]
+        close = difflib.get_close_matches(folded, self._by_folded, n=1, cutoff=0.8)
+        return self._by_folded[close[0]] if close else None
+
+    def ignored_message(self, field: object, *, strict: bool, suggest: bool = True) -> str:
+        """What the caller is told about a field the model does not know."""
+        message = self._ignored_messages.get((field, strict))
+        if message is not None:
+            return message
+        what = "unknown field, refused (strict mode)" if strict else "unknown field, ignored"
+        if field == self.config.target:
+            what += ": the sale price is what the model predicts, not an input"
+        closest = self.suggestion(str(field)) if suggest else None
+        message = f"{what} — did you mean {closest}?" if closest else what
+        if suggest and len(self._ignored_messages) < _IGNORED_MESSAGES_MAX:
+            self._ignored_messages[(field, strict)] = message
+        return message
+
+    def model_fields(self, house: Mapping[Any, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A house's fields under the model's names (the first of a variable's
+        names that is given, as validation reads it; and the id column), and
+        the names of the fields the model does not know, as sent."""
+        fields: dict[str, Any] = {}
+        for rule in self.rules:
+            for source in rule.sources:
+                value = house.get(source)
+                if not is_missing(value):
+                    fields[rule.name] = value
+                    break
+        if (key := house.get(self.config.id_column)) is not None:
+            fields[self.config.id_column] = key
+        return fields, [shown_name(field) for field in self.unknown_fields(house)]
+
+
+class _Suggestions:
+    """Messages about unknown fields for one batch: suggestions for the first
+    ``_SUGGEST_MAX_NAMES`` distinct names, plain messages after that."""
+
+    def __init__(self, schema: Schema, strict: bool) -> None:
+        self.schema, self.strict = schema, strict
+        self.seen: set[object] = set()
+
+    def message(self, field: object) -> str:
+        if field not in self.seen and len(self.seen) < _SUGGEST_MAX_NAMES:
+            self.seen.add(field)
+        return self.schema.ignored_message(field, strict=self.strict, suggest=field in self.seen)
 
 
 _schemas: dict[int, Schema] = {}
@@ -298,6 +413,8 @@ class ValidationResult:
         codes: np.ndarray,
         categories: list[list[str]],
         errors: list[InputError],
+        *,
+        ignored: Sequence[IgnoredField] = (),
     ) -> None:
         self.config = config
         self.n_rows = len(numbers)
@@ -305,6 +422,9 @@ class ValidationResult:
         self.codes = codes
         self.categories = categories
         self.errors = errors
+        #: fields that are not model inputs, ignored (empty in strict mode:
+        #: they are errors there)
+        self.ignored = list(ignored)
         self.valid = np.ones(self.n_rows, dtype=bool)
         self.valid[[e.row for e in errors]] = False
 
@@ -370,24 +490,49 @@ _NO_FEATURES = (
 )
 
 
-def validate_inputs(input_data: InputData, config: ModelConfig | None = None) -> ValidationResult:
+def validate_inputs(
+    input_data: InputData, config: ModelConfig | None = None, *, strict: bool = False
+) -> ValidationResult:
     """Check every row against the input schema.
 
     Accepts a DataFrame, a list of dicts or one dict, with Kaggle's raw column
-    names or their Python-safe names; missing fields are allowed (the model
-    imputes them) and extra fields ignored. The caller's data is never
-    modified.
+    names, their Python-safe names or the aliases in ``config.yml``; missing
+    fields are allowed (the model imputes them). A field the model does not
+    know is ignored and named in ``ignored`` (per row; for a frame, per
+    column), or, with ``strict``, is an error of its row. The caller's data is
+    never modified.
     """
     schema = schema_for(config or get_config().model)
-    if _is_frame(input_data):
-        frame = cast("pd.DataFrame", input_data)
-        if not frame.columns.is_unique:
-            repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-            raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
-        if len(frame) > _ROW_BY_ROW_MAX:
-            return validate_columns(frame, schema)
-        return validate_rows(frame_rows(frame), schema)
-    return validate_rows(_rows_of(input_data), schema)
+    if not _is_frame(input_data):
+        return validate_rows(_rows_of(input_data), schema, strict=strict)
+    frame = cast("pd.DataFrame", input_data)
+    if not frame.columns.is_unique:
+        repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
+    unknown = schema.unknown_fields(frame.columns)
+    if len(frame) > _ROW_BY_ROW_MAX:
+        checked = validate_columns(frame, schema)  # reads the model's columns only
+    else:
+        checked = validate_rows(frame_rows(frame.drop(columns=unknown)), schema)
+    if not unknown:
+        return checked
+    # A frame's columns are the same for every row: named once, or, in strict
+    # mode, an error of every row (after the row's other errors, as for dicts).
+    names = _Suggestions(schema, strict)
+    messages = {column: names.message(column) for column in unknown}
+    if not strict:
+        checked.ignored = [IgnoredField(None, shown_name(c), m) for c, m in messages.items()]
+        return checked
+    refused = [
+        InputError(row, shown_name(c), m) for row in range(len(frame)) for c, m in messages.items()
+    ]
+    return ValidationResult(
+        schema.config,
+        checked.numbers,
+        checked.codes,
+        checked.categories,
+        sorted([*checked.errors, *refused], key=lambda error: error.row),
+    )
 
 
 def frame_rows(frame: pd.DataFrame) -> list[dict[Any, Any]]:
@@ -399,10 +544,15 @@ def frame_rows(frame: pd.DataFrame) -> list[dict[Any, Any]]:
     return [frame.iloc[i].to_dict() for i in range(len(frame))]
 
 
-def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> ValidationResult:
+def validate_rows(
+    rows: Sequence[Mapping[Any, Any]], schema: Schema, *, strict: bool = False
+) -> ValidationResult:
     """Value by value: for Python rows (JSON, dicts) and small frames."""
     n_numerical, n_rules = len(schema.numerical), len(schema.rules)
     report = _Report()
+    known_fields = schema.known_fields
+    ignored: list[IgnoredField] = []
+    names: _Suggestions | None = None
     numbers = [[math.nan] * n_numerical for _ in rows]
     codes = [[-1] * len(schema.categorical) for _ in rows]
     categories: list[dict[str, int]] = [{} for _ in schema.categorical]
@@ -450,12 +600,20 @@ def validate_rows(rows: Sequence[Mapping[Any, Any]], schema: Schema) -> Validati
                 codes_of_row[position - n_numerical] = known.setdefault(verdict, len(known))  # type: ignore[arg-type]
         if not given:
             report.add(row, n_rules, WHOLE_ROW, _NO_FEATURES)
+        if not known_fields.issuperset(house):  # one C-level pass when all are known
+            names = names or _Suggestions(schema, strict)
+            for name in schema.unknown_fields(house):
+                if strict:
+                    report.add(row, n_rules + 1, shown_name(name), names.message(name))
+                else:
+                    ignored.append(IgnoredField(row, shown_name(name), names.message(name)))
     return ValidationResult(
         schema.config,
         np.array(numbers, dtype="float64").reshape(len(rows), n_numerical),
         np.array(codes, dtype=np.intp).reshape(len(rows), len(schema.categorical)),
         [list(c) for c in categories],
         report.errors(),
+        ignored=ignored,
     )
 
 
@@ -618,3 +776,12 @@ def house_input_model(config: ModelConfig | None = None) -> type[BaseModel]:
         __config__=ConfigDict(populate_by_name=True, extra="ignore"),
         **fields,
     )
+
+
+def model_fields(
+    house: Mapping[Any, Any], config: ModelConfig | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """A house's fields under the model's names (aliases resolved, as
+    validation reads them; plus the id column), and the names of the fields
+    the model does not know, as sent: what the prediction log keeps."""
+    return schema_for(config or get_config().model).model_fields(house)

@@ -1,6 +1,6 @@
 """Request and response models of the HTTP API."""
 
-from api.app.schemas.errors import ErrorDetail, ErrorResponse
+from api.app.schemas.errors import ErrorDetail, ErrorResponse, IgnoredFieldDetail
 from api.app.schemas.health import Health, Readiness
 from api.app.schemas.model_card import FeatureProfile, ModelCard
 from api.app.schemas.predict import PredictionResponse, PredictRequest
@@ -10,6 +10,7 @@ __all__ = [
     "ErrorResponse",
     "FeatureProfile",
     "Health",
+    "IgnoredFieldDetail",
     "ModelCard",
     "PredictRequest",
     "PredictionResponse",

@@ -25,6 +25,17 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="what is wrong and, where possible, how to fix it")
 
 
+class IgnoredFieldDetail(BaseModel):
+    """A field sent with a house that is not a model input."""
+
+    row: int = Field(description="position of the house in `inputs` (0-based)")
+    field: str = Field(description="the field as sent")
+    message: str = Field(
+        description="`unknown field, ignored`, with `did you mean <field>?` when a known "
+        "field is close"
+    )
+
+
 class ErrorResponse(BaseModel):
     """Body of every 4xx and 5xx response."""
 
@@ -34,6 +45,11 @@ class ErrorResponse(BaseModel):
         "otherwise null",
     )
     errors: list[ErrorDetail] = Field(min_length=1)
+    warnings: list[IgnoredFieldDetail] | None = Field(
+        default=None,
+        description="for a batch in which no house could be priced: the fields the model "
+        "does not know, ignored (as in a 200); otherwise null",
+    )
     version: str = Field(description="model version of this service")
     request_id: str | None = Field(
         default=None, description="also in the X-Request-ID header; quote it when reporting"

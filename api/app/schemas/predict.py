@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from api.app.schemas.errors import ErrorDetail
+from api.app.schemas.errors import ErrorDetail, IgnoredFieldDetail
 from regression_model.processing.validation import house_input_model
 
 
@@ -63,8 +63,9 @@ class PredictRequest(BaseModel):
     inputs: list[House] = Field(
         min_length=1,
         description="one object per house, fields as in test.csv (Kaggle names such as "
-        "`1stFlrSF`, or the Python names such as `FirstFlrSF`); missing fields are imputed, "
-        "unknown fields ignored",
+        "`1stFlrSF`, the Python names such as `FirstFlrSF`, or the course API's "
+        "`ThreeSsnPortch`); missing fields are imputed; a field the model does not know is "
+        "ignored and named in `warnings` (refused with `?strict=true`)",
     )
 
 
@@ -102,6 +103,11 @@ class PredictionResponse(BaseModel):
     )
     errors: list[ErrorDetail] | None = Field(
         description="why each rejected house was rejected; null when every house was priced"
+    )
+    warnings: list[IgnoredFieldDetail] | None = Field(
+        description="fields the model does not know, ignored (the house is priced without "
+        "them), with the known field each is closest to; null when there is none. With "
+        "`?strict=true` they are errors instead"
     )
     version: str = Field(description="version of the model that priced the houses")
     explanations: list[Explanation | None] | None = Field(
