@@ -101,6 +101,12 @@ CASES = [
     Case("empty_house", 422, "*", row=0, json_body={"inputs": [{}]}),
     Case("only_unknown_fields", 422, "*", row=0, json_body={"inputs": [{"Colour": "red"}]}),
     Case("all_fields_null", 422, "*", row=0, json_body={"inputs": [{"GrLivArea": None}]}),
+    # Unknown fields, refused in strict mode (otherwise named in warnings: 200).
+    Case("misspelled_field_strict", 422, "GrLivArae", row=0, json_body=one(GrLivArae=1500),
+         path=PREDICT + "?strict=true"),
+    Case("unknown_field_strict", 422, "owner_email", row=0, json_body=one(owner_email="a@b"),
+         path=PREDICT + "?strict=1"),
+    Case("strict_not_a_boolean", 422, "strict", json_body=one(), path=PREDICT + "?strict=maybe"),
     # Wrong field types.
     Case("text_for_number", 422, "GrLivArea", row=0, json_body=one(GrLivArea="big")),
     Case("numeric_string", 422, "GrLivArea", row=0, json_body=one(GrLivArea="1500")),

@@ -26,6 +26,7 @@ def test_one_house_is_priced_exactly_as_the_package_prices_it(
     assert body == {
         "predictions": expected["predictions"],
         "errors": None,
+        "warnings": None,
         "version": model_version,
     }
     assert 10_000 < body["predictions"][0] < 2_000_000
@@ -53,13 +54,19 @@ def test_python_names_and_kaggle_names_price_the_same(
     assert prices[0] == prices[1]
 
 
-def test_extra_fields_are_ignored(client: TestClient, house: dict[str, Any]) -> None:
+def test_extra_fields_are_ignored_and_named(client: TestClient, house: dict[str, Any]) -> None:
     plain = client.post(PREDICT, json={"inputs": [house]}).json()
     extra = client.post(
         PREDICT,
         json={"inputs": [{**house, "Colour": "blue", "Notes": {"a": [1]}}], "comment": "hi"},
     ).json()
-    assert extra == plain
+    assert extra == {
+        **plain,
+        "warnings": [
+            {"row": 0, "field": "Colour", "message": "unknown field, ignored"},
+            {"row": 0, "field": "Notes", "message": "unknown field, ignored"},
+        ],
+    }
 
 
 def test_missing_fields_are_imputed(client: TestClient) -> None:
