@@ -155,6 +155,34 @@ def _wait_ready(base: str, seconds: float = READY_SECONDS) -> None:
     pytest.fail(f"{base}/api/v1/ready did not answer ready within {seconds} s: {last}")
 
 
+#: The machine's base image (the Containerfile's FROM), and how long pulling it may take.
+BASE_IMAGE = "python:3.11-slim"
+PULL_SECONDS = 300
+
+
+def _base_image_or_skip() -> None:
+    """The base image is here (CI's local stand-in), or pulled now; else skip
+    (or fail, as ``_cannot_run`` does), rather than fail the ``--pull=never``
+    build. (``api/tests/tooling.py`` does the same for the other container
+    tests; this file cannot import it: the release tests run with the source
+    tree off ``sys.path``.)"""
+    assert f"FROM {BASE_IMAGE}" in CONTAINERFILE.read_text()
+    if _podman("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
+        return
+    try:
+        pulled = _podman("pull", BASE_IMAGE, timeout=PULL_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        _cannot_run(f"{BASE_IMAGE} is not here and `podman pull` took over {PULL_SECONDS} s")
+        return
+    if pulled.returncode != 0:
+        said = pulled.stderr.strip().splitlines()
+        _cannot_run(
+            f"{BASE_IMAGE} is not here and `podman pull` failed "
+            f"({said[-1][-300:] if said else pulled.returncode}); in CI, "
+            '`eval "$(../shared/ci/offline-container-base.sh)"` provides a local stand-in'
+        )
+
+
 @dataclass(frozen=True)
 class Deployed:
     machine: Machine
@@ -169,6 +197,7 @@ def machine(timings: Timings) -> Iterator[Machine]:
         _cannot_run("podman is not installed (CI: ../shared/ci/offline-container-base.sh)")
     if _podman("info", check=False).returncode != 0:
         _cannot_run("`podman info` fails here")
+    _base_image_or_skip()
     started = time.monotonic()
     # Cached by podman after the first build (only the layer with systemd).
     _podman("build", "--pull=never", "-q", "-t", IMAGE, "-f", str(CONTAINERFILE),

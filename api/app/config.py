@@ -37,7 +37,25 @@ class Settings(BaseSettings):
         default=16, ge=4, description="JSON nested deeper than this is refused (422)"
     )
     api_key: SecretStr | None = Field(
-        default=None, description="when set, /predict requires it in the X-API-Key header"
+        default=None,
+        description="when set, /predict and /drift (what clients sent) require it in the "
+        "X-API-Key header; see METRICS_REQUIRE_KEY and MODEL_CARD_REQUIRE_KEY",
+    )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="with API_KEY set, /metrics requires it too (default: open, for a "
+        "scraper on a private network)",
+    )
+    model_card_require_key: bool = Field(
+        default=False,
+        description="with API_KEY set, the model card (/api/v1/model) and the model report "
+        "require it too (default: open: they describe the model, not what clients sent)",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a request body not complete this long after the request began gets "
+        "408 and the connection is closed (a client trickling bytes holds no connection)",
     )
     model_wait_seconds: float = Field(
         default=30.0,

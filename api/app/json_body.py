@@ -37,6 +37,7 @@ from pydantic_core import from_json
 from api.app.exceptions import BODY, INPUTS, RequestRejected, request_error
 from api.app.offload import run_cpu_bound
 from api.app.schemas import ErrorDetail
+from api.app.security import check_api_key, key_requirement
 
 #: Bodies larger than this are parsed in the threadpool, off the event loop.
 _PARSE_INLINE_BYTES = 64 * 1024
@@ -280,13 +281,36 @@ class StrictJSONRequest(Request):
 
 
 class StrictJSONRoute(APIRoute):
-    """Routes whose JSON bodies are parsed strictly and must say they are JSON."""
+    """Routes whose JSON bodies are parsed strictly and must say they are JSON,
+    and whose API key (``dependencies=[requires_key(...)]``) is checked before
+    the body is read: FastAPI resolves dependencies only after reading and
+    parsing it, so a client without the key could make the server parse
+    megabytes. The key dependency is therefore checked here instead of by
+    FastAPI; it stays in ``dependencies``, which ``include_router`` copies and
+    the access policy (``security.route_access``) and OpenAPI document read."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        declared = list(kwargs.get("dependencies") or ())
+        self.key_requirement = key_requirement(declared)
+        kwargs["dependencies"] = [
+            dependency
+            for dependency in declared
+            if self.key_requirement is None
+            or getattr(dependency, "dependency", None) is not self.key_requirement
+        ]
+        super().__init__(path, endpoint, **kwargs)
+        self.dependencies = declared
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         takes_body = self.body_field is not None
+        requirement = self.key_requirement
 
         async def strict_handler(request: Request) -> Response:
+            if requirement is not None:
+                # Before the body is read (BodyLimitMiddleware drains or
+                # closes what is left unread when the 401 goes out).
+                check_api_key(request, requirement.access)
             if takes_body and not _is_json_media_type(request.headers.get("content-type")):
                 raise request_error(
                     415,

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import __version__ as api_version
@@ -29,6 +30,9 @@ from api.app.routes import drift, health, model_card, page, predict
 from api.app.routes import metrics as metrics_route
 from api.app.security import API_KEY_HEADER
 from api.app.structured_logging import configure_logging
+
+#: Where the docs page's JavaScript, CSS and icon are served from (the app itself).
+DOCS_ASSETS = "/docs/assets"
 
 
 @asynccontextmanager
@@ -67,11 +71,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The service, configured from ``settings`` (default: the environment)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    app = FastAPI(
+    # fastapi-offline: the same Swagger UI page as FastAPI's, with its assets
+    # (Swagger UI 5, pinned by the package's version) served by the app from
+    # DOCS_ASSETS instead of a public CDN, so /docs works on a network with no
+    # internet. ReDoc is off.
+    app = FastAPIOffline(
         title="Ames house prices API",
         version=api_version,
         docs_url="/docs",
         redoc_url=None,
+        static_url=DOCS_ASSETS,
         openapi_url="/api/v1/openapi.json",
         lifespan=_lifespan,
     )
@@ -104,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_drain_bytes=settings.max_drain_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -7,10 +7,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from api import __version__ as api_version
 from api.app.examples import example_houses
-from api.app.security import SECURITY_SCHEMES
+from api.app.security import (
+    SECURITY_REQUIREMENT,
+    SECURITY_SCHEMES,
+    key_required,
+    route_access,
+)
 from regression_model import __version__ as model_version
 from regression_model.config.core import get_config
 
@@ -62,6 +68,38 @@ def _examples() -> dict[str, dict[str, Any]]:
     }
 
 
+def _document_access(schema: dict[str, Any], app: FastAPI) -> None:
+    """The key requirement, and its 401, on each operation that needs the key
+    on this server (security.py's policy with its settings); none elsewhere."""
+    settings = app.state.settings
+    keyed = False
+    # iter_route_contexts: included routers are one entry each in app.routes.
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        if not key_required(settings, route_access(route)):
+            continue
+        keyed = True
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format][method.lower()]
+            operation["security"] = SECURITY_REQUIREMENT
+            operation["responses"].setdefault(
+                "401",
+                {
+                    "description": "API_KEY is set and X-API-Key is missing or wrong",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                },
+            )
+    if keyed:
+        schema.setdefault("components", {}).setdefault("securitySchemes", {}).update(
+            SECURITY_SCHEMES
+        )
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the schema with examples (built once, on first request)."""
 
@@ -78,16 +116,9 @@ def install_openapi(app: FastAPI) -> None:
                     {"name": "operations", "description": "liveness and readiness"},
                 ],
             )
-            components = schema.setdefault("components", {})
-            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]
             body["content"]["application/json"]["examples"] = _examples()
-            if app.state.settings.api_key is None:
-                # This server asks for no key: the document must not say it does.
-                for operations in schema["paths"].values():
-                    for operation in operations.values():
-                        operation.pop("security", None)
-                schema.get("components", {}).pop("securitySchemes", None)
+            _document_access(schema, app)
             app.openapi_schema = schema
         return app.openapi_schema
 

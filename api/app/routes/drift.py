@@ -19,6 +19,7 @@ from api.app.drift_reports import DriftReports
 from api.app.exceptions import request_error
 from api.app.schemas import ErrorResponse
 from api.app.schemas.drift import DriftReport
+from api.app.security import Access, requires_key
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
@@ -36,6 +37,7 @@ def _iso_8601(value: object) -> object:
 @router.get(
     "/drift",
     response_model=DriftReport,
+    dependencies=[requires_key(Access.KEYED)],
     responses={
         503: {
             "model": ErrorResponse,

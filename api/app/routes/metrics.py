@@ -9,11 +9,14 @@ from api.app import metrics
 from api.app.dependencies import ModelServiceDep, SettingsDep
 from api.app.drift_reports import DriftReports
 from api.app.exceptions import request_error
+from api.app.security import Access, requires_key
 
 router = APIRouter()
 
 
-@router.get("/metrics", include_in_schema=False)
+# Counts and aggregates, no value a client sent: open for a scraper on a private
+# network unless METRICS_REQUIRE_KEY (security.py).
+@router.get("/metrics", include_in_schema=False, dependencies=[requires_key(Access.METRICS)])
 async def get_metrics(
     request: Request, service: ModelServiceDep, settings: SettingsDep
 ) -> Response:

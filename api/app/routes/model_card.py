@@ -14,9 +14,14 @@ from api.app.exceptions import request_error
 from api.app.home_page import REPORT_PATH
 from api.app.model_service import ModelService
 from api.app.schemas import ErrorResponse, ModelCard
+from api.app.security import Access, requires_key
 from regression_model.report_files import Report
 
-router = APIRouter(prefix="/api/v1", tags=["model"])
+# The card and the report describe the model, never what clients sent: open
+# unless MODEL_CARD_REQUIRE_KEY (security.py).
+router = APIRouter(
+    prefix="/api/v1", tags=["model"], dependencies=[requires_key(Access.MODEL_CARD)]
+)
 
 #: The report page: its own inline style (by hash) and same-origin plots, nothing else.
 REPORT_SECURITY_POLICY = (

@@ -16,7 +16,7 @@ from api.app.offload import run_cpu_bound
 from api.app.prediction_log import PredictionLog
 from api.app.request_context import current_request_id
 from api.app.schemas import ErrorDetail, ErrorResponse, PredictionResponse, PredictRequest
-from api.app.security import SECURITY_REQUIREMENT, require_api_key
+from api.app.security import Access, requires_key
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 
@@ -48,7 +48,8 @@ _ERRORS = {
     "/predict",
     response_model=PredictionResponse,
     responses=_ERRORS,  # type: ignore[arg-type]
-    openapi_extra={"security": SECURITY_REQUIREMENT},
+    # Checked before the body is read (StrictJSONRoute).
+    dependencies=[requires_key(Access.KEYED)],
     summary="Price houses",
 )
 async def predict(
@@ -69,7 +70,6 @@ async def predict(
     # cost more than pricing the house.
     settings: Settings = request.app.state.settings
     service: ModelService = request.app.state.model_service
-    require_api_key(request)
     if len(body.inputs) > settings.max_rows:
         raise request_error(
             413,
