@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.routing import RouteContext
 from starlette.routing import BaseRoute
 
 from api.app.config import Settings
@@ -112,7 +113,9 @@ def key_requirement(dependencies: list[Any]) -> KeyRequirement | None:
     return None
 
 
-def route_access(route: BaseRoute) -> Access:
-    """A route's access level (``OPEN`` unless it declares one)."""
+def route_access(route: BaseRoute | RouteContext) -> Access:
+    """A route's access level (``OPEN`` unless it declares one); a
+    ``RouteContext`` (``fastapi.routing.iter_route_contexts``) has the
+    dependencies of the routers it was included through too."""
     requirement = key_requirement(list(getattr(route, "dependencies", None) or ()))
     return requirement.access if requirement is not None else Access.OPEN
