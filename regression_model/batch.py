@@ -179,7 +179,7 @@ def check_columns(
             f"{', '.join(missing)}. They are required so that no house is priced with a "
             f"guessed value by accident: add them (an empty cell is imputed for that row), or "
             f"pass --allow-missing-columns to impute them for every row; {optional}; other "
-            "columns are ignored (named on stderr), or refused with --strict"
+            "columns are ignored and named, or refused with --strict"
         )
     if strict:
         return columns

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,10 @@ def _score_partition(
     )
 
 
+class UnknownColumnsWarning(UserWarning):
+    """The Dask DataFrame has columns that are not model inputs: not read."""
+
+
 def predict_dask(
     ddf: dd.DataFrame,
     *,
@@ -157,11 +162,16 @@ def predict_dask(
 
     The model is shipped to ``client``'s workers (default: the current
     client, if any) once; without a client, Dask's local scheduler uses it
-    in this process. Columns that are not model inputs are not read (see
-    :func:`~regression_model.batch.ignored_columns`); with ``strict`` they are
-    an error of every row.
+    in this process. Columns that are not model inputs are not read, and each
+    is named in an :class:`UnknownColumnsWarning`; with ``strict`` they are an
+    error of every row.
     """
     config = get_config().model
+    if not strict:
+        for ignored in ignored_columns([str(c) for c in ddf.columns], config):
+            warnings.warn(
+                f"column {ignored.field!r}: {ignored.message}", UnknownColumnsWarning, stacklevel=2
+            )
     used = check_columns(
         [str(c) for c in ddf.columns],
         config,
@@ -221,13 +231,15 @@ def score_files(
         if id_column not in ddf.columns:
             lengths = _computed(client, ddf.map_partitions(len))
             offsets = [0, *np.cumsum(list(lengths)).tolist()]
-        scored = predict_dask(
-            ddf,
-            client=client,
-            allow_missing_columns=allow_missing_columns,
-            row_offsets=offsets,
-            strict=strict,
-        )
+        with warnings.catch_warnings():  # named by the command itself, from the counts
+            warnings.simplefilter("ignore", UnknownColumnsWarning)
+            scored = predict_dask(
+                ddf,
+                client=client,
+                allow_missing_columns=allow_missing_columns,
+                row_offsets=offsets,
+                strict=strict,
+            )
         partial = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
         try:
             with _signals_raise_interrupted():

@@ -91,6 +91,26 @@ def test_the_model_is_not_in_the_partitions_tasks(
     assert sizes and max(sizes) < 5_000  # the tables alone are about 20 KB
 
 
+def test_unknown_columns_are_named_or_refused_on_dask(
+    client: distributed.Client, houses: pd.DataFrame
+) -> None:
+    from regression_model.dask_scoring import UnknownColumnsWarning
+    from regression_model.predict import make_prediction
+
+    frame = houses.head(60).rename(columns={"GrLivArea": "GrLivArae"})
+    ddf = dd.from_pandas(frame, npartitions=3)
+    named = "column 'GrLivArae': unknown field, ignored — did you mean GrLivArea?"
+    with pytest.warns(UnknownColumnsWarning, match=named):
+        scored = predict_dask(ddf, client=client, allow_missing_columns=True)
+    prices = scored.compute()["SalePrice"].to_numpy(dtype="float64", na_value=np.nan)
+    expected = np.array(make_prediction(input_data=frame)["predictions"], dtype="float64")
+    assert np.array_equal(prices, expected, equal_nan=True)
+    strict = predict_dask(ddf, client=client, allow_missing_columns=True, strict=True).compute()
+    assert strict["SalePrice"].isna().all()
+    refused = "GrLivArae: unknown field, refused (strict mode) — did you mean GrLivArea?"
+    assert strict["errors"].str.contains(refused, regex=False).all()
+
+
 def test_predict_dask_without_id_uses_the_index(client: distributed.Client) -> None:
     frame = pd.concat(list(resampled_houses(40, seed=2))).drop(columns="Id")
     frame.index = frame.index + 1000
