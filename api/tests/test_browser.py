@@ -128,3 +128,34 @@ def test_the_model_report_renders_with_every_plot(
     page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 100_000
     assert page.evaluate("document.documentElement.scrollHeight") > 3000  # the whole report
+
+
+def test_the_docs_render_with_the_network_closed(browser_page: tuple[Any, Server]) -> None:
+    """Swagger UI renders the API from the app's own assets: every request the
+    page makes to anywhere but the server is refused (an air-gapped network),
+    and none is even attempted."""
+    page, server = browser_page
+    context = page.context.browser.new_context()
+    docs = context.new_page()
+    elsewhere: list[str] = []
+
+    def only_the_server(route: Any) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    try:
+        docs.route("**/*", only_the_server)
+        docs.goto(server.url + "/docs")
+        docs.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+        assert "Ames house prices API" in (docs.text_content(".swagger-ui .info .title") or "")
+        # The operations are listed, read from /api/v1/openapi.json.
+        docs.wait_for_selector(
+            "#operations-predictions-predict_api_v1_predict_post", timeout=30_000
+        )
+        assert docs.locator(".opblock").count() >= 5
+        assert elsewhere == []
+    finally:
+        context.close()

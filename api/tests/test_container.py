@@ -3,8 +3,10 @@ for readiness, price houses exactly as the package does, stop it with SIGTERM.
 
 Uses docker where a docker engine answers, else podman (in CI prepared by
 ``eval "$(../shared/ci/offline-container-base.sh)"``, which provides a local
-``python:3.11-slim`` stand-in, hence ``--pull=never``). Skips when neither
-works, unless REQUIRE_CONTAINER=1 (CI), where that is a failure. Needs the
+``python:3.11-slim`` stand-in, hence ``--pull=never``). Elsewhere a missing
+base image is pulled first (``tooling.py``); when no registry answers, the
+tests skip. Skips when neither engine works, or the base image cannot be had,
+unless REQUIRE_CONTAINER=1 (CI), where that is a failure. Needs the
 source tree (Dockerfile beside ``api/``): a copy of ``api/`` alone has nothing
 to build and skips.
 """
@@ -26,7 +28,13 @@ import pytest
 from api.app.examples import example_houses
 from api.tests.conftest import FIGURES, as_json_houses
 from api.tests.helpers import API_PARENT, free_port
-from api.tests.tooling import Engine, container_engine, numerics_environment
+from api.tests.tooling import (
+    Engine,
+    base_images,
+    container_engine,
+    numerics_environment,
+    pull_if_missing,
+)
 from regression_model.predict import load_model, make_prediction
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
@@ -215,3 +223,32 @@ def test_sigterm_stops_the_container_cleanly(engine: Engine, image: str) -> None
     assert code in (0, 143), logs[-2000:]  # 137 would mean it had to be killed
     assert seconds < STOP_TIMEOUT - 5
     assert "Application shutdown complete." in logs and "Finished server process" in logs
+
+
+#: An image no registry has: ``localhost:9`` (the discard port) answers nothing.
+MISSING_IMAGE = "localhost:9/house-prices-no-such-base:never"
+
+
+def test_a_missing_base_image_is_pulled_else_the_test_skips_or_fails(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a user without the base image takes, with an image no registry
+    has: the pull is tried, fails, and the test skips saying why, or fails
+    when its REQUIRE_* variable is 1 (CI)."""
+    reason = pull_if_missing(engine.name, MISSING_IMAGE, timeout=120)
+    assert reason is not None and MISSING_IMAGE in reason and "pull" in reason
+    variable = "REQUIRE_HOUSE_PRICES_TEST_ONLY"
+    strict = Engine(engine.name, variable)
+    monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="pull"):
+        strict.ensure_image(MISSING_IMAGE)
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{variable}=1 but"):
+        strict.ensure_image(MISSING_IMAGE)
+
+
+def test_the_dockerfiles_base_image_is_here(engine: Engine, image: str) -> None:
+    """After the build (which made it present: CI's stand-in, or pulled), a
+    second look finds it without pulling."""
+    for base in base_images(ROOT / "Dockerfile"):
+        assert pull_if_missing(engine.name, base, timeout=1) is None
