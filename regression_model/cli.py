@@ -1,4 +1,5 @@
-"""``regression-model`` command line: train, report, predict, info, drift, log-migrate.
+"""``regression-model`` command line: train, report, predict, info, drift, log-migrate,
+log-prune.
 
 Also reachable as ``python -m regression_model``.
 """
@@ -211,7 +212,7 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Where ``drift`` and ``log-migrate`` find the prediction log when not told.
+#: Where ``drift``, ``log-migrate`` and ``log-prune`` find the prediction log when not told.
 LOG_ENV_VARS = ("DATABASE_URL", "PREDICTION_LOG_PATH")
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -354,6 +355,38 @@ def _log_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_prune(args: argparse.Namespace) -> int:
+    """Delete the records logged before ``--older-than`` (retention by hand;
+    the API's writer does the same with PREDICTION_LOG_RETENTION_DAYS)."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from regression_model.monitoring.prediction_log import (
+            PRUNE_BATCH_ROWS,
+            create_log_engine,
+            prune_log,
+        )
+    except ImportError as exc:
+        print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return 2
+    url = _log_url(args)
+    if url is None:
+        return 2
+    before: datetime = args.older_than
+    engine = create_log_engine(url)
+    source = engine.url.render_as_string(hide_password=True)
+    try:
+        deleted = prune_log(engine, before, batch_rows=args.batch_rows or PRUNE_BATCH_ROWS)
+    except SQLAlchemyError as exc:
+        print(f"error: cannot prune the prediction log: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(f"deleted {deleted} records logged before {before.isoformat(timespec='seconds')} "
+          f"from {source}")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="regression-model", description="House-price model: train, predict, inspect."
@@ -464,6 +497,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--database-url", help="default: $DATABASE_URL, then $PREDICTION_LOG_PATH"
     )
     log_migrate.set_defaults(handler=_log_migrate)
+    log_prune = commands.add_parser(
+        "log-prune",
+        help="delete prediction log records older than a span or a time (retention)",
+        description="Delete the prediction log's records logged before --older-than, in "
+        "short transactions (the API's writers go on meanwhile). The API does this itself "
+        "with PREDICTION_LOG_RETENTION_DAYS.",
+    )
+    log_prune.add_argument(
+        "--database-url", help="default: $DATABASE_URL, then $PREDICTION_LOG_PATH"
+    )
+    log_prune.add_argument(
+        "--older-than",
+        required=True,
+        type=parse_since,
+        metavar="SPAN_OR_TIME",
+        help="a span back from now (90d, 12w, 24h) or an ISO 8601 time",
+    )
+    log_prune.add_argument(
+        "--batch-rows",
+        type=_positive,
+        metavar="N",
+        help="records deleted per transaction (default: the package's PRUNE_BATCH_ROWS)",
+    )
+    log_prune.set_defaults(handler=_log_prune)
     args = parser.parse_args(argv)
     if args.config:
         os.environ[CONFIG_ENV_VAR] = str(args.config.resolve())

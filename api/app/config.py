@@ -99,7 +99,20 @@ class Settings(BaseSettings):
         default=20_000,
         ge=1,
         description="houses a worker holds in memory for the log's database; beyond, "
-        "the oldest go to the spool file (replayed later), so memory stays bounded",
+        "the oldest go to the spool file (replayed later), or, when the spool cannot be "
+        "written either (a full disk), are dropped (counted, logged at ERROR)",
+    )
+    prediction_log_max_backoff_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="longest wait between retries of a failing log database or spool "
+        "(from 1 s, doubling with each failure in a row)",
+    )
+    prediction_log_retention_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="records older than this many days are deleted by the writer, in "
+        "small batches, every 10 minutes; 0 keeps them forever",
     )
     drift_window: int = Field(
         default=10_000, ge=1, le=200_000, description="most recent houses GET /drift compares"

@@ -64,6 +64,8 @@ def _prediction_log(settings: Settings) -> PredictionLog | None:
         flush_seconds=settings.prediction_log_flush_seconds,
         timeout=settings.prediction_log_timeout_seconds,
         max_queued_records=settings.prediction_log_max_queued_records,
+        max_backoff_seconds=settings.prediction_log_max_backoff_seconds,
+        retention_days=settings.prediction_log_retention_days,
     )
 
 

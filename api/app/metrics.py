@@ -105,12 +105,27 @@ LOG_RECORDS = Counter(
     "prediction_log_records_total",
     "prediction log records by what happened to them: written (to the database), "
     "spooled (to the local file while the database was unreachable), replayed (from the "
-    "spool file into the database), unwritable (refused by the database, kept in a file)",
+    "spool file into the database), unwritable (refused by the database, kept in a file), "
+    "dropped (lost: neither the database nor the spool took them, oldest first beyond "
+    "PREDICTION_LOG_MAX_QUEUED_RECORDS, or left at shutdown), pruned (deleted by retention)",
     ["outcome"],
 )
+#: Where the prediction log writer can fail (the bounded label set of LOG_FAILURES).
+LOG_FAILURE_STAGES = ("database", "migration", "spool", "replay", "retention", "writer", "record")
+LOG_FAILURES = Counter(
+    "prediction_log_failures_total",
+    "prediction log failures, each logged at ERROR and retried with backoff, by stage: "
+    "database (a write), migration, spool (a write to the spool file), replay (of spool "
+    "files), retention (deleting old records), writer (anything else in the writer "
+    "thread), record (queueing a request's houses)",
+    ["stage"],
+)
+for _stage in LOG_FAILURE_STAGES:  # every stage exported from the start, at 0
+    LOG_FAILURES.labels(_stage)
 LOG_QUEUE = Gauge(
     "prediction_log_queue_records",
-    "records waiting in memory to be written",
+    "records waiting in this worker's memory to be written (queued, held while the "
+    "database and the spool both fail, or in the batch being written)",
     multiprocess_mode="livesum",
 )
 LOG_DATABASE_UP = Gauge(

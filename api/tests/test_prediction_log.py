@@ -1,6 +1,7 @@
 """The prediction log: every house priced or rejected is recorded, in SQLite
-and in PostgreSQL, with every field intact; nothing is lost when the
-database is locked or down, nothing is written twice, and SIGTERM flushes.
+and in PostgreSQL, with the model's fields intact (under the model's names)
+and the names of the fields it ignored; nothing is lost when the database is
+locked or down, nothing is written twice, and SIGTERM flushes.
 
 PostgreSQL tests use the server ``.ci/run`` starts (``TEST_DATABASE_URL``;
 each test gets its own database) and, for the outage, a server of their own
@@ -38,6 +39,7 @@ from regression_model.monitoring.prediction_log import (
     migrate,
     predictions,
 )
+from regression_model.processing.validation import model_fields
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
@@ -102,12 +104,17 @@ def _send(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str, Any, dict[s
 
 
 def _requests(test_houses: list[dict[str, Any]], n: int, k: int) -> list[dict[str, Any]]:
-    """n requests of k houses; every fifth has a house that is rejected."""
+    """n requests of k houses; every fifth has a house that is rejected; every
+    third a house with fields the model does not know, and one that uses the
+    course's spelling of a field (an alias)."""
     bodies = []
     for i in range(n):
         houses = [dict(test_houses[(i * k + j) % len(test_houses)]) for j in range(k)]
         if i % 5 == 0:
             houses[-1] = {**houses[-1], "OverallQual": 11}
+        if i % 3 == 0:
+            houses[0] = {**houses[0], "Colour": "blue", "SalePrice": 1, "x" * 500: 0}
+            houses[0]["ThreeSsnPortch"] = houses[0].pop("3SsnPorch")
         bodies.append({"inputs": houses})
     bodies.append({"inputs": [{"GrLivArea": -5}, [42]]})  # type: ignore[list-item]  # nothing priced: 422, still logged
     return bodies
@@ -122,7 +129,17 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
         assert len(log_ids) == 1  # one id per request
         for i, house in enumerate(houses):
             row = by_key[(request_id, i)]
-            assert row["inputs"] == house
+            if isinstance(house, dict):
+                # The model's fields only, under its names (ThreeSsnPortch and
+                # 3SsnPorch are both ThreeSsnPorch), and the id.
+                fields, ignored = model_fields(house)
+                assert row["inputs"] == fields
+                assert "ThreeSsnPortch" not in row["inputs"] and "3SsnPorch" not in row["inputs"]
+                assert "Id" not in house or row["inputs"]["Id"] == house["Id"]
+                assert row["ignored_fields"] == ([name[:64] for name in ignored] or None)
+            else:  # not a house at all: kept as sent
+                assert row["inputs"] == house
+                assert row["ignored_fields"] is None
             assert row["price"] == answer["predictions"][i]  # the same float, to the bit
             errors = [
                 {"field": e["field"], "message": e["message"]}
@@ -214,10 +231,12 @@ def test_a_locked_database_spools_then_everything_is_written_once(
 def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bounded(
     tmp_path: Path, test_houses: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While one write is held up, 399 requests queue behind it: the writer
-    keeps at most ``max_queued_records`` houses in memory and spools the
-    oldest batches (never builds the records of the whole backlog); the spool
-    is replayed later, and every house is in the database exactly once."""
+    """While one write is held up, 99 requests queue behind it (up to twice
+    ``max_queued_records``, where the request path would start dropping: see
+    test_prediction_log_faults.py): the writer then keeps at most
+    ``max_queued_records`` houses in memory and spools the oldest batches
+    (never builds the records of the whole backlog); the spool is replayed
+    later, and every house is in the database exactly once."""
     path = tmp_path / "log.sqlite3"
     log = PredictionLog(
         str(path), tmp_path / "spool", flush_seconds=0.05, batch_records=20, max_queued_records=50
@@ -236,18 +255,20 @@ def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bound
     result = ([1.0], None, model_version)
     log.record("r0", test_houses[:1], *result)
     assert writing.wait(30)
-    for i in range(1, 400):
+    for i in range(1, 100):
         log.record(f"r{i}", test_houses[i : i + 1], *result)
+    assert log.in_memory == 100
     release.set()
-    _wait_for(lambda: log.counts["written"] + log.counts["replayed"] == 400, log=log)
+    _wait_for(lambda: log.counts["written"] + log.counts["replayed"] == 100, log=log)
     log.close()
-    # 399 queued: batches of 20 spooled until no more than 50 remained.
-    assert log.counts["overflowed"] == log.counts["spooled"] == 360
-    assert log.counts["replayed"] == 360 and log.counts["written"] == 40
+    # 99 queued: batches of 20 spooled until no more than 50 remained.
+    assert log.counts["overflowed"] == log.counts["spooled"] == 60
+    assert log.counts["replayed"] == 60 and log.counts["written"] == 40
+    assert log.counts["dropped"] == 0
     assert max(batch_sizes) <= 20
     rows = logged_rows(str(path))
-    assert sorted(int(r["request_id"][1:]) for r in rows) == list(range(400))
-    assert all(r["inputs"] == test_houses[int(r["request_id"][1:])] for r in rows)
+    assert sorted(int(r["request_id"][1:]) for r in rows) == list(range(100))
+    assert all(r["inputs"] == model_fields(test_houses[int(r["request_id"][1:])])[0] for r in rows)
     assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
 
 

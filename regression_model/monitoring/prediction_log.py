@@ -2,7 +2,9 @@
 
 One row per house the API priced or rejected: which request (``request_id``,
 as returned in ``X-Request-ID``) and which house of it (``row``), when, which
-model version, the house as sent (``inputs``), and the price or the errors.
+model version, the house's model fields (``inputs``: its inputs under the
+model's names, and its id), the names of the fields it sent that the model
+ignored (``ignored_fields``), and the price or the errors.
 ``(log_id, row)`` is the primary key: ``log_id`` is made once per request by
 the writer, so writing a record again (after an outage, from the spool file)
 is recognised and skipped — nothing is written twice.
@@ -10,7 +12,8 @@ is recognised and skipped — nothing is written twice.
 The schema is created and migrated by Alembic (``migrations/``), under a lock
 (PostgreSQL: an advisory lock; SQLite: a lock file), so several workers
 starting at once migrate it once. ``regression-model log-migrate`` does the
-same by hand.
+same by hand. :func:`prune_log` deletes old records in bounded batches
+(retention; ``regression-model log-prune``).
 
 Any SQLAlchemy URL works. ``postgres://`` and ``postgresql://`` mean
 PostgreSQL through psycopg 3; a plain file path means a SQLite file.
@@ -39,9 +42,12 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    delete,
     event,
+    func,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -62,6 +68,11 @@ predictions = Table(
     Column("inputs", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
     Column("price", Double(), nullable=True, comment="dollars; null when rejected"),
     Column("errors", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")),
+    Column(
+        "ignored_fields",
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        comment="names of the fields sent that the model ignored (null: none)",
+    ),
 )
 
 #: The record fields, in table order (what the writer and the spool file hold).
@@ -73,14 +84,15 @@ FIELDS = tuple(column.name for column in predictions.columns)
 #: statement it steps, and a thread taking the GIL back waits out the
 #: interpreter's switch interval (5 ms) while the event loop is busy, so at
 #: saturation a row per statement capped the writer near 200 rows a second and
-#: the queue grew without end. Statements of 64 rows (512 parameters, under
+#: the queue grew without end. Statements of 64 rows (576 parameters, under
 #: the 999 that SQLite before 3.32 allowed), the rest in powers of two: seven
 #: statement shapes in all, so the driver's cache of prepared statements
 #: stays small (one shape per batch size made the worker's memory creep).
 _SQLITE_MAX_ROWS_PER_STATEMENT = 64
 _SQLITE_INSERT = """
     INSERT INTO predictions
-        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
+        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors,
+         ignored_fields)
     VALUES {rows}
     ON CONFLICT DO NOTHING
 """
@@ -88,12 +100,14 @@ _SQLITE_INSERT = """
 #: server unpacks (the work happens in the database's process, not the API's).
 _POSTGRESQL_INSERT = """
     INSERT INTO predictions
-        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors)
+        (log_id, "row", request_id, logged_at, model_version, inputs, price, errors,
+         ignored_fields)
     SELECT r.log_id, r."row", r.request_id, r.logged_at, r.model_version,
-           COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors
+           COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors, r.ignored_fields
     FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
         log_id varchar, "row" integer, request_id varchar, logged_at timestamptz,
-        model_version varchar, inputs jsonb, price double precision, errors jsonb)
+        model_version varchar, inputs jsonb, price double precision, errors jsonb,
+        ignored_fields jsonb)
     ON CONFLICT DO NOTHING
 """
 
@@ -113,7 +127,7 @@ def record_json(record: dict[str, Any]) -> bytes:
 
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
-    return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+    return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
 
 
 def _sqlite_chunks(count: int) -> Iterator[tuple[int, int]]:
@@ -152,6 +166,7 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
                         r["inputs"].decode(),
                         r["price"],
                         None if r["errors"] is None else to_json(r["errors"]).decode(),
+                        _json_or_null(r.get("ignored_fields")),
                     )
                 ),
             )
@@ -168,6 +183,10 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
             for r in records
         ]
         connection.execute(predictions.insert(), rows)
+
+
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else to_json(value).decode()
 
 
 def database_url(url_or_path: str) -> str:
@@ -290,3 +309,48 @@ def read_log(
         )
         for partition in result.partitions(chunk_rows):
             yield [(inputs, price) for inputs, price in partition]
+
+
+#: Rows deleted per transaction when pruning: short transactions, so the
+#: writers of a busy log never wait long behind a large delete.
+PRUNE_BATCH_ROWS = 5000
+
+
+def prune_log(
+    engine: Engine,
+    before: datetime,
+    *,
+    batch_rows: int = PRUNE_BATCH_ROWS,
+    max_batches: int | None = None,
+) -> int:
+    """Delete the records logged before ``before``, ``batch_rows`` per
+    transaction (the oldest first, found through the ``logged_at`` index),
+    until none is left or ``max_batches`` transactions have run. Returns how
+    many were deleted."""
+    oldest = (
+        select(predictions.c.log_id, predictions.c.row)
+        .where(predictions.c.logged_at < utc(before))
+        .order_by(predictions.c.logged_at)
+        .limit(batch_rows)
+    )
+    statement = delete(predictions).where(
+        tuple_(predictions.c.log_id, predictions.c.row).in_(oldest.scalar_subquery())
+    )
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        with engine.begin() as connection:
+            count = connection.execute(statement).rowcount
+        deleted += count
+        batches += 1
+        if count < batch_rows:
+            break
+    return deleted
+
+
+def count_log(engine: Engine, *, before: datetime | None = None) -> int:
+    """How many records the log holds (logged before ``before``, if given)."""
+    query = select(func.count()).select_from(predictions)
+    if before is not None:
+        query = query.where(predictions.c.logged_at < utc(before))
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

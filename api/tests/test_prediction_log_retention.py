@@ -1,0 +1,254 @@
+"""The prediction log's retention and its schema, in SQLite and PostgreSQL:
+old records are deleted in bounded batches (by the writer, with
+``retention_days``, and by ``regression-model log-prune``), recent ones are
+kept; the ``ignored_fields`` migration upgrades a log that already holds
+records.
+
+PostgreSQL tests use ``TEST_DATABASE_URL`` (skipped without it, failing
+with ``REQUIRE_POSTGRES=1``), as in test_prediction_log.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from prometheus_client import REGISTRY
+from sqlalchemy import inspect, select, text
+
+from api.app.prediction_log import PredictionLog, house_json, records_of
+from api.tests.test_prediction_log import postgres_url  # noqa: F401  (a fixture)
+from regression_model import __version__ as model_version
+from regression_model.cli import main as cli_main
+from regression_model.monitoring.prediction_log import (
+    MIGRATIONS_DIR,
+    count_log,
+    create_log_engine,
+    insert_records,
+    migrate,
+    predictions,
+    prune_log,
+)
+
+DAY = 86400.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "log.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _records(prefix: str, n: int, age_days: float, houses: list[Any]) -> list[dict[str, Any]]:
+    """``n`` requests of two houses each, logged ``age_days`` ago."""
+    moment = time.time() - age_days * DAY
+    return [
+        record
+        for i in range(n)
+        for record in records_of(
+            (
+                f"{prefix}-{i}",
+                moment + i * 0.001,
+                [house_json(house) for house in houses[:2]],
+                [1.0, 2.0],
+                None,
+                model_version,
+            )
+        )
+    ]
+
+
+def _fill(url: str, houses: list[Any], *, old: int, recent: int) -> None:
+    engine = create_log_engine(url)
+    try:
+        migrate(engine)
+        with engine.begin() as connection:
+            insert_records(connection, _records("old", old, 100, houses))
+            insert_records(connection, _records("recent", recent, 1, houses))
+    finally:
+        engine.dispose()
+
+
+def _request_ids(url: str) -> set[str]:
+    engine = create_log_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {row[0] for row in connection.execute(select(predictions.c.request_id))}
+    finally:
+        engine.dispose()
+
+
+def test_prune_deletes_the_old_records_in_bounded_batches(
+    log_url: str, test_houses: list[Any]
+) -> None:
+    _fill(log_url, test_houses, old=30, recent=5)  # 60 old records, 10 recent
+    engine = create_log_engine(log_url)
+    before = datetime.now(UTC) - timedelta(days=90)
+    try:
+        assert count_log(engine, before=before) == 60
+        # Two transactions of 7: 14 deleted, the oldest first.
+        assert prune_log(engine, before, batch_rows=7, max_batches=2) == 14
+        assert count_log(engine, before=before) == 46
+        assert prune_log(engine, before, batch_rows=7) == 46  # the rest, 7 at a time
+        assert prune_log(engine, before, batch_rows=7) == 0
+        assert count_log(engine) == 10
+    finally:
+        engine.dispose()
+    assert _request_ids(log_url) == {f"recent-{i}" for i in range(5)}
+
+
+def test_the_writer_applies_the_retention_and_goes_on_writing(
+    log_url: str, tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """With ``retention_days``, the writer deletes older records (a few
+    batches per round, here of 10) and keeps writing new ones meanwhile."""
+    _fill(log_url, test_houses, old=100, recent=5)  # 200 old records
+    pruned_before = REGISTRY.get_sample_value(
+        "prediction_log_records_total", {"outcome": "pruned"}
+    )
+    log = PredictionLog(
+        log_url,
+        tmp_path / "spool",
+        flush_seconds=0.05,
+        retention_days=90,
+        prune_batch_rows=10,
+    )
+    try:
+        for i in range(20):
+            log.record(f"new-{i}", test_houses[:2], [1.0, 2.0], None, model_version)
+        deadline = time.monotonic() + 30
+        while log.counts["pruned"] < 200 or log.counts["written"] < 40:
+            assert time.monotonic() < deadline, log.counts
+            time.sleep(0.05)
+    finally:
+        log.close()
+    assert log.counts["pruned"] == 200
+    after = REGISTRY.get_sample_value("prediction_log_records_total", {"outcome": "pruned"})
+    assert (after or 0) - (pruned_before or 0) == 200
+    assert _request_ids(log_url) == {f"recent-{i}" for i in range(5)} | {
+        f"new-{i}" for i in range(20)
+    }
+
+
+def test_a_failing_retention_is_counted_logged_and_retried(
+    tmp_path: Path, test_houses: list[Any], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A delete that fails (the database refuses it: here a trigger) is an
+    ERROR and a count in prediction_log_failures_total{stage="retention"};
+    the writer goes on writing, and retries the delete with backoff until
+    it works."""
+    url = str(tmp_path / "log.sqlite3")
+    _fill(url, test_houses, old=10, recent=0)
+    engine = create_log_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER no_deletes BEFORE DELETE ON predictions "
+                "BEGIN SELECT RAISE(ABORT, 'deletes refused'); END"
+            )
+        )
+    failures_before = REGISTRY.get_sample_value(
+        "prediction_log_failures_total", {"stage": "retention"}
+    )
+    caplog.set_level(logging.ERROR, logger="api.app.prediction_log")
+    log = PredictionLog(
+        url,
+        tmp_path / "spool",
+        flush_seconds=0.05,
+        retry_seconds=0.05,
+        max_backoff_seconds=0.2,
+        retention_days=90,
+    )
+    try:
+        log.record("new", test_houses[:2], [1.0, 2.0], None, model_version)
+        deadline = time.monotonic() + 30
+        while log.counts["failed_retention"] < 2 or log.counts["written"] < 2:
+            assert time.monotonic() < deadline, log.counts
+            time.sleep(0.05)
+        with engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER no_deletes"))
+        while log.counts["pruned"] < 20:
+            assert time.monotonic() < deadline, log.counts
+            time.sleep(0.05)
+    finally:
+        log.close()
+        engine.dispose()
+    failures = REGISTRY.get_sample_value("prediction_log_failures_total", {"stage": "retention"})
+    assert (failures or 0) - (failures_before or 0) == log.counts["failed_retention"] >= 2
+    assert any("retention failed" in r.getMessage() for r in caplog.records)
+    assert _request_ids(url) == {"new"}
+
+
+def test_log_prune_command(
+    log_url: str, test_houses: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(log_url, test_houses, old=6, recent=4)
+    assert cli_main(["log-prune", "--database-url", log_url, "--older-than", "90d"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("deleted 12 records logged before ")
+    assert _request_ids(log_url) == {f"recent-{i}" for i in range(4)}
+    # An ISO time works as well: everything before tomorrow.
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert cli_main(["log-prune", "--database-url", log_url, "--older-than", tomorrow]) == 0
+    assert capsys.readouterr().out.startswith("deleted 8 records")
+    assert _request_ids(log_url) == set()
+
+
+def test_log_prune_refuses_a_bad_span(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["log-prune", "--database-url", "x.sqlite3", "--older-than", "soon"])
+    assert exit_info.value.code == 2
+    assert "neither an ISO 8601 time nor a span" in capsys.readouterr().err
+
+
+def test_the_ignored_fields_migration_upgrades_a_log_with_records(
+    log_url: str, test_houses: list[Any]
+) -> None:
+    """A log created by 0001 and holding records: after the upgrade its old
+    records have no ignored fields, and new ones keep theirs."""
+    engine = create_log_engine(log_url)
+    try:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        with engine.begin() as connection:
+            assert "ignored_fields" not in {
+                c["name"] for c in inspect(connection).get_columns("predictions")
+            }
+            connection.execute(
+                text(
+                    'INSERT INTO predictions (log_id, "row", request_id, logged_at, '
+                    "model_version, inputs, price, errors) VALUES ('a', 0, 'before', "
+                    "'2026-01-01 00:00:00+00:00', '0.1.0', '{\"LotArea\": 1}', 1.0, NULL)"
+                )
+            )
+        migrate(engine)
+        house = {**test_houses[0], "Colour": "blue"}
+        records = records_of(
+            ("after", time.time(), [house_json(house)], [2.0], None, model_version)
+        )
+        with engine.begin() as connection:
+            insert_records(connection, records)
+        with engine.connect() as connection:
+            rows = {
+                row.request_id: row
+                for row in connection.execute(
+                    select(predictions.c.request_id, predictions.c.ignored_fields)
+                )
+            }
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    assert version == [("0002",)]
+    assert rows["before"].ignored_fields is None
+    assert rows["after"].ignored_fields == ["Colour"]
