@@ -51,6 +51,7 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             "regression_model/monitoring/migrations/env.py",
             "regression_model/monitoring/migrations/script.py.mako",
             "regression_model/monitoring/migrations/versions/0001_prediction_log.py",
+            "regression_model/monitoring/migrations/versions/0002_ignored_fields.py",
         ):
             assert required in names, required
         manifest = json.loads(
