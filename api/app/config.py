@@ -120,6 +120,20 @@ class Settings(BaseSettings):
     drift_cache_seconds: float = Field(
         default=30.0, ge=0, description="GET /drift answers from a report at most this old"
     )
+    drift_since_rounding_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=366 * 86400,
+        description="GET /drift rounds `since` down to a multiple of this (UTC), so that "
+        "clients share a few cached reports",
+    )
+    drift_wait_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=600,
+        description="how long GET /drift waits for a report being computed before answering "
+        "with the previous one, or 503 with Retry-After when there is none",
+    )
 
     @property
     def prediction_log_url(self) -> str | None:

@@ -61,8 +61,13 @@ class DriftReport(_Lenient):
     """Logged houses of the served model version compared with its training profile."""
 
     model_version: str
-    generated_at: datetime
-    since: datetime | None = Field(description="only houses logged from then on (if given)")
+    generated_at: datetime = Field(
+        description="when the report was computed (the response's Age header: seconds since)"
+    )
+    since: datetime | None = Field(
+        description="only houses logged from then on (if given): the `since` asked for, in "
+        "UTC, rounded down to a multiple of DRIFT_SINCE_ROUNDING_SECONDS"
+    )
     window: int = Field(description="at most this many of the most recent houses are compared")
     houses: int = Field(description="priced houses compared")
     rejected: int = Field(description="logged houses that were rejected (not compared)")
