@@ -30,9 +30,9 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
-from regression_model import __version__
 from regression_model.config.core import Config, trained_model_dir
 from regression_model.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.version import __version__
 
 #: Libraries whose versions are recorded; the first two must match to load.
 RECORDED_LIBRARIES = ("scikit-learn", "feature-engine", "pandas", "numpy", "joblib")

@@ -43,7 +43,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 import numpy as np
 
 from regression_model.config.core import ModelConfig
-from regression_model.predict import CHUNK_ROWS, Engine, PricedBatch, batch_pricer
+from regression_model.predict import CHUNK_ROWS, Engine, PricedBatch, load_model
 from regression_model.processing.data_manager import MISSING_CELLS
 from regression_model.processing.validation import IgnoredField, schema_for, shown_name
 
@@ -323,7 +323,7 @@ def score_file(
         if not strict:
             counts.ignored = ignored_columns(reader.columns, config)
         try:
-            price = batch_pricer(engine, strict=strict)
+            model = load_model(engine=engine)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"engine {engine!r} needs the training libraries: "
@@ -340,6 +340,10 @@ def score_file(
         try:
             with output as write, _signals_raise_interrupted():
                 frames = (table_to_frame(table, config) for table in reader.chunks(used))
+
+                def price(frame: pd.DataFrame) -> PricedBatch:
+                    return model.price(frame, strict=strict)
+
                 for frame in _read_ahead(frames):
                     rows = np.arange(counts.read, counts.read + len(frame))
                     scored = score_frame(frame, price, config, rows)

@@ -29,7 +29,6 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import SplineTransformer, StandardScaler
 
-from regression_model import __version__
 from regression_model.config.core import ModelConfig
 from regression_model.linear_model import TrimmedLasso, TrimmedLassoCV
 from regression_model.processing.features import (
@@ -41,6 +40,7 @@ from regression_model.processing.features import (
     spline_column,
 )
 from regression_model.tables import LookupTerm, ModelTables, NumericTerm, Spline, TableScorer
+from regression_model.version import __version__
 
 #: How far a compiled price may be from the pipeline's (relative).
 TOLERANCE = 1e-9

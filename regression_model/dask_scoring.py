@@ -6,7 +6,7 @@ partition, on a cluster on this machine or an existing one.
 Each partition goes through exactly the steps of a streamed chunk
 (:func:`regression_model.batch.numbers_from_text`, then
 :func:`regression_model.batch.score_frame` with
-:func:`regression_model.predict.price_batch`), and a row's price never
+:meth:`regression_model.predict.Model.price`), and a row's price never
 depends on its batch, so the prices are those of the in-process path to the
 last bit.
 
@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regression_model import __version__
 from regression_model.batch import (
     ERRORS_COLUMN,
     EXTENSIONS,
@@ -56,8 +55,9 @@ from regression_model.batch import (
     write_scored,
 )
 from regression_model.config.core import Config, get_config
-from regression_model.predict import LoadedModel, load_model, price_batch
+from regression_model.predict import CompiledModel, load_model
 from regression_model.tables import ModelTables
+from regression_model.version import __version__
 
 DASK_HINT = "pip install 'ames-regression-model[dask]'"
 
@@ -69,7 +69,7 @@ except ImportError as missing:  # pragma: no cover - exercised without the extra
 
 #: The models this process was given, by token (a worker holds the ones
 #: shipped to it; the client the ones it loaded).
-_MODELS: dict[str, LoadedModel] = {}
+_MODELS: dict[str, CompiledModel] = {}
 
 
 class ClusterError(ScoringSetupError):
@@ -94,10 +94,10 @@ class ShipModel(WorkerPlugin):  # type: ignore[misc]
                 f"{self.version}: install the same version on every worker"
             )
         tables = ModelTables.from_dict(self.tables)
-        _MODELS[self.token] = LoadedModel.from_tables(self.config, tables, self.manifest)
+        _MODELS[self.token] = CompiledModel(self.config, tables, self.manifest)
 
 
-def ship_model(model: LoadedModel, client: Client | None) -> str:
+def ship_model(model: CompiledModel, client: Client | None) -> str:
     """Make ``model`` available to ``client``'s workers (and to this process,
     for Dask's local schedulers); returns the token partitions look it up by."""
     tables = model.tables.to_dict()
@@ -138,9 +138,7 @@ def _score_partition(
         row_numbers: Any = np.arange(start, start + len(frame))
     else:
         row_numbers = frame.index.to_numpy()
-    return score_frame(
-        frame, lambda data: price_batch(model, data, strict=strict), config, row_numbers
-    )
+    return score_frame(frame, lambda data: model.price(data, strict=strict), config, row_numbers)
 
 
 class UnknownColumnsWarning(UserWarning):

@@ -23,11 +23,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, overload
 
 import numpy as np
 
-from regression_model import __version__
 from regression_model.artifact import load_pipeline, load_tables
 from regression_model.config.core import (
     ARTIFACT_DIR_ENV_VAR,
@@ -66,27 +65,128 @@ class PredictionResult(TypedDict):
     explanations: NotRequired[list[dict[str, Any] | None]]
 
 
-class LoadedModel:
-    """The verified compiled tables of a model, and its manifest."""
+class Model:
+    """A verified model, loaded once: validate houses, price them, explain the
+    prices. Get one with :func:`load_model`.
 
-    def __init__(self, config: Config, directory: Path) -> None:
-        tables, manifest = load_tables(config, directory)
-        self._use(config, tables, manifest)
+    ``predict`` takes a DataFrame, a list of dicts or one dict and returns one
+    entry per input row, in input order (see :class:`PredictionResult`); a
+    row's verdict and price never depend on the rest of its batch.
+    """
+
+    #: which of the model's two forms scores: the compiled tables or the pipeline
+    engine: Engine
+
+    def __init__(self, config: Config, manifest: dict[str, Any]) -> None:
+        self.config = config
+        #: the artifact's verified manifest: hashes, library versions, metrics
+        self.manifest = manifest
+
+    @property
+    def version(self) -> str:
+        """The model version that prices (the package's)."""
+        return str(self.manifest["version"])
+
+    def validate(self, houses: InputData, *, strict: bool = False) -> ValidationResult:
+        """Each row's verdict, without pricing (see :func:`validate_inputs`)."""
+        return validate_inputs(houses, self.config.model, strict=strict)
+
+    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
+        """Validate and price one batch, as arrays (streaming files, Dask)."""
+        raise NotImplementedError  # each engine prices in its own way
+
+    def predict(
+        self,
+        houses: InputData,
+        *,
+        explain: bool = False,
+        strict: bool = False,
+        timings: dict[str, float] | None = None,
+    ) -> PredictionResult:
+        """Price every row of ``houses`` (a DataFrame, list of dicts or dict).
+
+        Returns one prediction per input row in input order: a price in
+        dollars, or ``None`` for a row that cannot be priced, whose reasons are
+        in ``errors`` as ``{"row", "field", "message"}`` (``None`` when every
+        row was priced). A field that is not a model input is ignored and
+        named in ``warnings`` (``None`` when there is none): per row, or with
+        ``row`` ``None`` for a column of a DataFrame; with ``strict=True`` it is
+        an error of its row instead.
+
+        With ``explain=True`` (the compiled tables only) the result also has
+        ``explanations``: per row, ``None`` if unpriced, else the price split
+        into its terms (see :func:`regression_model.tables.explain`).
+
+        ``timings``, when given, receives the seconds spent validating
+        (``"validate"``) and scoring (``"score"``), added to what it holds.
+        """
+        if explain and not isinstance(self, CompiledModel):
+            raise ValueError("explanations come from the model tables: use engine='tables'")
+        predictions: list[float | None] = []
+        errors: list[InputError] = []
+        warnings: list[IgnoredField] = []
+        explanations: list[dict[str, Any] | None] = []
+        chunks = _chunks(houses)
+
+        def price(chunk: Any) -> PricedBatch:
+            batch = self.price(chunk, strict=strict)
+            # Without explanations the terms are not kept (64 MB per chunk).
+            return batch if explain else replace(batch, contributions=np.empty((0, 0)))
+
+        for (start, _), batch in zip(
+            chunks, _in_order(price, [c for _, c in chunks]), strict=True
+        ):
+            if timings is not None:
+                for stage, seconds in batch.timings.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+            chunk_prices: list[float | None] = batch.prices.tolist()
+            for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
+                chunk_prices[row] = None
+            predictions += chunk_prices
+            errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
+            # A frame's chunks share its columns: their warnings (row None) once.
+            warnings += [
+                replace(w, row=w.row + start) if w.row is not None else w
+                for w in batch.warnings
+                if w.row is not None or start == 0
+            ]
+            if explain:
+                assert isinstance(self, CompiledModel)
+                chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
+                for position, row in enumerate(batch.scored.tolist()):
+                    if chunk_prices[row] is not None:
+                        chunk_explanations[row] = self.explanation(
+                            batch.contributions[position], chunk_prices[row]
+                        )
+                explanations += chunk_explanations
+        result: PredictionResult = {
+            "predictions": predictions,
+            "errors": [e.as_dict() for e in errors] or None,
+            "warnings": [w.as_dict() for w in warnings] or None,
+            "version": self.version,
+        }
+        if explain:
+            result["explanations"] = explanations
+        return result
+
+
+class CompiledModel(Model):
+    """The model's compiled tables (plain data, scored with NumPy): what serves."""
+
+    engine: Engine = "tables"
+
+    def __init__(self, config: Config, tables: ModelTables, manifest: dict[str, Any]) -> None:
+        """From tables already verified (loaded by :func:`load_model`, or
+        shipped to a Dask worker as plain data by a process that did)."""
+        super().__init__(config, manifest)
+        self.tables = tables
+        self.scorer = TableScorer(tables, config.model)
 
     @classmethod
-    def from_tables(
-        cls, config: Config, tables: ModelTables, manifest: dict[str, Any]
-    ) -> LoadedModel:
-        """A model from tables already verified elsewhere (shipped to a Dask
-        worker as plain data by a process that loaded them from the artifact)."""
-        model = cls.__new__(cls)
-        model._use(config, tables, manifest)
-        return model
-
-    def _use(self, config: Config, tables: ModelTables, manifest: dict[str, Any]) -> None:
-        self.config = config
-        self.tables, self.manifest = tables, manifest
-        self.scorer = TableScorer(tables, config.model)
+    def load(cls, config: Config, directory: Path) -> CompiledModel:
+        """Verify the artifact in ``directory`` against its manifest, then read it."""
+        tables, manifest = load_tables(config, directory)
+        return cls(config, tables, manifest)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
@@ -95,42 +195,92 @@ class LoadedModel:
             numbers, codes = numbers[rows], codes[rows]
         return self.scorer.contributions(numbers, codes, checked.categories)
 
+    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
+        began = time.perf_counter()
+        checked = self.validate(houses, strict=strict)
+        validated = time.perf_counter()
+        rows = np.flatnonzero(checked.valid)
+        contributions = self.contributions(checked, rows)
+        prices = np.exp(self.scorer.log_prices(contributions))
+        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+        return _verdicts(
+            self.config, checked, rows, prices, contributions=contributions, timings=timings
+        )
 
-class LoadedPipeline:
-    """The verified, unpickled fitted pipeline of a model, and its manifest."""
-
-    def __init__(self, config: Config, directory: Path) -> None:
-        self.config = config
-        self.estimator, self.manifest = load_pipeline(config, directory)
+    def explanation(self, contributions: np.ndarray, price: float) -> dict[str, Any]:
+        """One priced house's terms (see :func:`regression_model.tables.explain`)."""
+        return explain(contributions, self.scorer.names, self.tables.intercept, price)
 
 
-_loaded: dict[tuple[str, str | None, str | None], Any] = {}
+class PipelineModel(Model):
+    """The fitted scikit-learn pipeline, unpickled after the same checks
+    (needs the ``[train]`` extra): what the tables are checked against."""
+
+    engine: Engine = "pipeline"
+
+    def __init__(self, config: Config, estimator: Any, manifest: dict[str, Any]) -> None:
+        super().__init__(config, manifest)
+        self.estimator = estimator
+
+    @classmethod
+    def load(cls, config: Config, directory: Path) -> PipelineModel:
+        """Verify the artifact in ``directory`` against its manifest, then unpickle it."""
+        estimator, manifest = load_pipeline(config, directory)
+        return cls(config, estimator, manifest)
+
+    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
+        began = time.perf_counter()
+        checked = self.validate(houses, strict=strict)
+        validated = time.perf_counter()
+        rows = np.flatnonzero(checked.valid)
+        prices = (
+            np.asarray(self.estimator.predict(checked.features), dtype="float64")
+            if len(rows)
+            else np.empty(0)
+        )
+        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+        return _verdicts(
+            self.config, checked, rows, prices, contributions=np.empty((0, 0)), timings=timings
+        )
+
+
+_loaded: dict[tuple[str, str | None, str | None, str | None], Model] = {}
 _loading = threading.Lock()
 
 
-def _load(engine: Engine) -> Any:
+@overload
+def load_model(
+    *, engine: Literal["tables"] = "tables", directory: Path | str | None = None
+) -> CompiledModel: ...
+@overload
+def load_model(
+    *, engine: Literal["pipeline"], directory: Path | str | None = None
+) -> PipelineModel: ...
+@overload
+def load_model(*, engine: Engine, directory: Path | str | None = None) -> Model: ...
+def load_model(*, engine: Engine = "tables", directory: Path | str | None = None) -> Model:
+    """The model of the active config (``REGRESSION_MODEL_CONFIG``), verified
+    and loaded once per process (thread-safe: concurrent first calls load it
+    once), from ``directory`` or else the artifact directory in use.
+
+    ``engine`` chooses the compiled tables (default: no unpickling, no
+    scikit-learn) or the fitted pipeline (needs the ``[train]`` extra); both
+    price alike to a relative 1e-9 (training refuses tables that do not)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     # Keyed by the settings that choose the config and artifact, read cheaply
     # on every call; loading happens once per key, under the lock.
-    key = (engine, os.environ.get(CONFIG_ENV_VAR), os.environ.get(ARTIFACT_DIR_ENV_VAR))
+    where = None if directory is None else str(Path(directory).resolve())
+    key = (engine, os.environ.get(CONFIG_ENV_VAR), os.environ.get(ARTIFACT_DIR_ENV_VAR), where)
     model = _loaded.get(key)
     if model is None:
         with _loading:
             model = _loaded.get(key)
             if model is None:
-                kind = LoadedModel if engine == "tables" else LoadedPipeline
-                model = _loaded[key] = kind(get_config(), trained_model_dir())
+                kind = CompiledModel if engine == "tables" else PipelineModel
+                source = Path(directory) if directory is not None else trained_model_dir()
+                model = _loaded[key] = kind.load(get_config(), source)
     return model
-
-
-def load_model() -> LoadedModel:
-    """The compiled model for the active config and artifact directory, loaded
-    once per process (thread-safe: concurrent first requests load it once)."""
-    return _load("tables")  # type: ignore[no-any-return]
-
-
-def load_model_pipeline() -> LoadedPipeline:
-    """The fitted pipeline, loaded once per process (``engine="pipeline"``)."""
-    return _load("pipeline")  # type: ignore[no-any-return]
 
 
 def make_prediction(
@@ -141,74 +291,12 @@ def make_prediction(
     strict: bool = False,
     timings: dict[str, float] | None = None,
 ) -> PredictionResult:
-    """Price every row of ``input_data`` (a DataFrame, list of dicts or dict).
-
-    Returns one prediction per input row in input order: a price in dollars,
-    or ``None`` for a row that cannot be priced, whose reasons are in
-    ``errors`` as ``{"row", "field", "message"}``. ``errors`` is ``None`` when
-    every row was priced. A field that is not a model input is ignored and
-    named in ``warnings`` (``None`` when there is none): per row, or with
-    ``row`` ``None`` for a column of a DataFrame; with ``strict=True`` it is an
-    error of its row instead.
-
-    ``engine`` chooses the compiled tables (default) or the fitted pipeline.
-    With ``explain=True`` (tables only) the result also has ``explanations``:
-    per row, ``None`` if unpriced, else the price split into its terms
-    (see :func:`regression_model.tables.explain`).
-
-    ``timings``, when given, receives the seconds spent validating
-    (``"validate"``) and scoring (``"score"``), added to what it holds.
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if explain and engine != "tables":
-        raise ValueError("explanations come from the model tables: use engine='tables'")
-    model = _load(engine)
-    predictions: list[float | None] = []
-    errors: list[InputError] = []
-    warnings: list[IgnoredField] = []
-    explanations: list[dict[str, Any] | None] = []
-    chunks = _chunks(input_data)
-
-    def price(chunk: Any) -> PricedBatch:
-        if engine == "pipeline":
-            return _price_with_pipeline(model, chunk, strict=strict)
-        batch = price_batch(model, chunk, strict=strict)
-        # Without explanations the terms are not kept (64 MB per chunk).
-        return batch if explain else replace(batch, contributions=np.empty((0, 0)))
-
-    for (start, _), batch in zip(chunks, _in_order(price, [c for _, c in chunks]), strict=True):
-        if timings is not None:
-            for stage, seconds in batch.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-        chunk_prices: list[float | None] = batch.prices.tolist()
-        for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
-            chunk_prices[row] = None
-        predictions += chunk_prices
-        errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
-        # A frame's chunks share its columns: their warnings (row None) once.
-        warnings += [
-            replace(w, row=w.row + start) if w.row is not None else w
-            for w in batch.warnings
-            if w.row is not None or start == 0
-        ]
-        if explain:
-            chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
-            for position, row in enumerate(batch.scored.tolist()):
-                if chunk_prices[row] is not None:
-                    chunk_explanations[row] = _explanation(
-                        model, batch.contributions[position], chunk_prices[row]
-                    )
-            explanations += chunk_explanations
-    result: PredictionResult = {
-        "predictions": predictions,
-        "errors": [e.as_dict() for e in errors] or None,
-        "warnings": [w.as_dict() for w in warnings] or None,
-        "version": __version__,
-    }
-    if explain:
-        result["explanations"] = explanations
-    return result
+    """Price every row of ``input_data`` (a DataFrame, list of dicts or dict):
+    the design card's entry point, ``load_model(engine=engine).predict(...)``
+    (see :meth:`Model.predict` for the result)."""
+    return load_model(engine=engine).predict(
+        input_data, explain=explain, strict=strict, timings=timings
+    )
 
 
 @dataclass(frozen=True)
@@ -230,53 +318,6 @@ class PricedBatch:
     @property
     def priced(self) -> int:
         return int(np.count_nonzero(~np.isnan(self.prices)))
-
-
-def price_batch(model: LoadedModel, data: InputData, *, strict: bool = False) -> PricedBatch:
-    """Validate and price one batch with the compiled tables of ``model``.
-
-    What :func:`make_prediction` does per chunk, for callers that hold the
-    model themselves (streaming files, Dask workers). A row's verdict and
-    price never depend on the rest of the batch.
-    """
-    began = time.perf_counter()
-    checked = validate_inputs(data, model.config.model, strict=strict)
-    validated = time.perf_counter()
-    rows = np.flatnonzero(checked.valid)
-    contributions = model.contributions(checked, rows)
-    prices = np.exp(model.scorer.log_prices(contributions))
-    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
-    return _verdicts(
-        model.config, checked, rows, prices, contributions=contributions, timings=timings
-    )
-
-
-def batch_pricer(
-    engine: Engine = "tables", *, strict: bool = False
-) -> Callable[[InputData], PricedBatch]:
-    """A function pricing one batch with ``engine``'s model, loaded now (once
-    per process)."""
-    if engine == "tables":
-        model = load_model()
-        return lambda data: price_batch(model, data, strict=strict)
-    if engine == "pipeline":
-        pipeline = load_model_pipeline()
-        return lambda data: _price_with_pipeline(pipeline, data, strict=strict)
-    raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-
-
-def _price_with_pipeline(
-    model: LoadedPipeline, data: InputData, *, strict: bool = False
-) -> PricedBatch:
-    began = time.perf_counter()
-    checked = validate_inputs(data, model.config.model, strict=strict)
-    validated = time.perf_counter()
-    rows = np.flatnonzero(checked.valid)
-    prices = _pipeline_prices(model, checked)
-    timings = {"validate": validated - began, "score": time.perf_counter() - validated}
-    return _verdicts(
-        model.config, checked, rows, prices, contributions=np.empty((0, 0)), timings=timings
-    )
 
 
 def _verdicts(
@@ -330,17 +371,6 @@ def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
         (start, input_data.iloc[start : start + CHUNK_ROWS])  # type: ignore[union-attr]
         for start in range(0, length, CHUNK_ROWS)
     ]
-
-
-def _pipeline_prices(model: LoadedPipeline, checked: ValidationResult) -> np.ndarray:
-    if not checked.valid.any():
-        return np.empty(0)
-    return np.asarray(model.estimator.predict(checked.features), dtype="float64")
-
-
-def _explanation(model: LoadedModel, contributions: np.ndarray, price: float) -> dict[str, Any]:
-    tables: ModelTables = model.tables
-    return explain(contributions, model.scorer.names, tables.intercept, price)
 
 
 def _implausible(row: int, price: float, low: float, high: float) -> InputError:

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from regression_model import __version__
 from regression_model.artifact import ArtifactPaths, environment, save_artifact, sha256_file
 from regression_model.compiler import check_tables, compile_tables
 from regression_model.config.core import Config, get_config
@@ -25,6 +24,7 @@ from regression_model.evaluation import Evaluation, evaluate, fit_quietly, regre
 from regression_model.pipeline import build_pipeline
 from regression_model.processing.data_manager import dataset_path, load_dataset
 from regression_model.processing.validation import validate_inputs
+from regression_model.version import __version__
 
 
 class TrainingDataError(ValueError):

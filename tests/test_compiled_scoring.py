@@ -19,7 +19,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from regression_model.compiler import CompileError, compile_tables
 from regression_model.config.core import Config, get_config
-from regression_model.predict import load_model, load_model_pipeline, make_prediction
+from regression_model.predict import load_model, make_prediction
 from regression_model.processing.data_manager import load_dataset
 from regression_model.tables import FORMAT, ModelTables, TablesFormatError
 
@@ -46,7 +46,7 @@ def test_every_bundled_house_is_priced_as_the_pipeline_prices_it(file_name: str)
 
 
 def _training_labels() -> dict[str, list[str]]:
-    manifest = load_model_pipeline().manifest
+    manifest = load_model(engine="pipeline").manifest
     return {f["name"]: list(f["categories"]) for f in manifest["features"] if "categories" in f}
 
 
@@ -137,7 +137,7 @@ def test_unknown_engine_and_pipeline_explanations_are_refused() -> None:
 
 
 def test_a_step_without_a_compile_rule_fails_naming_it(config: Config) -> None:
-    fitted = load_model_pipeline().estimator
+    fitted = load_model(engine="pipeline").estimator
     steps = fitted.regressor_.steps
     fitted.regressor_.steps = [*steps[:3], ("mystery", FunctionTransformer()), *steps[3:]]
     try:
@@ -279,7 +279,7 @@ def test_the_tables_round_trip_through_json_and_refuse_a_broken_spline() -> None
 
 
 def test_splines_made_before_a_later_transform_cannot_be_compiled(config: Config) -> None:
-    fitted = load_model_pipeline().estimator
+    fitted = load_model(engine="pipeline").estimator
     steps = fitted.regressor_.steps
     names = [name for name, _ in steps]
     splines, log = names.index("splines"), names.index("log")

@@ -18,8 +18,8 @@ from string import Template
 from api import __version__ as api_version
 from api.app.examples import example_houses
 from api.app.schemas.predict import house_schema
+from regression_model import CompiledModel
 from regression_model import __version__ as model_version
-from regression_model.predict import LoadedModel
 from regression_model.report_files import Report
 
 #: Where the API serves the report (see routes/model_card.py).
@@ -108,7 +108,7 @@ def _when(timestamp: str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _model_section(model: LoadedModel | None, report: Report | None) -> str:
+def _model_section(model: CompiledModel | None, report: Report | None) -> str:
     if model is None:
         return (
             '<p class="notice">The model is not loaded yet (or failed to load): '
@@ -162,7 +162,7 @@ def _model_section(model: LoadedModel | None, report: Report | None) -> str:
 
 
 def render_home_page(
-    model: LoadedModel | None,
+    model: CompiledModel | None,
     *,
     api_key_required: bool,
     nonce: str,

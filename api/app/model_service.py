@@ -20,11 +20,11 @@ from typing import Any
 
 from api.app.examples import canary_house
 from api.app.exceptions import ModelUnavailableError
+from regression_model import WHOLE_ROW, CompiledModel, PredictionResult, load_model
 from regression_model import __version__ as model_version
 from regression_model.artifact import ArtifactPaths
 from regression_model.config.core import get_config, trained_model_dir
-from regression_model.predict import LoadedModel, PredictionResult, load_model, make_prediction
-from regression_model.processing.validation import WHOLE_ROW, json_type
+from regression_model.processing.validation import json_type
 from regression_model.report_files import Report, ReportUnavailableError, read_report
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class ModelService:
         self._done = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
-        self._model: LoadedModel | None = None
+        self._model: CompiledModel | None = None
         self._state = ModelState.LOADING
         self.canary_price: float | None = None
         #: the report beside the artifact (page and plots), if there is one for this model
@@ -62,7 +62,7 @@ class ModelService:
         return self._state is ModelState.READY
 
     @property
-    def model(self) -> LoadedModel | None:
+    def model(self) -> CompiledModel | None:
         """The loaded model, or None while it loads (or when it failed); never waits."""
         return self._model
 
@@ -89,7 +89,7 @@ class ModelService:
         started = time.perf_counter()
         try:
             model = load_model()
-            canary = make_prediction(input_data=[canary_house()])
+            canary = model.predict([canary_house()])
             price = canary["predictions"][0]
             if canary["errors"] or price is None or not math.isfinite(price) or price <= 0:
                 raise CanaryError(f"canary house priced {price!r}, errors {canary['errors']}")
@@ -115,7 +115,7 @@ class ModelService:
         finally:
             self._done.set()
 
-    def wait(self, timeout: float) -> LoadedModel:
+    def wait(self, timeout: float) -> CompiledModel:
         """The loaded model, waiting up to ``timeout`` seconds for it."""
         self.start()
         self._done.wait(timeout)
@@ -132,17 +132,17 @@ class ModelService:
         strict: bool = False,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
-        """``make_prediction`` over ``houses`` (parsed JSON values, one per house).
+        """The model's ``predict`` over ``houses`` (parsed JSON values, one per house).
 
         A value that is not an object cannot be a house: it is scored as an
         empty house (which the package rejects on its own) and its error is
         reworded, so every row keeps its position and the valid rows form the
-        same batch as when calling ``make_prediction`` on the objects alone.
+        same batch as when calling ``predict`` on the objects alone.
         """
-        self.wait(timeout)
+        model = self.wait(timeout)
         not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
         rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
-        result = make_prediction(input_data=rows, explain=explain, strict=strict, timings=timings)
+        result = model.predict(rows, explain=explain, strict=strict, timings=timings)
         if not not_objects:
             return result
         errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]
@@ -158,7 +158,7 @@ class ModelService:
         return {**result, "errors": errors or None}
 
 
-def _model_report(model: LoadedModel) -> Report | None:
+def _model_report(model: CompiledModel) -> Report | None:
     """The report written beside the artifact, read once (PNGs as drawn: no
     matplotlib here); None, with the reason logged, when there is none for
     this model. The service works without it."""
