@@ -35,7 +35,7 @@ from api.app.security import Access, requires_key
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
 #: A span back from now, as the CLI's ``--since`` takes it: 30m, 24h, 7d, 2w.
-_RELATIVE = re.compile(r"(\d{1,15}(?:\.\d{1,9})?)([smhdw])")
+_RELATIVE = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: Longer than any ISO 8601 time with microseconds and an offset.
 _MAX_SINCE_LENGTH = 64
@@ -57,7 +57,8 @@ def parse_since(text: str, now: datetime) -> datetime:
     Raises ValueError with a message for the client."""
     if len(text) > _MAX_SINCE_LENGTH:
         raise ValueError(f"longer than {_MAX_SINCE_LENGTH} characters: send {_SINCE_FORMS}")
-    relative = _RELATIVE.fullmatch(text.strip())
+    # No stripping: the OpenAPI document's schema is exactly what is taken.
+    relative = _RELATIVE.fullmatch(text)
     if relative:
         seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
         # Spans reaching back before year 1 mean "everything logged".
@@ -65,7 +66,7 @@ def parse_since(text: str, now: datetime) -> datetime:
             return EARLIEST
         return now - timedelta(seconds=seconds)
     try:
-        return datetime.fromisoformat(text.strip())
+        return datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not {_SINCE_FORMS}") from None
 
@@ -100,7 +101,22 @@ def _answer(entry: CachedReport) -> Response:
 )
 async def get_drift(
     request: Request,
-    since: Annotated[str | None, Query(description=_SINCE_DESCRIPTION)] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            description=_SINCE_DESCRIPTION,
+            # The document says what parse_since takes (an RFC 3339 time, a
+            # date, or a span); the handler parses it, so the 422 names `since`
+            # in the API's own words.
+            json_schema_extra={
+                "anyOf": [
+                    {"type": "string", "format": "date-time"},
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "pattern": "^" + _RELATIVE.pattern + "$"},
+                ]
+            },
+        ),
+    ] = None,
 ) -> Response:
     """PSI per feature, Kolmogorov-Smirnov for numbers, the share of unseen labels
     and the shift of predicted prices, for the most recent logged houses (up to
