@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from regression_model import __version__
 from regression_model.artifact import (
     ArtifactError,
     ArtifactPaths,
@@ -29,6 +28,7 @@ from regression_model.batch import FORMATS
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
 from regression_model.predict import CHUNK_ROWS, ENGINES
 from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
+from regression_model.version import __version__
 
 LOG_EXTRA_HINT = (
     "the prediction log needs SQLAlchemy, Alembic and psycopg: "
@@ -138,6 +138,7 @@ def _predict(args: argparse.Namespace) -> int:
                 input_format=args.input_format,
                 output_format=args.output_format,
                 allow_missing_columns=args.allow_missing_columns,
+                strict=args.strict,
                 progress=progress,
             )
         else:
@@ -150,6 +151,7 @@ def _predict(args: argparse.Namespace) -> int:
                 output_format=args.output_format,
                 chunk_rows=args.chunk_rows,
                 allow_missing_columns=args.allow_missing_columns,
+                strict=args.strict,
                 progress=progress,
             )
     except batch.BatchFileError as exc:
@@ -172,9 +174,12 @@ def _predict(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before any row was read (loading the model, starting Dask)
         print(f"interrupted; nothing written to {args.output}", file=sys.stderr)
         return 130
+    for ignored in counts.ignored:  # never silently: each column the model does not know
+        print(f"warning: column {ignored.field!r}: {ignored.message}", file=sys.stderr)
     print(
         f"priced {counts.priced} of {counts.read} rows with model {__version__}"
-        + (f"; {counts.rejected} rejected (see the errors column)" if counts.rejected else ""),
+        + (f"; {counts.rejected} rejected (see the errors column)" if counts.rejected else "")
+        + (f"; {len(counts.ignored)} unknown column(s) ignored" if counts.ignored else ""),
         file=sys.stderr,
     )
     return 3 if counts.rejected else 0
@@ -451,6 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--allow-missing-columns",
         action="store_true",
         help="impute model inputs the file has no column for, in every row",
+    )
+    predict.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse, in every row, columns that are not model inputs (default: ignore them, "
+        "named on stderr)",
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar")
     predict.add_argument(

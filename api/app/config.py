@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1024, description="larger request bodies get 413"
     )
     max_rows: int = Field(default=2000, ge=1, description="more houses per request get 413")
+    strict_fields: bool = Field(
+        default=False,
+        description="refuse (a per-house error) fields that are not model inputs, instead of "
+        "ignoring them with a warning; a request's ?strict= overrides it",
+    )
     max_json_depth: int = Field(
         default=16, ge=4, description="JSON nested deeper than this is refused (422)"
     )

@@ -101,6 +101,12 @@ STAGES = Histogram(
     ["stage"],
     buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05, 0.25, 1.0),
 )
+UNKNOWN_FIELDS = Counter(
+    "predict_unknown_fields_total",
+    "fields sent that are not model inputs: ignored (named in the response's warnings) or "
+    "refused (strict mode: an error of the house)",
+    ["outcome"],
+)
 LOG_RECORDS = Counter(
     "prediction_log_records_total",
     "prediction log records by what happened to them: written (to the database), "
@@ -193,6 +199,8 @@ _HOUSES_PER_REQUEST = _tally(HOUSES_PER_REQUEST)
 _PRICES = _tally(PRICES)
 _PRICED = _tally(HOUSES.labels("priced"))
 _REJECTED = _tally(HOUSES.labels("rejected"))
+_IGNORED_FIELDS = _tally(UNKNOWN_FIELDS.labels("ignored"))
+_REFUSED_FIELDS = _tally(UNKNOWN_FIELDS.labels("refused"))
 
 
 def flush() -> None:
@@ -227,8 +235,11 @@ def observe_prediction(
     errors: Sequence[Mapping[str, Any]] | None,
     timings: Mapping[str, float],
     known_fields: frozenset[str],
+    *,
+    warnings: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """The figures of one /predict request (tallied; see :func:`flush`)."""
+    _IGNORED_FIELDS.count += len(warnings or ())
     _HOUSES_PER_REQUEST.observe(houses)
     priced = 0
     for price in prices:
@@ -238,7 +249,11 @@ def observe_prediction(
     _PRICED.count += priced
     _REJECTED.count += houses - priced
     for error in errors or ():
-        field = error["field"] if error["field"] in known_fields else _OTHER
+        if error["field"] in known_fields:
+            field = error["field"]
+        else:  # only an unknown field, refused in strict mode, is not a known one
+            field = _OTHER
+            _REFUSED_FIELDS.count += 1
         tally = _field_tallies.get(field)
         if tally is None:
             tally = _field_tallies[field] = _tally(VALIDATION_FAILURES.labels(field))

@@ -26,7 +26,12 @@ Prices houses in Ames, Iowa with the `regression_model` package (model version
 
 **Houses** are JSON objects with the columns of Kaggle's `test.csv` (raw names
 such as `1stFlrSF`; the Python names such as `FirstFlrSF` are accepted too).
-Missing fields are imputed as in training; unknown fields are ignored.
+Missing fields are imputed as in training. A field the model does not know is
+never dropped silently: the house is priced without it and `warnings` names it,
+with the known field it is closest to (`"GrLivArae": unknown field, ignored — did
+you mean GrLivArea?`); with `?strict=true` (or the server's `STRICT_FIELDS`) it
+is an error of that house instead. The course API's spelling `ThreeSsnPortch`
+is accepted as `3SsnPorch`.
 
 **Errors** always come as `{{"row", "field", "message"}}` items in `errors`:
 `row` is the house's position in `inputs` (null for errors about the request),
@@ -60,6 +65,10 @@ def _examples() -> dict[str, dict[str, Any]]:
         "python_names": {
             "summary": "A house with the Python-safe field names",
             "value": {"inputs": [python_names]},
+        },
+        "misspelled_field": {
+            "summary": "A misspelled field (priced without it; named in warnings)",
+            "value": {"inputs": [{"Neighborhood": "NAmes", "OverallQual": 5, "GrLivArae": 896}]},
         },
         "minimal": {
             "summary": "A few fields only (the rest is imputed)",

@@ -63,6 +63,12 @@ def test_extra_fields_are_ignored_and_named(client: TestClient, house: dict[str,
     assert extra == {
         **plain,
         "warnings": [
+            {
+                "row": None,
+                "field": "comment",
+                "message": "unknown field of the request, ignored; the request has only inputs "
+                "(strict and explain are query parameters)",
+            },
             {"row": 0, "field": "Colour", "message": "unknown field, ignored"},
             {"row": 0, "field": "Notes", "message": "unknown field, ignored"},
         ],

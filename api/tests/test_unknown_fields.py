@@ -120,3 +120,22 @@ def test_the_openapi_document_describes_warnings_and_strict(client: TestClient) 
     assert "strict" in {parameter["name"] for parameter in operation["parameters"]}
     response = document["components"]["schemas"]["PredictionResponse"]
     assert "warnings" in response["properties"]
+
+
+def test_keys_of_the_request_besides_inputs_are_named_too(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    # A client that puts strict in the body must learn that it did nothing.
+    response = client.post(PREDICT, json={"inputs": [house], "strict": True})
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [
+        {
+            "row": None,
+            "field": "strict",
+            "message": "unknown field of the request, ignored; the request has only inputs "
+            "(strict and explain are query parameters)",
+        }
+    ]
+    refused = client.post(PREDICT + "?strict=true", json={"inputs": [house], "comment": "hi"})
+    assert refused.status_code == 422
+    assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(None, "comment")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic_core import to_json
@@ -15,8 +15,15 @@ from api.app.model_service import ModelService
 from api.app.offload import run_cpu_bound
 from api.app.prediction_log import PredictionLog
 from api.app.request_context import current_request_id
-from api.app.schemas import ErrorDetail, ErrorResponse, PredictionResponse, PredictRequest
+from api.app.schemas import (
+    ErrorDetail,
+    ErrorResponse,
+    IgnoredFieldDetail,
+    PredictionResponse,
+    PredictRequest,
+)
 from api.app.security import Access, requires_key
+from regression_model.processing.validation import shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 
@@ -58,6 +65,13 @@ async def predict(
     explain: Annotated[
         bool, Query(description="also split each price into the model's terms")
     ] = False,
+    strict: Annotated[
+        bool | None,
+        Query(
+            description="refuse fields the model does not know (an error of the house) instead "
+            "of ignoring them with a warning; default: the server's STRICT_FIELDS setting"
+        ),
+    ] = None,
 ) -> Response:
     """Price each house; a house that cannot be priced gets `null` and errors
     naming its row and field, while the others are still priced (200). When no
@@ -65,6 +79,10 @@ async def predict(
 
     With `?explain=true`, each priced house also gets its explanation: the
     model is a sum, so the price splits exactly into one term per variable.
+
+    A field the model does not know is never dropped silently: the house is
+    priced without it and `warnings` names it (with the known field it is
+    closest to, if any); with `?strict=true` it is an error of that house.
     """
     # Read directly, not as FastAPI dependencies: resolving those per request
     # cost more than pricing the house.
@@ -81,12 +99,21 @@ async def predict(
     # Stage timings for the metrics and the Server-Timing header (the JSON
     # parser put "parse" here).
     timings: dict[str, float] = request.scope.setdefault("state", {}).setdefault("timings", {})
+    if strict is None:
+        strict = settings.strict_fields
+    envelope = _unknown_request_keys(body, strict=strict)
+    if envelope and strict:
+        raise RequestRejected(422, [ErrorDetail(**detail) for detail in envelope])
     if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
-        result = service.predict(body.inputs, wait, explain=explain, timings=timings)
+        result = service.predict(
+            body.inputs, wait, explain=explain, strict=strict, timings=timings
+        )
     else:
         result = await run_cpu_bound(
-            service.predict, body.inputs, wait, explain=explain, timings=timings
+            service.predict, body.inputs, wait, explain=explain, strict=strict, timings=timings
         )
+    if envelope:
+        result["warnings"] = [*envelope, *(result["warnings"] or [])]
     if settings.metrics:
         metrics.observe_prediction(
             len(body.inputs),
@@ -94,6 +121,7 @@ async def predict(
             result["errors"],
             timings,
             service.input_fields,
+            warnings=result["warnings"],
         )
     log: PredictionLog | None = request.app.state.prediction_log
     if log is not None:
@@ -117,7 +145,26 @@ async def predict(
     request.state.rejected = len(body.inputs) - priced
     if priced == 0:
         errors = [ErrorDetail.model_validate(error) for error in result["errors"] or []]
-        raise RequestRejected(422, errors, predictions=result["predictions"])
+        warnings = [IgnoredFieldDetail.model_validate(w) for w in result["warnings"] or []]
+        raise RequestRejected(
+            422, errors, predictions=result["predictions"], warnings=warnings or None
+        )
     # The package's result already has the response's shape (PredictionResponse,
     # which documents it): serialised as it is, without a second validation.
     return Response(to_json(result), media_type="application/json")
+
+
+def _unknown_request_keys(body: PredictRequest, *, strict: bool) -> list[dict[str, Any]]:
+    """Keys of the request other than ``inputs``, named back like a house's
+    unknown fields (``row`` null): a client that puts ``strict`` or ``explain``
+    in the body instead of the query must learn that they did nothing."""
+    what = (
+        "unknown field of the request, refused (strict mode)"
+        if strict
+        else ("unknown field of the request, ignored")
+    )
+    hint = "; the request has only inputs (strict and explain are query parameters)"
+    return [
+        {"row": None, "field": shown_name(key), "message": what + hint}
+        for key in body.model_extra or {}
+    ]

@@ -28,7 +28,10 @@ class ErrorDetail(BaseModel):
 class IgnoredFieldDetail(BaseModel):
     """A field sent with a house that is not a model input."""
 
-    row: int = Field(description="position of the house in `inputs` (0-based)")
+    row: int | None = Field(
+        description="position of the house in `inputs` (0-based); null for a key of the "
+        "request itself, next to `inputs`"
+    )
     field: str = Field(description="the field as sent")
     message: str = Field(
         description="`unknown field, ignored`, with `did you mean <field>?` when a known "

@@ -58,7 +58,8 @@ House = Annotated[Any, _House]
 class PredictRequest(BaseModel):
     """Houses to price, as in Kaggle's test.csv (one object per house)."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Other keys are kept, to be named back (never silently ignored).
+    model_config = ConfigDict(extra="allow")
 
     inputs: list[House] = Field(
         min_length=1,
