@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from regression_model.artifact import (
 )
 from regression_model.batch import FORMATS
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
+from regression_model.monitoring import since
 from regression_model.predict import CHUNK_ROWS, ENGINES
 from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
 from regression_model.version import __version__
@@ -219,24 +219,14 @@ def _info(args: argparse.Namespace) -> int:
 
 #: Where ``drift``, ``log-migrate`` and ``log-prune`` find the prediction log when not told.
 LOG_ENV_VARS = ("DATABASE_URL", "PREDICTION_LOG_PATH")
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 time (UTC when no zone is given) or a span back from now:
-    ``30m``, ``24h``, ``7d``, ``2w``."""
-    now = now or datetime.now(UTC)
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        return now - timedelta(seconds=float(relative.group(1)) * _UNITS[relative.group(2)])
+def parse_since(text: str) -> datetime:
+    """``--since`` and ``--older-than``: see :func:`monitoring.since.parse_since`."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither an ISO 8601 time nor a span such as 24h or 7d"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return since.parse_since(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _log_url(args: argparse.Namespace) -> str | None:

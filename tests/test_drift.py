@@ -22,7 +22,6 @@ import pytest
 from scipy import stats
 
 from regression_model import __version__
-from regression_model.cli import parse_since
 from regression_model.config.core import Config
 from regression_model.monitoring.drift import DriftAccumulator, kolmogorov_sf, ks_p_value, psi
 from regression_model.monitoring.prediction_log import (
@@ -31,6 +30,7 @@ from regression_model.monitoring.prediction_log import (
     migrate,
     predictions,
 )
+from regression_model.monitoring.since import parse_since
 from regression_model.predict import load_model, make_prediction
 
 AREAS = ("LotArea", "GrLivArea", "TotalBsmtSF", "1stFlrSF", "2ndFlrSF")

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.app.drift_reports import EARLIEST, LATEST, DriftReports, window_start
-from api.app.routes.drift import parse_since
 from api.tests.conftest import make_client
 from api.tests.helpers import wait_until_ready
 from api.tests.test_drift_metrics import log_houses
+from regression_model.monitoring.since import parse_since
 
 HOUR = 3600
 #: UTC offsets as datetime allows them: strictly within a day, to the microsecond.

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -20,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.app.config import Settings
 from api.app.drift_reports import (
-    EARLIEST,
     CachedReport,
     DriftReportError,
     DriftReports,
@@ -31,17 +28,9 @@ from api.app.model_service import ModelService
 from api.app.schemas import ErrorResponse
 from api.app.schemas.drift import DriftReport
 from api.app.security import Access, requires_key
+from regression_model.monitoring.since import SPAN, parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
-
-#: A span back from now, as the CLI's ``--since`` takes it: 30m, 24h, 7d, 2w.
-_RELATIVE = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-#: Longer than any ISO 8601 time with microseconds and an offset.
-_MAX_SINCE_LENGTH = 64
-_SINCE_FORMS = (
-    "an ISO 8601 time such as 2026-11-27T00:00:00Z, or a span back from now such as 24h or 7d"
-)
 
 _SINCE_DESCRIPTION = (
     "only houses logged from then on: an ISO 8601 time (UTC when it has no offset) or a span "
@@ -50,25 +39,6 @@ _SINCE_DESCRIPTION = (
     "reports; the report's `since` is the rounded time. Times before year 1 or after 9999 "
     "(in UTC) count as the earliest or latest time there is. Anything else is a 422."
 )
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """``since`` as sent: an ISO 8601 time or a span back from ``now``.
-    Raises ValueError with a message for the client."""
-    if len(text) > _MAX_SINCE_LENGTH:
-        raise ValueError(f"longer than {_MAX_SINCE_LENGTH} characters: send {_SINCE_FORMS}")
-    # No stripping: the OpenAPI document's schema is exactly what is taken.
-    relative = _RELATIVE.fullmatch(text)
-    if relative:
-        seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
-        # Spans reaching back before year 1 mean "everything logged".
-        if not math.isfinite(seconds) or seconds >= (now - EARLIEST).total_seconds():
-            return EARLIEST
-        return now - timedelta(seconds=seconds)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not {_SINCE_FORMS}") from None
 
 
 def _answer(entry: CachedReport) -> Response:
@@ -112,7 +82,7 @@ async def get_drift(
                 "anyOf": [
                     {"type": "string", "format": "date-time"},
                     {"type": "string", "format": "date"},
-                    {"type": "string", "pattern": "^" + _RELATIVE.pattern + "$"},
+                    {"type": "string", "pattern": "^" + SPAN.pattern + "$"},
                 ]
             },
         ),
@@ -133,7 +103,7 @@ async def get_drift(
     key = None
     if since is not None:
         try:
-            moment = parse_since(since, datetime.now(UTC))
+            moment = parse_since(since)
         except ValueError as exc:
             raise request_error(422, "since", str(exc)) from None
         key = window_start(moment, settings.drift_since_rounding_seconds)
