@@ -161,13 +161,22 @@ def _model_section(model: CompiledModel | None, report: Report | None) -> str:
     )
 
 
+_CARD_NEEDS_KEY = (
+    '<p class="notice">On this server the model card needs the API key: '
+    "<code>/api/v1/model</code> with the <code>X-API-Key</code> header.</p>"
+)
+
+
 def render_home_page(
     model: CompiledModel | None,
     *,
     api_key_required: bool,
     nonce: str,
     report: Report | None = None,
+    show_model_card: bool = True,
 ) -> str:
+    """The page; without ``show_model_card`` (the model card needs the key on
+    this server) it leaves out the model's metrics and report links."""
     house = dict(example_houses()[0])
     categories: dict[str, list[str]] = {}
     if model is not None:
@@ -191,7 +200,7 @@ def render_home_page(
         model_version=html.escape(model_version),
         api_version=html.escape(api_version),
         n_features=len(house_schema()["properties"]),
-        model_section=_model_section(model, report),
+        model_section=_model_section(model, report) if show_model_card else _CARD_NEEDS_KEY,
         example_id=html.escape(str(house.get("Id", ""))),
         fields=fields,
         api_key_field=api_key_field,

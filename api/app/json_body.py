@@ -285,9 +285,10 @@ class StrictJSONRoute(APIRoute):
     and whose API key (``dependencies=[requires_key(...)]``) is checked before
     the body is read: FastAPI resolves dependencies only after reading and
     parsing it, so a client without the key could make the server parse
-    megabytes. The key dependency is therefore checked here instead of by
-    FastAPI; it stays in ``dependencies``, which ``include_router`` copies and
-    the access policy (``security.route_access``) and OpenAPI document read."""
+    megabytes. The key dependency is therefore taken out of ``dependencies``
+    (FastAPI would check it a second time, after the body) and checked here;
+    the access policy (``security.route_access``) and the OpenAPI document
+    read it from ``key_requirement``."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         declared = list(kwargs.get("dependencies") or ())
@@ -299,7 +300,6 @@ class StrictJSONRoute(APIRoute):
             or getattr(dependency, "dependency", None) is not self.key_requirement
         ]
         super().__init__(path, endpoint, **kwargs)
-        self.dependencies = declared
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -118,4 +118,7 @@ def route_access(route: BaseRoute | RouteContext) -> Access:
     ``RouteContext`` (``fastapi.routing.iter_route_contexts``) has the
     dependencies of the routers it was included through too."""
     requirement = key_requirement(list(getattr(route, "dependencies", None) or ()))
+    if requirement is None:  # a StrictJSONRoute checks its own, before the body
+        own = getattr(route, "original_route", route)
+        requirement = getattr(own, "key_requirement", None)
     return requirement.access if requirement is not None else Access.OPEN

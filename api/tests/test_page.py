@@ -59,3 +59,18 @@ def test_page_scripts_carry_the_csp_nonce(client: TestClient) -> None:
     assert scripts and all(f'nonce="{html.escape(nonce.group(1))}"' in tag for tag in scripts)
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert client.get("/").headers["Content-Security-Policy"] != policy  # fresh per request
+
+
+def test_the_page_keeps_the_model_card_behind_the_key_when_it_is(client: TestClient) -> None:
+    from api.tests.conftest import make_client
+    from api.tests.helpers import wait_until_ready
+
+    cv = load_model().manifest["metrics"]["cross_validation"]
+    figure = f"{cv['rmsle_mean']:.4f}"
+    assert figure in client.get("/").text
+    with make_client(api_key="k", model_card_require_key=True) as keyed:
+        wait_until_ready(keyed)
+        page = keyed.get("/")
+        assert page.status_code == 200
+        assert figure not in page.text
+        assert "the model card needs the API key" in page.text

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from api.app.dependencies import ModelServiceDep, SettingsDep
 from api.app.exceptions import ModelUnavailableError
 from api.app.home_page import CONTENT_SECURITY_POLICY, render_home_page
+from api.app.security import Access, key_required
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,6 +30,7 @@ def home(service: ModelServiceDep, settings: SettingsDep) -> HTMLResponse:
         api_key_required=settings.api_key is not None,
         nonce=nonce,
         report=service.report if model is not None else None,
+        show_model_card=not key_required(settings, Access.MODEL_CARD),
     )
     return HTMLResponse(
         page,
