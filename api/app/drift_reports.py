@@ -47,13 +47,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic_core import from_json, to_json
 
 import api
 from api.app.prediction_log import PredictionLog
 from api.app.schemas.drift import DriftReport
+from regression_model import Model
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +96,6 @@ def window_start(since: datetime, step_seconds: int) -> datetime:
     return _EPOCH + max((offset // step) * step, EARLIEST - _EPOCH)
 
 
-class LoadedModel(Protocol):
-    """What a report needs of the served model: its verified manifest (the
-    training profile the logged houses are compared with)."""
-
-    manifest: dict[str, Any]
-
-
 class DriftReportError(RuntimeError):
     """A report could not be computed; ``database``: the log could not be read."""
 
@@ -126,7 +120,7 @@ class CachedReport:
 @dataclass
 class _Job:
     key: datetime | None
-    model: LoadedModel
+    model: Model
     future: Future[CachedReport] = field(default_factory=Future)
 
 
@@ -251,7 +245,7 @@ class DriftReports:
     def is_fresh(self, entry: CachedReport) -> bool:
         return entry.age() < self.max_age_seconds
 
-    def refresh(self, model: LoadedModel, key: datetime | None) -> Future[CachedReport] | None:
+    def refresh(self, model: Model, key: datetime | None) -> Future[CachedReport] | None:
         """The computation of ``key``'s report: the one already queued or
         running, else a new one; None when ``MAX_WAITING`` others already wait
         (the whole window is always admitted, first in line)."""
@@ -281,7 +275,7 @@ class DriftReports:
                 self._lock.notify()
             return job.future
 
-    def latest(self, model: LoadedModel | None) -> dict[str, Any] | None:
+    def latest(self, model: Model | None) -> dict[str, Any] | None:
         """The latest whole-window report, without waiting: None until one has
         been computed. When it is stale (or missing) and the model is loaded,
         a refresh is queued."""
@@ -350,7 +344,7 @@ class DriftReports:
             exc_info=not isinstance(exc, DriftReportError),
         )
 
-    def _compute(self, model: LoadedModel, since: datetime | None) -> dict[str, Any]:
+    def _compute(self, model: Model, since: datetime | None) -> dict[str, Any]:
         """One report, computed by the child process (started if needed).
         Raises DriftReportError (``database``: the log could not be read)."""
         child = self._child
