@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import inprocess, load, report, servers
 from benchmarks.data import SEED, request_body
-from regression_model.predict import ENGINES
+from regression_model import ENGINES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STARTED = time.monotonic()

@@ -23,8 +23,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, Field, create_model
 
-from regression_model import __version__
-from regression_model.processing.validation import house_input_model
+from regression_model import __version__, house_input_model
 
 PRICE = 180_000.0
 

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regression_model.config.core import get_config
-from regression_model.processing.data_manager import load_dataset
+from regression_model import get_config, load_dataset
 
 SEED = 0
 

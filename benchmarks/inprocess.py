@@ -21,8 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmarks.data import SEED, json_houses, resample_houses
-from regression_model.predict import ENGINES, Engine, make_prediction
-from regression_model.processing.validation import InputData
+from regression_model import ENGINES, Engine, InputData, make_prediction
 
 CHILD_MARK = "BENCH_CHILD_JSON "
 

@@ -121,7 +121,7 @@ def measure_dask(source: Path, target: Path, rows: int) -> dict[str, Any]:
     read from the worker itself."""
     from distributed import Client, LocalCluster
 
-    from regression_model.config.core import get_config
+    from regression_model import get_config
     from regression_model.dask_scoring import score_files
 
     say(f"dask local: {rows:,} rows")

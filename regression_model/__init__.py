@@ -9,8 +9,12 @@ benchmarks and users import::
     result = model.predict(houses)                # a DataFrame, list of dicts or dict
     result["predictions"], result["errors"], result["warnings"]
 
-``make_prediction(input_data=...)`` is the same call. Everything else in the
-package is internal and may change between versions.
+``make_prediction(input_data=...)`` is the same call. Public modules too:
+``regression_model.batch`` (files in bounded memory), ``regression_model.dask_scoring``
+(the same on a cluster), ``regression_model.processing.resample`` (large test
+inputs) and ``regression_model.monitoring`` (the prediction log, drift).
+Everything else is internal and may change between versions; import-linter
+contracts (``tox -e checks``) keep the service and the benchmarks to these.
 """
 
 from regression_model.artifact import (
@@ -19,7 +23,7 @@ from regression_model.artifact import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
 )
-from regression_model.config.core import ConfigError
+from regression_model.config.core import Config, ConfigError, get_config
 from regression_model.predict import (
     ENGINES,
     CompiledModel,
@@ -30,6 +34,7 @@ from regression_model.predict import (
     load_model,
     make_prediction,
 )
+from regression_model.processing.data_manager import example_houses, load_dataset
 from regression_model.processing.validation import (
     WHOLE_ROW,
     IgnoredField,
@@ -37,8 +42,12 @@ from regression_model.processing.validation import (
     InputError,
     ValidationResult,
     house_input_model,
+    json_type,
+    model_fields,
+    shown_name,
     validate_inputs,
 )
+from regression_model.report_files import Report, ReportUnavailableError
 from regression_model.version import __version__
 
 __all__ = [
@@ -49,6 +58,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
     "CompiledModel",
+    "Config",
     "ConfigError",
     "Engine",
     "IgnoredField",
@@ -57,10 +67,18 @@ __all__ = [
     "Model",
     "PipelineModel",
     "PredictionResult",
+    "Report",
+    "ReportUnavailableError",
     "ValidationResult",
     "__version__",
+    "example_houses",
+    "get_config",
     "house_input_model",
+    "json_type",
+    "load_dataset",
     "load_model",
     "make_prediction",
+    "model_fields",
+    "shown_name",
     "validate_inputs",
 ]

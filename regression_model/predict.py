@@ -27,7 +27,7 @@ from typing import Any, Literal, NotRequired, TypedDict, overload
 
 import numpy as np
 
-from regression_model.artifact import load_pipeline, load_tables
+from regression_model.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.config.core import (
     ARTIFACT_DIR_ENV_VAR,
     CONFIG_ENV_VAR,
@@ -43,6 +43,7 @@ from regression_model.processing.validation import (
     ValidationResult,
     validate_inputs,
 )
+from regression_model.report_files import Report, read_report
 from regression_model.tables import ModelTables, TableScorer, explain
 
 Engine = Literal["tables", "pipeline"]
@@ -77,10 +78,22 @@ class Model:
     #: which of the model's two forms scores: the compiled tables or the pipeline
     engine: Engine
 
-    def __init__(self, config: Config, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, config: Config, manifest: dict[str, Any], directory: Path | None = None
+    ) -> None:
         self.config = config
         #: the artifact's verified manifest: hashes, library versions, metrics
         self.manifest = manifest
+        #: the artifact directory it was loaded from (None: shipped as plain data)
+        self.directory = directory
+
+    def report(self) -> Report:
+        """The model report ``regression-model report`` wrote beside the
+        artifact, each file checked against this manifest (the PNGs as drawn:
+        no matplotlib needed). Raises ``ReportUnavailableError`` saying why
+        there is none."""
+        paths = ArtifactPaths.for_version(self.config, self.version, directory=self.directory)
+        return read_report(paths.report, self.manifest)
 
     @property
     def version(self) -> str:
@@ -175,10 +188,16 @@ class CompiledModel(Model):
 
     engine: Engine = "tables"
 
-    def __init__(self, config: Config, tables: ModelTables, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        tables: ModelTables,
+        manifest: dict[str, Any],
+        directory: Path | None = None,
+    ) -> None:
         """From tables already verified (loaded by :func:`load_model`, or
         shipped to a Dask worker as plain data by a process that did)."""
-        super().__init__(config, manifest)
+        super().__init__(config, manifest, directory)
         self.tables = tables
         self.scorer = TableScorer(tables, config.model)
 
@@ -186,7 +205,7 @@ class CompiledModel(Model):
     def load(cls, config: Config, directory: Path) -> CompiledModel:
         """Verify the artifact in ``directory`` against its manifest, then read it."""
         tables, manifest = load_tables(config, directory)
-        return cls(config, tables, manifest)
+        return cls(config, tables, manifest, directory)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
@@ -218,15 +237,21 @@ class PipelineModel(Model):
 
     engine: Engine = "pipeline"
 
-    def __init__(self, config: Config, estimator: Any, manifest: dict[str, Any]) -> None:
-        super().__init__(config, manifest)
+    def __init__(
+        self,
+        config: Config,
+        estimator: Any,
+        manifest: dict[str, Any],
+        directory: Path | None = None,
+    ) -> None:
+        super().__init__(config, manifest, directory)
         self.estimator = estimator
 
     @classmethod
     def load(cls, config: Config, directory: Path) -> PipelineModel:
         """Verify the artifact in ``directory`` against its manifest, then unpickle it."""
         estimator, manifest = load_pipeline(config, directory)
-        return cls(config, estimator, manifest)
+        return cls(config, estimator, manifest, directory)
 
     def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
         began = time.perf_counter()

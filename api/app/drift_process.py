@@ -34,7 +34,7 @@ NICENESS = 10
 
 def _compute(setup: dict[str, Any], engine: Any, since: datetime | None) -> dict[str, Any]:
     from regression_model import __version__ as model_version
-    from regression_model.config.core import get_config
+    from regression_model import get_config
     from regression_model.monitoring.drift import DriftAccumulator
     from regression_model.monitoring.prediction_log import read_log
 

@@ -20,7 +20,7 @@ from api.app.exceptions import BODY, INPUTS, ModelUnavailableError, RequestRejec
 from api.app.request_context import current_request_id
 from api.app.schemas import ErrorDetail, ErrorResponse, IgnoredFieldDetail
 from regression_model import __version__ as model_version
-from regression_model.processing.validation import json_type
+from regression_model import json_type
 
 
 def error_response(

@@ -18,9 +18,8 @@ from string import Template
 from api import __version__ as api_version
 from api.app.examples import example_houses
 from api.app.schemas.predict import house_schema
-from regression_model import CompiledModel
+from regression_model import CompiledModel, Report
 from regression_model import __version__ as model_version
-from regression_model.report_files import Report
 
 #: Where the API serves the report (see routes/model_card.py).
 REPORT_PATH = "/api/v1/model/report/"

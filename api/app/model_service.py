@@ -20,12 +20,17 @@ from typing import Any
 
 from api.app.examples import canary_house
 from api.app.exceptions import ModelUnavailableError
-from regression_model import WHOLE_ROW, CompiledModel, PredictionResult, load_model
+from regression_model import (
+    WHOLE_ROW,
+    CompiledModel,
+    PredictionResult,
+    Report,
+    ReportUnavailableError,
+    get_config,
+    json_type,
+    load_model,
+)
 from regression_model import __version__ as model_version
-from regression_model.artifact import ArtifactPaths
-from regression_model.config.core import get_config, trained_model_dir
-from regression_model.processing.validation import json_type
-from regression_model.report_files import Report, ReportUnavailableError, read_report
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +167,8 @@ def _model_report(model: CompiledModel) -> Report | None:
     """The report written beside the artifact, read once (PNGs as drawn: no
     matplotlib here); None, with the reason logged, when there is none for
     this model. The service works without it."""
-    directory = ArtifactPaths.for_version(model.config, directory=trained_model_dir()).report
     try:
-        return read_report(directory, model.manifest)
+        return model.report()
     except ReportUnavailableError as reason:
         logger.warning("no model report to serve", extra={"reason": str(reason)})
         return None

@@ -18,7 +18,7 @@ from api.app.security import (
     route_access,
 )
 from regression_model import __version__ as model_version
-from regression_model.config.core import get_config
+from regression_model import get_config
 
 DESCRIPTION = f"""
 Prices houses in Ames, Iowa with the `regression_model` package (model version

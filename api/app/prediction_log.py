@@ -93,6 +93,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from api.app import metrics
+from regression_model import model_fields
 from regression_model.monitoring.prediction_log import (
     FIELDS,
     create_log_engine,
@@ -102,7 +103,6 @@ from regression_model.monitoring.prediction_log import (
     record_json,
     record_time,
 )
-from regression_model.processing.validation import model_fields
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app import model_service
 from api.app.config import Settings
 from api.app.main import create_app
 from api.tests.helpers import wait_until_ready
-from regression_model.config.core import get_config
+from regression_model import CompiledModel, get_config
 
 SECRET = "secret-internal-detail-/etc/passwd"
 
@@ -53,10 +52,11 @@ def test_a_failure_inside_prediction_is_a_generic_500(
     with TestClient(app, raise_server_exceptions=False) as client:
         wait_until_ready(client)
 
-        def broken(**_: Any) -> Any:
+        def broken(*_: Any, **__: Any) -> Any:
             raise ValueError(SECRET)
 
-        monkeypatch.setattr(model_service, "make_prediction", broken)
+        # The service prices with the model object it loaded.
+        monkeypatch.setattr(CompiledModel, "predict", broken)
         response = client.post("/api/v1/predict", json={"inputs": [house]})
     assert response.status_code == 500
     assert SECRET not in response.text

@@ -26,9 +26,8 @@ from strictyaml import (
     load,
 )
 
-import regression_model
-
-PACKAGE_ROOT = Path(regression_model.__file__).resolve().parent
+# This file is regression_model/config/core.py (no import of the package: no cycle).
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PACKAGE_ROOT / "config.yml"
 DATASET_DIR = PACKAGE_ROOT / "datasets"
 DEFAULT_TRAINED_MODEL_DIR = PACKAGE_ROOT / "trained_models"

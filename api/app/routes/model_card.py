@@ -15,7 +15,7 @@ from api.app.home_page import REPORT_PATH
 from api.app.model_service import ModelService
 from api.app.schemas import ErrorResponse, ModelCard
 from api.app.security import Access, requires_key
-from regression_model.report_files import Report
+from regression_model import Report
 
 # The card and the report describe the model, never what clients sent: open
 # unless MODEL_CARD_REQUIRE_KEY (security.py).

@@ -23,7 +23,7 @@ from api.app.schemas import (
     PredictRequest,
 )
 from api.app.security import Access, requires_key
-from regression_model.processing.validation import shown_name
+from regression_model import shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 

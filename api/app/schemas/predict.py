@@ -17,7 +17,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from api.app.schemas.errors import ErrorDetail, IgnoredFieldDetail
-from regression_model.processing.validation import house_input_model
+from regression_model import house_input_model
 
 
 @functools.cache
