@@ -5,7 +5,8 @@ API serves the plots from, see ``report_files.py``):
 
 - ``report.html``: the cross-validated error and its spread, the baselines,
   the error of every slice, the penalty search and the trimmed houses, with
-  the plots;
+  the plots (the page is ``templates/report.html``, a ``string.Template``
+  filled with escaped values and the tables built here);
 - PNG plots (matplotlib, drawn off-screen): predicted vs actual, errors by
   neighbourhood and by price band, the largest terms, how the largest
   numerical terms bend, the learning curve, staleness, the baseline
@@ -20,13 +21,16 @@ staleness check are new here: they cost fits that training does not need.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.resources import files
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import numpy as np
@@ -385,193 +389,139 @@ def _curves(facts: _Facts, figure: Any, save: Any, ticks: Any) -> None:
     save(figure, "term_curves.png")
 
 
-# -- the page --
+# -- the page (templates/report.html; markup for rows here, every value escaped) --
+
+
+@functools.cache
+def _template() -> Template:
+    source = files("regression_model").joinpath("templates", "report.html")
+    return Template(source.read_text(encoding="utf-8"))
+
+
+def _table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join(
+        f'<tr class="{row_class}">'
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in row)
+        + "</tr>"
+        for row, row_class in zip(rows, classes or [""] * len(rows), strict=True)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _scores(label: str, m: dict[str, float]) -> list[str]:
+    return [
+        label,
+        f"{m['rmsle_mean']:.4f} ± {m['rmsle_std']:.4f}",
+        f"${m['rmse_mean']:,.0f}",
+        f"${m['mae_mean']:,.0f}",
+        f"{m['r2_mean']:.3f}",
+    ]
+
+
+def _slice_table(name: str, rows: list[dict[str, Any]], slices: dict[str, Any]) -> str:
+    worst = slices["worst"]
+    classes = [
+        "worst"
+        if (name, r["label"]) == (worst["slice"], worst["label"])
+        else "small"
+        if r["houses"] < slices["min_houses"]
+        else ""
+        for r in rows
+    ]
+    table = _table(
+        ["", "houses", "RMSLE", "bias"],
+        [[r["label"], str(r["houses"]), f"{r['rmsle']:.4f}", f"{r['bias']:+.4f}"] for r in rows],
+        classes,
+    )
+    return f"<div><h3>{html.escape(name)}</h3>{table}</div>"
 
 
 def _page(facts: _Facts) -> str:
+    """The page: ``text`` values are escaped here, ``markup`` escapes its own cells."""
     manifest, config = facts.manifest, facts.config
     cv = manifest["metrics"]["cross_validation"]
     evaluation, versus, slices = manifest["evaluation"], manifest["baselines"], manifest["slices"]
-    e = html.escape
-
-    def table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join(
-            f'<tr class="{(classes or [""] * len(rows))[i]}">'
-            + "".join(f"<td>{e(cell)}</td>" for cell in row)
-            + "</tr>"
-            for i, row in enumerate(rows)
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    summary = table(
-        ["", "RMSLE", "RMSE", "MAE", "R²"],
-        [
+    trimmed, worst = evaluation["trimmed"], slices["worst"]
+    text = {
+        "name": manifest["name"],
+        "version": manifest["version"],
+        "trained_at": manifest["trained_at"],
+        "rows_used": manifest["training_data"]["rows_used"],
+        "training_file": manifest["training_data"]["file"],
+        "tables_sha256": manifest["tables"]["sha256"][:16],
+        "protocol": evaluation["protocol"],
+        "rmsle_per_repeat": ", ".join(f"{r:.4f}" for r in evaluation["rmsle_per_repeat"]),
+        "rmsle_repeat_std": f"{cv['rmsle_repeat_std']:.4f}",
+        "rmsle_std": f"{cv['rmsle_std']:.4f}",
+        "rmsle_mean": f"{cv['rmsle_mean']:.4f}",
+        "max_cv_rmsle": manifest["quality_gate"]["max_cv_rmsle"],
+        "improvement": f"{versus['improvement_over_best']:.0%}",
+        "best_baseline": versus["best"].replace("_", " "),
+        "min_improvement": f"{versus['min_improvement']:.0%}",
+        "min_houses": slices["min_houses"],
+        "worst_slice": worst["slice"],
+        "worst_label": worst["label"],
+        "worst_rmsle": f"{worst['rmsle']:.4f}",
+        "max_slice_rmsle": slices["max_rmsle"],
+        "alpha": evaluation["alpha"],
+        "tuning_folds": config.tuning_folds,
+        "trimmed_count": len(trimmed["ids"]),
+        "trim_threshold": trimmed["threshold"],
+        "residual_scale": f"{trimmed['residual_scale']:.4f}",
+        "trimmed_ids": ", ".join(map(str, trimmed["ids"])),
+        "fitted_until": f"{facts.staleness[0]['year']:.0f}",
+    }
+    markup = {
+        "summary_table": _table(
+            ["", "RMSLE", "RMSE", "MAE", "R²"],
             [
-                "model (mean ± std over folds)",
-                f"{cv['rmsle_mean']:.4f} ± {cv['rmsle_std']:.4f}",
-                f"${cv['rmse_mean']:,.0f}",
-                f"${cv['mae_mean']:,.0f}",
-                f"{cv['r2_mean']:.3f}",
+                _scores("model (mean ± std over folds)", cv),
+                *(
+                    _scores(f"baseline: {name.replace('_', ' ')}", m)
+                    for name, m in versus["models"].items()
+                ),
             ],
-            *[
+        ),
+        "plots": "".join(
+            f'<figure><img src="{html.escape(name)}" alt="{html.escape(title)}">'
+            f"<figcaption>{html.escape(title)}</figcaption></figure>"
+            for name, title in PLOTS.items()
+        ),
+        "slice_tables": "".join(
+            _slice_table(name, rows, slices) for name, rows in slices["by"].items()
+        ),
+        "search_table": _table(
+            ["alpha", "mean RMSE of the search's folds", "outer folds that chose it"],
+            [
+                [alpha, f"{rmse:.5f}", str(evaluation["alphas_chosen"].get(alpha, 0))]
+                for alpha, rmse in evaluation["alpha_tuning_rmse"].items()
+            ],
+        ),
+        "staleness_table": _table(
+            ["sales of", "houses", "RMSLE"],
+            [
                 [
-                    f"baseline: {name.replace('_', ' ')}",
-                    f"{m['rmsle_mean']:.4f} ± {m['rmsle_std']:.4f}",
-                    f"${m['rmse_mean']:,.0f}",
-                    f"${m['mae_mean']:,.0f}",
-                    f"{m['r2_mean']:.3f}",
+                    f"{p['year']:.0f} and before (unseen houses of the fitting years, CV)"
+                    if p["same_years"]
+                    else f"{p['year']:.0f}",
+                    f"{p['houses']:.0f}",
+                    f"{p['rmsle']:.4f}",
                 ]
-                for name, m in versus["models"].items()
+                for p in facts.staleness
             ],
-        ],
-    )
-    repeats = ", ".join(f"{r:.4f}" for r in evaluation["rmsle_per_repeat"])
-    slice_tables = []
-    for name, rows in slices["by"].items():
-        worst = slices["worst"]
-        slice_tables.append(
-            f"<div><h3>{e(name)}</h3>"
-            + table(
-                ["", "houses", "RMSLE", "bias"],
-                [
-                    [r["label"], str(r["houses"]), f"{r['rmsle']:.4f}", f"{r['bias']:+.4f}"]
-                    for r in rows
-                ],
-                [
-                    "worst"
-                    if (name, r["label"]) == (worst["slice"], worst["label"])
-                    else "small"
-                    if r["houses"] < slices["min_houses"]
-                    else ""
-                    for r in rows
-                ],
-            )
-            + "</div>"
-        )
-    search = table(
-        ["alpha", "mean RMSE of the search's folds", "outer folds that chose it"],
-        [
-            [a, f"{rmse:.5f}", str(evaluation["alphas_chosen"].get(a, 0))]
-            for a, rmse in evaluation["alpha_tuning_rmse"].items()
-        ],
-    )
-    plots = "".join(
-        f'<figure><img src="{e(name)}" alt="{e(title)}"><figcaption>{e(title)}</figcaption>'
-        "</figure>"
-        for name, title in PLOTS.items()
-    )
-    trimmed = evaluation["trimmed"]
-    learning = table(
-        ["training houses", "RMSLE on them", "RMSLE on unseen houses"],
-        [
-            [f"{p['houses']:.0f}", f"{p['training_rmsle']:.4f}",
-             f"{p['cv_rmsle']:.4f} ± {p['cv_rmsle_std']:.4f}"]
-            for p in facts.learning
-        ],
-    )  # fmt: skip
-    stale = table(
-        ["sales of", "houses", "RMSLE"],
-        [
+        ),
+        "learning_table": _table(
+            ["training houses", "RMSLE on them", "RMSLE on unseen houses"],
             [
-                f"{p['year']:.0f} and before (unseen houses of the fitting years, CV)"
-                if p["same_years"]
-                else f"{p['year']:.0f}",
-                f"{p['houses']:.0f}",
-                f"{p['rmsle']:.4f}",
-            ]
-            for p in facts.staleness
-        ],
-    )
-    worst = slices["worst"]
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Model report · {e(manifest["name"])} {e(manifest["version"])}</title>
-<link rel="icon" href="data:,">
-<style>
-  body {{ margin: 0; font: 15px/1.5 system-ui, sans-serif; color: #1d2733; background: #f6f8fa; }}
-  main {{ max-width: 64rem; margin: 0 auto; padding: 2rem 1.25rem 3rem; }}
-  section {{ background: #fff; border: 1px solid #d8dee6; border-radius: .5rem;
-             padding: 1rem 1.25rem; margin-bottom: 1.25rem; }}
-  table {{ border-collapse: collapse; margin: .5rem 0 1rem; font-variant-numeric: tabular-nums; }}
-  th, td {{ padding: .25rem .7rem; border-bottom: 1px solid #d8dee6; text-align: left; }}
-  tr.worst td {{ background: #fde8e7; font-weight: 600; }}
-  tr.small td {{ color: #5b6775; }}
-  .slices {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr));
-             gap: 0 1.5rem; align-items: start; }}
-  .plots {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(28rem, 1fr));
-           gap: 1rem; }}
-  figure {{ margin: 0; }} figure img {{ width: 100%; border: 1px solid #d8dee6; }}
-  figcaption, .muted {{ color: #5b6775; font-size: .9rem; }}
-  .passed {{ color: #067647; font-weight: 600; }}
-</style>
-</head>
-<body>
-<main>
-<h1>Model report: {e(manifest["name"])} {e(manifest["version"])}</h1>
-<p class="muted">Trained {e(manifest["trained_at"])} on {manifest["training_data"]["rows_used"]}
-houses of {e(manifest["training_data"]["file"])}; tables sha256
-<code>{e(manifest["tables"]["sha256"][:16])}…</code>. Every number below is measured on houses
-the measured model never saw.</p>
-
-<section id="summary">
-<h2>How well it prices unseen houses</h2>
-<p>{e(evaluation["protocol"])}. RMSLE per repeat: {e(repeats)}
-(± {cv["rmsle_repeat_std"]:.4f} between repeats, ± {cv["rmsle_std"]:.4f} between folds).</p>
-{summary}
-<p class="passed">Quality gates passed: CV RMSLE {cv["rmsle_mean"]:.4f} ≤ {
-        manifest["quality_gate"]["max_cv_rmsle"]
-    }; {versus["improvement_over_best"]:.0%} below
-the best baseline ({e(versus["best"].replace("_", " "))}; at least {versus["min_improvement"]:.0%}
-required); worst slice of {slices["min_houses"]}+ houses {e(worst["slice"])} = {
-        e(worst["label"])
-    }: RMSLE {worst["rmsle"]:.4f} ≤ {slices["max_rmsle"]}.</p>
-</section>
-
-<section id="plots">
-<h2>Plots</h2>
-<div class="plots">{plots}</div>
-</section>
-
-<section id="slices">
-<h2>Error by slice</h2>
-<p class="muted">Every house priced once per repeat by a model that never saw it. Bias: mean of
-log(predicted) - log(actual), above 0 when priced too high. Slices with fewer than
-{slices["min_houses"]} houses are greyed: too few to judge. The worst judged slice is
-highlighted.</p>
-<div class="slices">{"".join(slice_tables)}</div>
-</section>
-
-<section id="search">
-<h2>The penalty and the trimmed houses</h2>
-<p>The shipped model's Lasso penalty, alpha = {evaluation["alpha"]}, was chosen by
-{config.tuning_folds}-fold cross-validation on all {manifest["training_data"]["rows_used"]}
-houses; in the evaluation, each training part chose its own:</p>
-{search}
-<p>After a first fit, {len(trimmed["ids"])} houses whose residual is beyond
-{trimmed["threshold"]} robust standard deviations ({trimmed["threshold"]} x {
-        trimmed["residual_scale"]:.4f} in log-price) were left out of the second fit: Ids
-{e(", ".join(map(str, trimmed["ids"])))}.</p>
-</section>
-
-<section id="staleness">
-<h2>Staleness</h2>
-<p class="muted">A model fitted only on the sales of {facts.staleness[0]["year"]:.0f} and
-before (alpha {evaluation["alpha"]}), measured on each later year's sales: how much worse it
-gets as it ages, next to its error on unseen houses of its own years.</p>
-{stale}
-</section>
-
-<section id="learning">
-<h2>Learning curve</h2>
-<p class="muted">Fitted on shares of each training part of the first repeat, with alpha
-{evaluation["alpha"]}.</p>
-{learning}
-</section>
-</main>
-</body>
-</html>
-"""
+                [
+                    f"{p['houses']:.0f}",
+                    f"{p['training_rmsle']:.4f}",
+                    f"{p['cv_rmsle']:.4f} ± {p['cv_rmsle_std']:.4f}",
+                ]
+                for p in facts.learning
+            ],
+        ),
+    }
+    escaped = {key: html.escape(str(value)) for key, value in text.items()}
+    return _template().substitute(escaped, **markup)

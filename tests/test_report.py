@@ -3,12 +3,15 @@ serving reads; a report always describes the artifact beside it."""
 
 from __future__ import annotations
 
+import copy
+import html
 import json
 import re
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +101,29 @@ def test_a_report_of_other_code_or_config_is_refused(
     with pytest.raises(ReportError, match="retrain"):
         write_report(config, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_every_value_the_page_template_shows_is_escaped(config: Config) -> None:
+    """The page is templates/report.html filled in with string.Template: text
+    from the manifest is escaped, and a `$` in it is shown, not substituted."""
+    from regression_model.report import _Facts, _page
+
+    _, manifest = load_tables(config)
+    manifest = copy.deepcopy(manifest)
+    hostile = '<script>&"$version ${name}</script>'
+    manifest["name"] = manifest["training_data"]["file"] = hostile
+    slices = manifest["slices"]
+    first = next(iter(slices["by"]))
+    slices["by"][hostile] = [dict(r, label=hostile + r["label"]) for r in slices["by"][first]]
+    slices["worst"] = dict(
+        slices["worst"], slice=hostile, label=hostile + slices["by"][first][0]["label"]
+    )
+    learning = [{"houses": 100.0, "training_rmsle": 0.1, "cv_rmsle": 0.12, "cv_rmsle_std": 0.01}]
+    stale = [{"year": 2007.0, "houses": 100.0, "rmsle": 0.12, "same_years": 1.0}]
+    unused: Any = None  # the page reads neither the tables, the data nor the evaluation
+    page = _page(_Facts(config.model, manifest, unused, unused, unused, learning, stale, {}))
+    assert "<script>" not in page and "${" not in page.replace(html.escape(hostile), "")
+    assert f"<h1>Model report: {html.escape(hostile)} {manifest['version']}</h1>" in page
+    assert f"<h3>{html.escape(hostile)}</h3>" in page
+    assert page.count('<tr class="worst">') == 1
+    assert page.count("<style>") == 1 and page.endswith("</html>\n")

@@ -52,6 +52,8 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             "regression_model/monitoring/migrations/script.py.mako",
             "regression_model/monitoring/migrations/versions/0001_prediction_log.py",
             "regression_model/monitoring/migrations/versions/0002_ignored_fields.py",
+            # the report's page template (read with importlib.resources)
+            "regression_model/templates/report.html",
         ):
             assert required in names, required
         manifest = json.loads(
