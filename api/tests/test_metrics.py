@@ -8,20 +8,28 @@ worker answers the scrape.
 
 from __future__ import annotations
 
+import ast
+import json
+import os
+import random
 import re
+import statistics
+import subprocess
+import sys
 import time
 from collections import Counter as Tally
 from pathlib import Path
 from typing import Any
 
 import httpx
+import prometheus_client
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import metrics
-from api.tests.conftest import make_client
+from api.tests.conftest import FIGURES, make_client
 from api.tests.helpers import running_server, wait_until_ready
 from regression_model import __version__ as model_version
 
@@ -130,9 +138,9 @@ def test_two_workers_count_into_one_scrape(
 
 
 def test_tallies_add_up_to_what_observing_one_by_one_records() -> None:
-    """The request path tallies, then adds many observations at once through
-    prometheus-client's histogram internals: the result must be the same as
-    calling observe() for each value (bucket edges included)."""
+    """The request path tallies, then flushes through prometheus-client's public
+    calls: the result must be the same as calling observe() for each value on
+    the request path (bucket edges included)."""
     registry = CollectorRegistry()
     buckets = (0.001, 0.01, 0.1, 1.0)
     direct = Histogram("direct", "one by one", buckets=buckets, registry=registry)
@@ -161,3 +169,154 @@ def test_tallies_add_up_to_what_observing_one_by_one_records() -> None:
     }
     assert {k: v for k, v in samples.items() if not k[0].endswith("_created")} == expected
     assert counted._value.get() == len(values)
+
+
+def prometheus_private_names() -> frozenset[str]:
+    """The private attributes prometheus-client's own objects keep (``self._sum``,
+    ``self._buckets``, ...), read from its installed source: free to change in
+    any release."""
+    names = set()
+    for file in Path(prometheus_client.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("self", "cls")
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                names.add(node.attr)
+    return frozenset(names)
+
+
+def private_prometheus_uses(source: str, private: frozenset[str]) -> list[str]:
+    """Where ``source`` reads or writes one of those attributes on an object not
+    its own (``child._sum``, ``getattr(child, "_upper_bounds")``) or imports a
+    private name from prometheus-client, as ``line: name``."""
+    uses = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.expr | ast.stmt):
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Attribute) and not (
+            isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+        ):
+            names = [node.attr]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
+            names = [node.args[1].value]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "prometheus_client"
+        ):
+            names = [alias.name for alias in node.names if alias.name.startswith("_")]
+            uses += [f"{node.lineno}: {name}" for name in names]
+            continue
+        uses += [f"{node.lineno}: {name}" for name in names if name in private]
+    return uses
+
+
+def test_the_service_uses_only_prometheus_clients_public_api() -> None:
+    """Issue 17: ``_Tally.flush`` wrote into ``Histogram._sum`` and ``._buckets``
+    (found through ``_upper_bounds``), which a minor upgrade may rename. No
+    module of the service may touch a private attribute of prometheus-client."""
+    private = prometheus_private_names()
+    assert {"_upper_bounds", "_sum", "_buckets", "_value"} <= private
+    old_flush = "bounds = getattr(child, '_upper_bounds', None)\nchild._buckets[i].inc(n)\n"
+    assert private_prometheus_uses(old_flush, private) == ["1: _upper_bounds", "2: _buckets"]
+    app = Path(metrics.__file__).parent
+    uses = [
+        f"{file.relative_to(app.parent.parent)}:{use}"
+        for file in sorted(app.rglob("*.py"))
+        for use in private_prometheus_uses(file.read_text(encoding="utf-8"), private)
+    ]
+    assert uses == [], "prometheus-client's private attributes used (public API only):\n" + (
+        "\n".join(uses)
+    )
+
+
+#: One-house /predict requests a second, the rate the flush is measured at.
+FLUSH_COST_RATE = 3000
+
+
+def print_flush_cost(rounds: int = 5) -> None:
+    """Tally a second of one-house /predict requests at ``FLUSH_COST_RATE`` as the
+    middleware and the route do, flush them (as ``FLUSH_SECONDS`` apart flushes
+    would, in all), and print the medians of ``rounds`` as JSON; then check that
+    the scrape counts every request. Run in a fresh process (the counts start at 0)."""
+    rng = random.Random(0)
+    requests = [
+        (
+            rng.uniform(2e-4, 5e-3),
+            [rng.uniform(5e4, 6e5)],
+            {stage: rng.uniform(1e-5, 2e-4) for stage in ("parse", "validate", "score")},
+        )
+        for _ in range(FLUSH_COST_RATE)
+    ]
+    fields = frozenset({"GrLivArea"})
+    per_flush = round(FLUSH_COST_RATE * metrics.FLUSH_SECONDS)
+    tallying, flushing, one_flush = [], [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for seconds, prices, timings in requests:
+            metrics.observe_request("POST", "/api/v1/predict", 200, seconds)
+            metrics.observe_prediction(1, prices, None, timings, fields)
+        tallied = time.perf_counter()
+        metrics.flush()
+        flushed = time.perf_counter()
+        for seconds, prices, timings in requests[:per_flush]:  # one FLUSH_SECONDS's worth
+            metrics.observe_request("POST", "/api/v1/predict", 200, seconds)
+            metrics.observe_prediction(1, prices, None, timings, fields)
+        one_started = time.perf_counter()
+        metrics.flush()
+        one_flush.append(time.perf_counter() - one_started)
+        tallying.append(tallied - started)
+        flushing.append(flushed - tallied)
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.render(None).decode())
+        for sample in family.samples
+        if sample.name in ("http_requests_total", "predict_price_dollars_count")
+    }
+    counted = rounds * (FLUSH_COST_RATE + per_flush)
+    assert samples == dict.fromkeys(
+        ("http_requests_total", "predict_price_dollars_count"), counted
+    )
+    tally_us = statistics.median(tallying) / FLUSH_COST_RATE * 1e6
+    flush_ms = statistics.median(flushing) * 1e3
+    figures = {
+        "multiprocess": metrics.is_multiprocess(),
+        "requests_a_second": FLUSH_COST_RATE,
+        "request_path_us_a_request": round(tally_us, 2),
+        "flush_ms_a_second_of_requests": round(flush_ms, 1),
+        "flush_us_a_request": round(flush_ms * 1e3 / FLUSH_COST_RATE, 1),
+        "flush_seconds": metrics.FLUSH_SECONDS,
+        "one_flush_ms": round(statistics.median(one_flush) * 1e3, 1),
+    }
+    print(json.dumps(figures))
+
+
+def test_flush_cost_at_3000_requests_a_second(tmp_path: Path) -> None:
+    """What the tallies cost on the request path and at flush, in multi-process
+    mode (a fresh process and directory): figures printed, not asserted."""
+    env = {**os.environ, metrics.MULTIPROC_ENV_VAR: str(tmp_path)}
+    code = "from api.tests.test_metrics import print_flush_cost; print_flush_cost()"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(metrics.__file__).parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert figures["multiprocess"] is True
+    print(figures)
+    FIGURES["metrics flush at 3,000 one-house requests/s (multi-process)"] = figures
