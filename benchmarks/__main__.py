@@ -29,6 +29,7 @@ from typing import Any
 from benchmarks import inprocess, load, report, servers
 from benchmarks.data import SEED, request_body
 from regression_model import ENGINES
+from testkit import Server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STARTED = time.monotonic()
@@ -165,9 +166,9 @@ def measure_in_process(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _cold_start(server: servers.Server) -> dict[str, Any]:
+def _cold_start(server: Server) -> dict[str, Any]:
     return {
-        "app": server.app,
+        "app": server.name,
         "workers": server.workers,
         "first_ready_s": server.first_ready_s,
         "all_ready_s": server.all_ready_s,

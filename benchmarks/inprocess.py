@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 from benchmarks.data import SEED, json_houses, resample_houses
 from regression_model import ENGINES, Engine, InputData, make_prediction
+from testkit import peak_rss_bytes
 
 CHILD_MARK = "BENCH_CHILD_JSON "
 
@@ -87,12 +87,6 @@ def measure_dict(engine: Engine, *, max_repeats: int, budget_s: float) -> dict[s
     return {**summarise(engine, 1, times, "this process"), "input": "dict"}
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (10^6 bytes; Linux
-    reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-
-
 def child_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="time one engine on one batch; peak memory")
     parser.add_argument("--engine", required=True, choices=ENGINES)
@@ -102,13 +96,13 @@ def child_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     predict(args.engine, resample_houses(1, args.seed))  # load the model
     frame = resample_houses(args.rows, args.seed)
-    before = peak_rss_mb()
+    before = peak_rss_bytes() / 1e6
     times = [
         time_calls(lambda: predict(args.engine, frame), max_repeats=1, budget_s=0)[0]
         for _ in range(args.repeats)
     ]
     result = summarise(args.engine, args.rows, times, "child process")
-    result["peak_rss_mb"] = peak_rss_mb()
+    result["peak_rss_mb"] = peak_rss_bytes() / 1e6
     result["peak_rss_before_predicting_mb"] = before
     print(CHILD_MARK + json.dumps(result), flush=True)
     return 0

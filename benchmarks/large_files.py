@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from regression_model.processing.resample import write_houses
+from testkit import peak_rss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STARTED = time.monotonic()
@@ -111,10 +111,6 @@ def best(runs: list[dict[str, Any]], label: str) -> dict[str, Any]:
     return min((r for r in runs if r["label"] == label), key=lambda r: float(r["wall_s"]))
 
 
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
 def measure_dask(source: Path, target: Path, rows: int) -> dict[str, Any]:
     """``--dask local``'s scoring of ``source``: the cluster (sized to the
     machine) is started first and timed apart; each worker's peak memory is
@@ -137,7 +133,7 @@ def measure_dask(source: Path, target: Path, rows: int) -> dict[str, Any]:
             str(source), str(target), address=cluster.scheduler_address, config=get_config().model
         )
         wall = time.perf_counter() - began
-        peaks = client.run(_peak_rss_mb)
+        peaks = client.run(peak_rss_bytes)  # each worker's own
     return {
         "label": "dask local CSV -> CSV",
         "rows": rows,
@@ -150,7 +146,7 @@ def measure_dask(source: Path, target: Path, rows: int) -> dict[str, Any]:
         "cluster_start_s": round(startup, 2),
         "wall_s": round(wall, 2),
         "rows_per_s": round(rows / wall),
-        "peak_rss_mb_per_worker": sorted(peaks.values()),
+        "peak_rss_mb_per_worker": sorted(round(b / 2**20, 1) for b in peaks.values()),
     }
 
 

@@ -10,9 +10,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from testkit.wrk import run_wrk as _run
+
 SCRIPT = Path(__file__).with_name("wrk_report.lua")
 MARK = "BENCH_WRK_JSON "
-LOOPBACK = "http://127.0.0.1:"
 
 
 def find_wrk(explicit: str | None = None) -> str | None:
@@ -39,23 +40,12 @@ def run_wrk(
 ) -> dict[str, Any]:
     """POST the body in ``body_file`` to ``url`` + /api/v1/predict over
     ``connections`` keep-alive connections for ``seconds``; loopback only."""
-    if not url.startswith(LOOPBACK):
-        raise ValueError(f"refusing to load-test {url}: only 127.0.0.1 is allowed")
-    command = [
-        wrk,
-        f"--threads={threads}",
-        f"--connections={connections}",
-        f"--duration={max(1, round(seconds))}s",
-        "--timeout=30s",
-        f"--script={SCRIPT}",
-        url + "/api/v1/predict",
-    ]
-    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 60)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    raw: dict[str, Any] = json.loads(lines[-1].removeprefix(MARK))
+    line = _run(
+        url + "/api/v1/predict", SCRIPT, mark=MARK, connections=connections, seconds=seconds,
+        threads=threads, executable=wrk, env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+        request_timeout_s=30,
+    )  # fmt: skip
+    raw: dict[str, Any] = json.loads(line)
     duration_s = raw["duration_us"] / 1e6
     percentiles = raw["latency_us"]["percentiles"]
     return {

@@ -18,22 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from api.app.examples import example_houses
-from api.tests.helpers import API_PARENT, WRK_SCRIPT, free_port, pinned, server_env, stop, wrk
+from benchmarks.servers import ROOT
+from testkit import SUMMARY_SCRIPT, cpu_seconds, env_with_path, pinned, serving, wrk_summary
 
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "bare": {"METRICS": "false"},
@@ -42,43 +38,20 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
 }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(
     name: str, directory: Path, script: Path, connections: int, seconds: float, *, pin: bool
 ) -> dict[str, Any]:
     env = {k: v.format(dir=directory) for k, v in CONFIGURATIONS[name].items()}
-    port = free_port()
-    log = (directory / f"{name}.log").open("wb")
-    process = subprocess.Popen(
-        [*(pinned(0) if pin else []), sys.executable, "-m", "api", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=API_PARENT, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/api/v1/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: server not ready")
-            time.sleep(0.1)
-        wrk(url + "/api/v1/predict", script, connections, 2, pin=pin)  # warm-up
-        cpu_before = cpu_seconds(process.pid)
-        result = wrk(url + "/api/v1/predict", script, connections, seconds, pin=pin)
-        cpu = cpu_seconds(process.pid) - cpu_before
+    command = [*(pinned(0) if pin else []), sys.executable, "-m", "api"]
+    with serving(
+        command, directory / f"{name}.log", name=name, env=env_with_path(ROOT, **env), cwd=ROOT
+    ) as server:
+        url = server.url + "/api/v1/predict"
+        wrk_summary(url, script, connections, 2, pin=pin)  # warm-up
+        cpu_before = cpu_seconds(server.process.pid)
+        result = wrk_summary(url, script, connections, seconds, pin=pin)
+        cpu = cpu_seconds(server.process.pid) - cpu_before
         result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
-    finally:
-        stop(process)
-        log.close()
     return result
 
 
@@ -90,7 +63,7 @@ def run(rounds: int, seconds: float, connections: int, pin: bool = True) -> dict
     with tempfile.TemporaryDirectory(prefix="overhead-") as temporary:
         directory = Path(temporary)
         script = directory / "post.lua"
-        script.write_text(WRK_SCRIPT.format(body=body))
+        script.write_text(SUMMARY_SCRIPT.format(body=body))
         for _ in range(rounds):
             for name in CONFIGURATIONS:
                 results[name].append(

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from testkit import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE_DIR = Path(__file__).resolve().parent
@@ -118,12 +119,6 @@ class PrivateIndex:
             return int(error.code)
         except urllib.error.URLError:
             return 0  # not listening (yet)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _run(
@@ -223,7 +218,7 @@ def private_index(workdir: Path, timings: Timings) -> Iterator[PrivateIndex]:
     htpasswd = HtpasswdFile(str(workdir / "htpasswd"), new=True, default_scheme="bcrypt")
     htpasswd.set_password(USER, password)
     htpasswd.save()
-    index = PrivateIndex("127.0.0.1", _free_port(), packages, password, workdir / "pypiserver.log")
+    index = PrivateIndex("127.0.0.1", free_port(), packages, password, workdir / "pypiserver.log")
     with index.log.open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "pypiserver", "run", "--host", index.host,

@@ -28,7 +28,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -45,6 +44,7 @@ from index_fixtures import ROOT, USER, VERSION, PrivateIndex, Timings
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
 from regression_model.processing.data_manager import load_dataset
+from testkit import free_port
 
 IMAGE = "localhost/house-prices-systemd-vm:test"
 CONTAINERFILE = ROOT / "deploy" / "tests" / "systemd-vm.Containerfile"
@@ -113,12 +113,6 @@ class Machine:
     def cursor(self) -> str:
         # The journal's position now: what follows it is what comes next.
         return self.out("journalctl -n 0 --show-cursor --no-pager").rsplit("cursor: ", 1)[-1]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _http(
@@ -249,7 +243,7 @@ def deployed(
 
     # Configure (README "Configure"): the port and address this test can use,
     # an API key, two workers.
-    port = _free_port()
+    port = free_port()
     machine.run(
         f"sed -i -e 's/^PORT=.*/PORT={port}/' -e 's/^HOST=.*/HOST=127.0.0.1/' "
         f"-e 's/^WEB_CONCURRENCY=.*/WEB_CONCURRENCY={WORKERS}/' "

@@ -245,6 +245,10 @@ def test_api_tests_pass_against_the_installed_package(
     # there, `regression_model` only from the fresh venv.
     source = workdir / "api-copy"
     shutil.copytree(API_DIR, source / "api", ignore=shutil.ignore_patterns("__pycache__"))
+    # The API's tests import the shared test helpers (standard library only).
+    shutil.copytree(
+        ROOT / "testkit", source / "testkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy2(ROOT / "pyproject.toml", source / "pyproject.toml")  # pytest settings
     env = _isolated_env(fresh_venv)
     env["PYTHONPATH"] = os.pathsep.join([str(source), str(RELEASE_DIR)])

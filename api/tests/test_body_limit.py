@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api.tests.helpers import Server, running_server
+from api.tests.helpers import running_server
+from testkit import Server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 

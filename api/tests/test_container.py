@@ -27,7 +27,7 @@ import pytest
 
 from api.app.examples import example_houses
 from api.tests.conftest import FIGURES, as_json_houses
-from api.tests.helpers import API_PARENT, free_port
+from api.tests.helpers import API_PARENT
 from api.tests.tooling import (
     Engine,
     base_images,
@@ -36,6 +36,7 @@ from api.tests.tooling import (
     pull_if_missing,
 )
 from regression_model.predict import load_model, make_prediction
+from testkit import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 

@@ -32,8 +32,9 @@ import httpx
 import pytest
 
 from api.tests.conftest import FIGURES
-from api.tests.helpers import pinned, running_server
-from api.tests.test_load_and_faults import resident_kib, workers_of
+from api.tests.helpers import running_server
+from api.tests.test_load_and_faults import workers_of
+from testkit import pinned, status_kib
 
 pytestmark = [pytest.mark.server, pytest.mark.load]
 
@@ -158,10 +159,10 @@ def test_a_drift_flood_does_not_slow_predictions_nor_grow_memory(
             while not done.wait(0.2):
                 child = drift_process_of(worker)
                 try:
-                    child_kib = resident_kib(child) if child is not None else 0
-                except (FileNotFoundError, AssertionError):
+                    child_kib = status_kib(child, "VmRSS") if child is not None else 0
+                except (FileNotFoundError, LookupError):  # gone, or a zombie
                     child_kib = 0
-                samples.append((phase, resident_kib(worker), child_kib))
+                samples.append((phase, status_kib(worker, "VmRSS"), child_kib))
 
         sampler = threading.Thread(target=sample)
         sampler.start()

@@ -29,7 +29,8 @@ import httpx
 import pytest
 
 from api.tests.conftest import FIGURES
-from api.tests.helpers import WRK_SCRIPT, Server, run_load, running_server, stop, wrk
+from api.tests.helpers import run_load, running_server, stop
+from testkit import SUMMARY_SCRIPT, Server, status_kib, wrk_summary
 
 pytestmark = [pytest.mark.server, pytest.mark.load]
 
@@ -54,13 +55,6 @@ def workers_of(server: Server) -> list[int]:
     return found
 
 
-def resident_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 def logged_records(path: Path) -> int:
     with sqlite3.connect(path) as connection:
         return int(connection.execute("SELECT count(*) FROM predictions").fetchone()[0])
@@ -76,7 +70,7 @@ def test_sixty_seconds_at_saturation_no_errors_memory_flat(
         pytest.skip("wrk is not installed (Debian package wrk)")
     script = tmp_path / "post.lua"
     house = {k: v for k, v in test_houses[0].items() if v is not None}
-    script.write_text(WRK_SCRIPT.format(body=json.dumps({"inputs": [house]})))
+    script.write_text(SUMMARY_SCRIPT.format(body=json.dumps({"inputs": [house]})))
     database = tmp_path / "predictions.sqlite3"
     env = {"PREDICTION_LOG_PATH": str(database)}
     samples: dict[int, list[tuple[float, int]]] = {}
@@ -90,13 +84,13 @@ def test_sixty_seconds_at_saturation_no_errors_memory_flat(
             while not done.wait(1.0):
                 for pid in pids:
                     samples.setdefault(pid, []).append(
-                        (time.monotonic() - began, resident_kib(pid))
+                        (time.monotonic() - began, status_kib(pid, "VmRSS"))
                     )
 
         sampler = threading.Thread(target=sample)
         sampler.start()
         try:
-            result = wrk(server.url + "/api/v1/predict", script, 16, SATURATION_SECONDS)
+            result = wrk_summary(server.url + "/api/v1/predict", script, 16, SATURATION_SECONDS)
         finally:
             done.set()
             sampler.join()

@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 
 from api.tests.conftest import FIGURES, as_json_houses
-from api.tests.helpers import Server, run_load, running_server, stop
+from api.tests.helpers import run_load, running_server, stop
 from regression_model import __version__ as model_version
 from regression_model.predict import make_prediction
+from testkit import Server
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
 

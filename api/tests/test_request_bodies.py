@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from api.tests.conftest import FIGURES
-from api.tests.helpers import API_PARENT, Server, free_port, server_env, stop, wait_until_ready
+from api.tests.helpers import API_PARENT, server_env, stop, wait_until_ready
+from testkit import Server, free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -41,22 +40,9 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere in the tree
 from api.app.config import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.tests.helpers import run_load, running_server  # noqa: E402
+from testkit import cpu_seconds, status_kib  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def status_kib(pid: int, field: str) -> int:
-    """A ``/proc/<pid>/status`` memory field (``VmRSS``, ``VmHWM``) in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise LookupError(f"{field} not in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def directory_bytes(directory: Path) -> int:

@@ -44,13 +44,13 @@ from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
-from api.tests.helpers import free_port
 from api.tests.tooling import unavailable
 from api.tests.tooling import works as _works
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
 from regression_model.processing.data_manager import load_dataset
 from regression_model.processing.validation import model_fields
+from testkit import free_port
 
 pytestmark = pytest.mark.timeout(1800)
 

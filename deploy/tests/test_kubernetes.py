@@ -60,7 +60,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from api.app.config import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.app.main import create_app  # noqa: E402
-from api.tests.helpers import API_PARENT, free_port  # noqa: E402
+from api.tests.helpers import API_PARENT  # noqa: E402
 from api.tests.tooling import (  # noqa: E402
     Engine,
     container_engine,
@@ -69,6 +69,7 @@ from api.tests.tooling import (  # noqa: E402
 )
 from api.tests.tooling import run as _run  # noqa: E402
 from regression_model.predict import make_prediction  # noqa: E402
+from testkit import free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1800)
 
