@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 from typing import Any
 
@@ -64,6 +65,11 @@ INTERNAL_ERROR = (
 )
 
 
+#: Control characters (a decoded %0A, %0D, %00, ...) in a request's path.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_NO_SUCH_PATH = "no such endpoint: see /docs for the API"
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, count: bool = True) -> None:
         self.app = app
@@ -93,6 +99,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if _CONTROL_CHARACTER.search(scope["path"]):
+                # Starlette's route patterns end in `$`, which also matches
+                # before a final newline: /api/v1/model/report/%0A would be
+                # answered by the report page. No path of this API has one.
+                detail = ErrorDetail(row=None, field="path", message=_NO_SUCH_PATH)
+                await error_response(404, [detail])(scope, receive, send_with_headers)
+                return
             await self.app(scope, receive, send_with_headers)
         except Exception:
             error_log.exception(

@@ -223,3 +223,18 @@ def test_bad_request(limited_client: TestClient, case: Case) -> None:
         assert body["request_id"] == response.headers["X-Request-ID"]
     else:
         assert body["predictions"][0] is not None and body["predictions"][1] is None
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/model/report/%0A", "/api/v1/health%0A", "/api/v1/ready%0D%0A", "/%00"]
+)
+def test_a_control_character_in_the_path_is_no_endpoint(
+    limited_client: TestClient, path: str
+) -> None:
+    # Route patterns end in `$`, which matches before a final newline: without
+    # the check, /api/v1/model/report/%0A answered the report page.
+    response = limited_client.get(path)
+    assert response.status_code == 404
+    assert response.json()["errors"] == [
+        {"row": None, "field": "path", "message": "no such endpoint: see /docs for the API"}
+    ]

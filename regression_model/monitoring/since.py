@@ -36,5 +36,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text[:MAX_SINCE_LENGTH]!r} is not {SINCE_FORMS}") from None
+        raise ValueError(
+            f"{text[:MAX_SINCE_LENGTH]!r} is neither an ISO 8601 time nor a span: send "
+            f"{SINCE_FORMS}"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
