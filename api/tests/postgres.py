@@ -24,6 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script (.ci/run): the repository root is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from testkit.processes import free_port
+
 USER = "house_prices"
 DATABASE = "house_prices_test"
 
@@ -40,12 +44,6 @@ def binaries() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Cluster:
     """One server: its directory, port, and the commands to run it."""
 
@@ -59,7 +57,7 @@ class Cluster:
         self.port_file = directory / "port"
         if port is None and self.port_file.exists():
             port = int(self.port_file.read_text())
-        self.port = port or _free_port()
+        self.port = port or free_port()
 
     def _run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from api.tests.helpers import API_PARENT
 from api.tests.tooling import base_images
 
 
 def test_the_base_images_of_the_dockerfile_and_the_systemd_machine() -> None:
+    if not (API_PARENT / "Dockerfile").is_file():  # the release rehearsal's copy of api/
+        pytest.skip(f"no source tree beside api/ ({API_PARENT}): no Containerfiles")
     assert base_images(API_PARENT / "Dockerfile") == ["python:3.11-slim"]
     machine = API_PARENT / "deploy" / "tests" / "systemd-vm.Containerfile"
     assert base_images(machine) == ["python:3.11-slim"]
