@@ -246,6 +246,14 @@ def test_a_real_worker_on_a_full_disk_answers_every_request_and_recovers(
             assert value(samples, "prediction_log_database_up") == 0
 
             resize(disk, "64m")
+            # The backlog goes in first (while a batch of up to the bound is in
+            # flight, a request beyond the bound is dropped: the spool failed).
+            wait_for(
+                lambda: value(scrape(client), "prediction_log_database_up") == 1
+                and value(scrape(client), "prediction_log_queue_records") == 0,
+                20,
+                "the worker to write its backlog after the disk grew",
+            )
             for i in range(5):
                 post(f"after-{i}")
 
