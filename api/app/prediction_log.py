@@ -394,6 +394,14 @@ class PredictionLog:
 
     def _run(self) -> None:
         unexpected = _Backoff()
+        # At once: connect, migrate, replay what earlier workers spooled; the
+        # queue waits for the first flush (nothing else is written before it).
+        try:
+            self._write([])
+        except Exception as exc:  # _write reports its own; anything else too
+            self._failure("writer", exc, traceback=True)
+        if self._wake.wait(self.flush_seconds):
+            self._wake.clear()
         while True:
             stopping = self._stopping.is_set()
             pause = self.flush_seconds
