@@ -106,6 +106,7 @@ def test_a_full_disk_bounds_memory_counts_drops_and_the_writer_recovers_by_itsel
             batch_records=500,
             max_queued_records=bound,
         )
+        log.sweep_seconds = 0.5  # replay what was spooled soon after the disk grows
         dropped_before = metric("prediction_log_records_total", outcome="dropped")
         spool_failures_before = metric("prediction_log_failures_total", stage="spool")
         database_failures_before = metric("prediction_log_failures_total", stage="database")
@@ -170,9 +171,11 @@ def test_a_full_disk_bounds_memory_counts_drops_and_the_writer_recovers_by_itsel
             resize(disk, "64m")
             recovered_at = time.monotonic()
             wait_for(lambda: log.in_memory == 0, 15, "the writer to write what it held")
+            # Records the spool took before the database's next attempt are
+            # replayed at the next sweep: all of it, nothing left in the spool.
+            wait_for(lambda: count_rows(path) == sent - dropped, 15, "the spool's replay")
             recovery_seconds = time.monotonic() - recovered_at
             assert log.counts["dropped"] == dropped  # what it held was kept, none dropped
-            assert count_rows(path) == sent - dropped  # all of it: nothing left in the spool
             for i in range(10):
                 log.record(f"after-{i}", test_houses[:20], *result)
                 sent += 20
@@ -249,8 +252,10 @@ def test_a_real_worker_on_a_full_disk_answers_every_request_and_recovers(
             # The backlog goes in first (while a batch of up to the bound is in
             # flight, a request beyond the bound is dropped: the spool failed).
             wait_for(
-                lambda: value(scrape(client), "prediction_log_database_up") == 1
-                and value(scrape(client), "prediction_log_queue_records") == 0,
+                lambda: (
+                    value(scrape(client), "prediction_log_database_up") == 1
+                    and value(scrape(client), "prediction_log_queue_records") == 0
+                ),
                 20,
                 "the worker to write its backlog after the disk grew",
             )
