@@ -41,6 +41,7 @@ from regression_model.processing.validation import (
     InputData,
     InputError,
     ValidationResult,
+    schema_for,
     validate_inputs,
 )
 from regression_model.report_files import Report, read_report
@@ -100,13 +101,32 @@ class Model:
         """The model version that prices (the package's)."""
         return str(self.manifest["version"])
 
+    @property
+    def known_fields(self) -> frozenset[str]:
+        """Every field name a house may carry: each input's names (the model's,
+        Kaggle's, the aliases) and the id column."""
+        return schema_for(self.config.model).known_fields
+
     def validate(self, houses: InputData, *, strict: bool = False) -> ValidationResult:
         """Each row's verdict, without pricing (see :func:`validate_inputs`)."""
         return validate_inputs(houses, self.config.model, strict=strict)
 
     def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
         """Validate and price one batch, as arrays (streaming files, Dask)."""
-        raise NotImplementedError  # each engine prices in its own way
+        began = time.perf_counter()
+        checked = self.validate(houses, strict=strict)
+        validated = time.perf_counter()
+        rows = np.flatnonzero(checked.valid)
+        prices, contributions = self._score(checked, rows)
+        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+        return _verdicts(
+            self.config, checked, rows, prices, contributions=contributions, timings=timings
+        )
+
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prices of the valid ``rows`` and their terms (empty when the
+        engine has none): what each engine does its own way."""
+        raise NotImplementedError
 
     def predict(
         self,
@@ -214,17 +234,9 @@ class CompiledModel(Model):
             numbers, codes = numbers[rows], codes[rows]
         return self.scorer.contributions(numbers, codes, checked.categories)
 
-    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
-        began = time.perf_counter()
-        checked = self.validate(houses, strict=strict)
-        validated = time.perf_counter()
-        rows = np.flatnonzero(checked.valid)
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         contributions = self.contributions(checked, rows)
-        prices = np.exp(self.scorer.log_prices(contributions))
-        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
-        return _verdicts(
-            self.config, checked, rows, prices, contributions=contributions, timings=timings
-        )
+        return np.exp(self.scorer.log_prices(contributions)), contributions
 
     def explanation(self, contributions: np.ndarray, price: float) -> dict[str, Any]:
         """One priced house's terms (see :func:`regression_model.tables.explain`)."""
@@ -253,20 +265,11 @@ class PipelineModel(Model):
         estimator, manifest = load_pipeline(config, directory)
         return cls(config, estimator, manifest, directory)
 
-    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
-        began = time.perf_counter()
-        checked = self.validate(houses, strict=strict)
-        validated = time.perf_counter()
-        rows = np.flatnonzero(checked.valid)
-        prices = (
-            np.asarray(self.estimator.predict(checked.features), dtype="float64")
-            if len(rows)
-            else np.empty(0)
-        )
-        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
-        return _verdicts(
-            self.config, checked, rows, prices, contributions=np.empty((0, 0)), timings=timings
-        )
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(rows):
+            return np.empty(0), np.empty((0, 0))
+        prices = np.asarray(self.estimator.predict(checked.features), dtype="float64")
+        return prices, np.empty((0, 0))
 
 
 _loaded: dict[tuple[str, str | None, str | None, str | None], Model] = {}
