@@ -26,7 +26,6 @@ from regression_model import (
     PredictionResult,
     Report,
     ReportUnavailableError,
-    get_config,
     json_type,
     load_model,
 )
@@ -78,9 +77,12 @@ class ModelService:
 
     @functools.cached_property
     def input_fields(self) -> frozenset[str]:
-        """Every field name an error may name: features in both spellings, and ``*``."""
-        config = get_config().model
-        return frozenset([*config.features, *config.variables_to_rename, WHOLE_ROW])
+        """Every known field an error may name: the model's (each input in
+        every spelling it accepts, and the id column), and ``*``. Read after a
+        prediction, so the model is loaded."""
+        model = self._model
+        assert model is not None, "input_fields is read after the model priced a request"
+        return model.known_fields | {WHOLE_ROW}
 
     def start(self) -> None:
         """Begin loading in a background thread (once)."""

@@ -139,3 +139,22 @@ def test_keys_of_the_request_besides_inputs_are_named_too(
     refused = client.post(PREDICT + "?strict=true", json={"inputs": [house], "comment": "hi"})
     assert refused.status_code == 422
     assert [(e["row"], e["field"]) for e in refused.json()["errors"]] == [(None, "comment")]
+
+
+def test_a_bad_value_under_an_alias_is_not_counted_as_an_unknown_field(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    before = scrape(client)
+    course = {k: v for k, v in house.items() if k != "3SsnPorch"}
+    response = client.post(PREDICT, json={"inputs": [{**course, "ThreeSsnPortch": -1}]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "ThreeSsnPortch"
+    after = scrape(client)
+    name = "predict_unknown_fields_total"
+    assert value(after, name, outcome="refused") == value(before, name, outcome="refused")
+    failures = "predict_validation_failures_total"
+    assert (
+        value(after, failures, field="ThreeSsnPortch")
+        - value(before, failures, field="ThreeSsnPortch")
+        == 1
+    )
