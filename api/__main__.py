@@ -1,7 +1,7 @@
 """``python -m api``: serve the API with uvicorn, configured from the environment.
 
 ``PORT`` (default 8001) and ``WEB_CONCURRENCY`` (default 1) come from
-:class:`~api.app.config.Settings`; ``--port``/``--workers``/``--host`` override
+:class:`~api.app.core.settings.Settings`; ``--port``/``--workers``/``--host`` override
 them. Each worker process loads the model once.
 
 Metrics count across workers: before any worker starts, this sets
@@ -23,8 +23,8 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from api.app.config import Settings
-from api.app.structured_logging import logging_config
+from api.app.core.settings import Settings
+from api.app.core.structured_logging import logging_config
 
 #: Read by prometheus-client when it is imported (in each worker).
 MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"

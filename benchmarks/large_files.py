@@ -15,7 +15,7 @@ and peak resident memory from the kernel's accounting of that process):
 - ``big_rows`` houses on Dask (``--dask local``'s cluster, sized to the
   machine): wall time and each worker's peak memory.
 
-Inputs are made by :mod:`regression_model.processing.resample` (seed 0) in a
+Inputs are made by :mod:`regression_model.batch.resample` (seed 0) in a
 scratch directory (``--scratch``, default: the system's temporary directory)
 and deleted afterwards; the big file repeats the ``rows`` file's houses.
 Figures are printed and written to ``results/large_files.json``, never
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from regression_model.processing.resample import write_houses
+from regression_model.batch.resample import write_houses
 from testkit import peak_rss_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,7 +118,7 @@ def measure_dask(source: Path, target: Path, rows: int) -> dict[str, Any]:
     from distributed import Client, LocalCluster
 
     from regression_model import get_config
-    from regression_model.dask_scoring import score_files
+    from regression_model.batch.dask_scoring import score_files
 
     say(f"dask local: {rows:,} rows")
     started = time.perf_counter()

@@ -10,21 +10,23 @@ benchmarks and users import::
     result["predictions"], result["errors"], result["warnings"]
 
 ``make_prediction(input_data=...)`` is the same call. Public modules too:
-``regression_model.batch`` (files in bounded memory), ``regression_model.dask_scoring``
-(the same on a cluster), ``regression_model.processing.resample`` (large test
+``regression_model.batch.run`` (files in bounded memory), ``regression_model.batch.dask_scoring``
+(the same on a cluster), ``regression_model.batch.resample`` (large test
 inputs) and ``regression_model.monitoring`` (the prediction log, drift).
 Everything else is internal and may change between versions; import-linter
 contracts (``tox -e checks``) keep the service and the benchmarks to these.
 """
 
-from regression_model.artifact import (
+from regression_model.config.core import Config, ConfigError, get_config
+from regression_model.data import example_houses, load_dataset
+from regression_model.predict import make_prediction
+from regression_model.scoring.artifact import (
     ArtifactCompatibilityError,
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
 )
-from regression_model.config.core import Config, ConfigError, get_config
-from regression_model.predict import (
+from regression_model.scoring.model import (
     ENGINES,
     CompiledModel,
     Engine,
@@ -32,10 +34,9 @@ from regression_model.predict import (
     PipelineModel,
     PredictionResult,
     load_model,
-    make_prediction,
 )
-from regression_model.processing.data_manager import example_houses, load_dataset
-from regression_model.processing.validation import (
+from regression_model.scoring.report_files import Report, ReportUnavailableError
+from regression_model.scoring.validation import (
     WHOLE_ROW,
     IgnoredField,
     InputData,
@@ -47,7 +48,6 @@ from regression_model.processing.validation import (
     shown_name,
     validate_inputs,
 )
-from regression_model.report_files import Report, ReportUnavailableError
 from regression_model.version import __version__
 
 __all__ = [

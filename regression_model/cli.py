@@ -17,17 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from regression_model.artifact import (
+from regression_model.batch.run import FORMATS
+from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
+from regression_model.monitoring import since
+from regression_model.scoring.artifact import (
     ArtifactError,
     ArtifactPaths,
     load_tables,
     verify_artifact,
 )
-from regression_model.batch import FORMATS
-from regression_model.config.core import CONFIG_ENV_VAR, ConfigError, get_config
-from regression_model.monitoring import since
-from regression_model.predict import CHUNK_ROWS, ENGINES
-from regression_model.report_files import HTML_FILE, PLOTS, ReportUnavailableError, read_report
+from regression_model.scoring.model import CHUNK_ROWS, ENGINES
+from regression_model.scoring.report_files import (
+    HTML_FILE,
+    PLOTS,
+    ReportUnavailableError,
+    read_report,
+)
 from regression_model.version import __version__
 
 LOG_EXTRA_HINT = (
@@ -42,7 +47,7 @@ TRAIN_EXTRA_HINT = (
 
 def _train(args: argparse.Namespace) -> int:
     try:
-        from regression_model.train_pipeline import (
+        from regression_model.training.train import (
             ModelQualityError,
             TrainingDataError,
             run_training,
@@ -94,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     try:
-        from regression_model.report import ReportError, write_report
+        from regression_model.training.model_report import ReportError, write_report
     except ImportError as exc:
         print(f"error: {TRAIN_EXTRA_HINT} ({exc})", file=sys.stderr)
         return 2
@@ -122,13 +127,13 @@ def _report(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     """Stream the input through the model (exit 0: every row priced, 3: some
     rejected, 1: a bad file, 2: a setup problem, 128 + N: stopped by signal N)."""
-    from regression_model import batch
+    from regression_model.batch import run as batch
 
     config = get_config()
     progress = not args.quiet and sys.stderr.isatty()
     try:
         if args.dask is not None:
-            from regression_model import dask_scoring
+            from regression_model.batch import dask_scoring
 
             counts = dask_scoring.score_files(
                 args.input,
@@ -245,7 +250,7 @@ def _drift(args: argparse.Namespace) -> int:
     try:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from regression_model.monitoring.prediction_log import create_log_engine, read_log
+        from regression_model.monitoring.log_store import create_log_engine, read_log
     except ImportError as exc:
         print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
         return 2
@@ -334,7 +339,7 @@ def format_drift_table(report: dict[str, Any]) -> str:
 
 def _log_migrate(args: argparse.Namespace) -> int:
     try:
-        from regression_model.monitoring.prediction_log import create_log_engine, migrate
+        from regression_model.monitoring.log_store import create_log_engine, migrate
     except ImportError as exc:
         print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
         return 2
@@ -356,7 +361,7 @@ def _log_prune(args: argparse.Namespace) -> int:
     try:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from regression_model.monitoring.prediction_log import (
+        from regression_model.monitoring.log_store import (
             PRUNE_BATCH_ROWS,
             create_log_engine,
             prune_log,

@@ -135,7 +135,7 @@ def read_config(text: str) -> dict[str, Any]:
 
 
 def artifact_names(version: str, config: dict[str, Any]) -> tuple[str, str, str]:
-    """(pickle, tables, manifest) file names, as regression_model.artifact names them."""
+    """(pickle, tables, manifest) file names, as regression_model.scoring.artifact names them."""
     stem = f"{config['pipeline_name']}_v{version}"
     return f"{stem}.pkl", f"{stem}.tables.json", f"{stem}.json"
 

@@ -42,8 +42,8 @@ import pytest
 from index_fixtures import ROOT, USER, VERSION, PrivateIndex, Timings
 
 from regression_model.config.core import get_config
+from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.processing.data_manager import load_dataset
 from testkit import free_port
 
 IMAGE = "localhost/house-prices-systemd-vm:test"

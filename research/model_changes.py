@@ -12,8 +12,8 @@ never read.
 from threadpoolctl import threadpool_limits
 
 from regression_model.config.core import get_config
-from regression_model.evaluation import evaluate
-from regression_model.train_pipeline import load_training_data
+from regression_model.training.evaluation import evaluate
+from regression_model.training.train import load_training_data
 
 config = get_config()
 data = load_training_data(config)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from regression_model.config.core import Config, get_config
-from regression_model.processing.data_manager import load_dataset
+from regression_model.data import load_dataset
 
 
 @pytest.fixture(scope="session")

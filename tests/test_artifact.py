@@ -11,7 +11,8 @@ import joblib
 import pytest
 
 from regression_model import __version__
-from regression_model.artifact import (
+from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config, load_config
+from regression_model.scoring.artifact import (
     ArtifactCompatibilityError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
@@ -21,8 +22,7 @@ from regression_model.artifact import (
     seal_manifest,
     verify_artifact,
 )
-from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config, load_config
-from regression_model.train_pipeline import ModelQualityError, run_training
+from regression_model.training.train import ModelQualityError, run_training
 
 
 @pytest.fixture(scope="session")
@@ -268,9 +268,9 @@ def test_other_versions_artifacts_are_kept(
 def test_importing_the_package_loads_no_model(tmp_path: Path) -> None:
     # With no artifact anywhere, importing every module must still work.
     code = (
-        "import regression_model.predict, regression_model.pipeline, "
-        "regression_model.train_pipeline, regression_model.cli; "
-        "import regression_model.predict as p; assert not p._loaded; print('ok')"
+        "import regression_model.scoring.model, regression_model.training.pipeline, "
+        "regression_model.training.train, regression_model.cli; "
+        "import regression_model.scoring.model as p; assert not p._loaded; print('ok')"
     )
     env = {ARTIFACT_DIR_ENV_VAR: str(tmp_path), "PATH": ""}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from regression_model import __version__
-from regression_model.batch import score_file
+from regression_model.batch.resample import resampled_houses, write_houses
+from regression_model.batch.run import score_file
 from regression_model.cli import main
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
-from regression_model.processing.resample import resampled_houses, write_houses
 
 ROWS = 20_000
 CHUNK = 1_500
@@ -204,7 +204,7 @@ def test_an_empty_table_gives_the_header(tmp_path: Path) -> None:
 
 
 def get_test_csv() -> Path:
-    from regression_model.processing.data_manager import dataset_path
+    from regression_model.data import dataset_path
 
     return dataset_path("test.csv")
 

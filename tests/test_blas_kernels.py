@@ -32,7 +32,7 @@ import json
 from threadpoolctl import threadpool_info
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction
-from regression_model.processing.data_manager import load_dataset
+from regression_model.data import load_dataset
 
 houses = load_dataset(get_config().app.test_data_file)
 prices = make_prediction(input_data=houses)["predictions"]

@@ -11,7 +11,7 @@ import pytest
 
 from regression_model import __version__
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE
-from regression_model.processing.data_manager import dataset_path
+from regression_model.data import dataset_path
 
 
 def cli(

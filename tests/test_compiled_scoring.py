@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import FunctionTransformer
 
-from regression_model.compiler import CompileError, compile_tables
+from regression_model import load_model, make_prediction
 from regression_model.config.core import Config, get_config
-from regression_model.predict import load_model, make_prediction
-from regression_model.processing.data_manager import load_dataset
-from regression_model.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.data import load_dataset
+from regression_model.scoring.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.training.compiler import CompileError, compile_tables
 
 CONFIG = get_config().model
 RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}
@@ -150,7 +150,7 @@ def test_a_step_without_a_compile_rule_fails_naming_it(config: Config) -> None:
 def test_serving_never_unpickles_nor_imports_training_libraries() -> None:
     code = (
         "import sys\n"
-        "from regression_model.predict import make_prediction\n"
+        "from regression_model import make_prediction\n"
         "result = make_prediction(input_data={'GrLivArea': 1500, 'Neighborhood': 'NAmes'},"
         " explain=True)\n"
         "assert result['predictions'][0] > 0, result\n"
@@ -167,7 +167,7 @@ def test_large_frames_are_scored_in_chunks_with_the_same_bits(
     test_data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = make_prediction(input_data=test_data)
-    monkeypatch.setattr("regression_model.predict.CHUNK_ROWS", 100)
+    monkeypatch.setattr("regression_model.scoring.model.CHUNK_ROWS", 100)
     broken = test_data.copy()
     broken.loc[250, "GrLivArea"] = -5
     chunked = make_prediction(input_data=broken, explain=True)
@@ -191,7 +191,7 @@ def test_scoring_block_by_block_gives_the_same_bits(
     gives every house the bits it gets in one block (1459 houses < BLOCK_ROWS)."""
     whole = make_prediction(input_data=test_data, explain=True)
     for rows in (7, 100, 1000):
-        monkeypatch.setattr("regression_model.tables.BLOCK_ROWS", rows)
+        monkeypatch.setattr("regression_model.scoring.tables.BLOCK_ROWS", rows)
         assert make_prediction(input_data=test_data, explain=True) == whole
 
 

@@ -15,10 +15,10 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from regression_model.batch import score_file  # noqa: E402
+from regression_model.batch.dask_scoring import _MODELS, predict_dask, score_files  # noqa: E402
+from regression_model.batch.resample import resampled_houses, write_houses  # noqa: E402
+from regression_model.batch.run import score_file  # noqa: E402
 from regression_model.config.core import get_config  # noqa: E402
-from regression_model.dask_scoring import _MODELS, predict_dask, score_files  # noqa: E402
-from regression_model.processing.resample import resampled_houses, write_houses  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROWS = 6_000
@@ -94,7 +94,7 @@ def test_the_model_is_not_in_the_partitions_tasks(
 def test_unknown_columns_are_named_or_refused_on_dask(
     client: distributed.Client, houses: pd.DataFrame
 ) -> None:
-    from regression_model.dask_scoring import UnknownColumnsWarning
+    from regression_model.batch.dask_scoring import UnknownColumnsWarning
     from regression_model.predict import make_prediction
 
     frame = houses.head(60).rename(columns={"GrLivArea": "GrLivArae"})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pandas._libs.parsers import STR_NA_VALUES
 
-from regression_model.processing.data_manager import MISSING_CELLS
+from regression_model.data import MISSING_CELLS
 
 
 def test_missing_cells_are_the_ones_pandas_reads_as_missing() -> None:

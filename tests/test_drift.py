@@ -21,17 +21,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from regression_model import __version__
+from regression_model import __version__, load_model, make_prediction
 from regression_model.config.core import Config
 from regression_model.monitoring.drift import DriftAccumulator, kolmogorov_sf, ks_p_value, psi
-from regression_model.monitoring.prediction_log import (
+from regression_model.monitoring.log_store import (
     create_log_engine,
     metadata,
     migrate,
     predictions,
 )
 from regression_model.monitoring.since import parse_since
-from regression_model.predict import load_model, make_prediction
 
 AREAS = ("LotArea", "GrLivArea", "TotalBsmtSF", "1stFlrSF", "2ndFlrSF")
 #: The areas' model names, as the report names features.

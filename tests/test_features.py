@@ -7,7 +7,7 @@ from feature_engine.encoding import OneHotEncoder
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from regression_model.processing.features import (
+from regression_model.training.features import (
     Mapper,
     SinglePassOneHotEncoder,
     TemporalVariableTransformer,

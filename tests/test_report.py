@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from regression_model.artifact import ArtifactPaths, load_tables
 from regression_model.config.core import Config
-from regression_model.report import ReportError, write_report
-from regression_model.report_files import (
+from regression_model.scoring.artifact import ArtifactPaths, load_tables
+from regression_model.scoring.report_files import (
     HTML_FILE,
     INDEX_FILE,
     PLOTS,
     ReportUnavailableError,
     read_report,
 )
+from regression_model.training.model_report import ReportError, write_report
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_a_report_of_other_code_or_config_is_refused(
 ) -> None:
     """The report recomputes training's evaluation; numbers that differ from
     the manifest's mean the artifact was trained otherwise."""
-    from regression_model import report
+    from regression_model.training import model_report as report
 
     real = report.evaluate
 
@@ -106,7 +106,7 @@ def test_a_report_of_other_code_or_config_is_refused(
 def test_every_value_the_page_template_shows_is_escaped(config: Config) -> None:
     """The page is templates/report.html filled in with string.Template: text
     from the manifest is escaped, and a `$` in it is shown, not substituted."""
-    from regression_model.report import _Facts, _page
+    from regression_model.training.model_report import _Facts, _page
 
     _, manifest = load_tables(config)
     manifest = copy.deepcopy(manifest)

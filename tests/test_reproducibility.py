@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regression_model.artifact import ArtifactPaths, load_pipeline
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config
-from regression_model.processing.validation import validate_inputs
+from regression_model.scoring.artifact import ArtifactPaths, load_pipeline
+from regression_model.scoring.validation import validate_inputs
 
 
 def _train_in_subprocess(directory: Path, hash_seed: str) -> None:

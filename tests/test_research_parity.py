@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from regression_model import ENGINES, Engine, load_model, make_prediction
 from regression_model.config.core import get_config
-from regression_model.predict import ENGINES, Engine, load_model, make_prediction
-from regression_model.processing.data_manager import dataset_path
+from regression_model.data import dataset_path
 
 RESEARCH_SCRIPT = Path(__file__).resolve().parents[1] / "research" / "train_research.py"
 RELATIVE_TOLERANCE = 1e-9

@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from regression_model import predict
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
-from regression_model.processing.validation import (
+from regression_model.scoring import model as predict
+from regression_model.scoring.validation import (
     WHOLE_ROW,
     model_fields,
     validate_inputs,

@@ -9,7 +9,7 @@ import pytest
 
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
-from regression_model.processing.validation import (
+from regression_model.scoring.validation import (
     WHOLE_ROW,
     house_input_model,
     validate_inputs,

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from regression_model.config.core import get_config
+from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.processing import validation
-from regression_model.processing.data_manager import load_dataset
-from regression_model.processing.validation import WHOLE_ROW
+from regression_model.scoring import validation
+from regression_model.scoring.validation import WHOLE_ROW
 
 CONFIG = get_config().model
 RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}

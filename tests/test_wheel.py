@@ -78,8 +78,8 @@ def test_wheel_installs_and_predicts_in_a_fresh_venv(wheel: Path, tmp_path: Path
     assert install.returncode == 0, install.stderr[-3000:]
     script = (
         "import json, regression_model\n"
-        "from regression_model.predict import make_prediction\n"
-        "from regression_model.processing.data_manager import load_dataset\n"
+        "from regression_model import make_prediction\n"
+        "from regression_model.data import load_dataset\n"
         "houses = load_dataset('test.csv')\n"
         "result = make_prediction(input_data=houses)\n"
         "priced = sum(p is not None for p in result['predictions'])\n"

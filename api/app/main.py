@@ -17,19 +17,19 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import __version__ as api_version
-from api.app import metrics
-from api.app.config import Settings
-from api.app.drift_reports import DriftReports
-from api.app.errors import install_error_handlers
+from api.app.core.errors import install_error_handlers
+from api.app.core.request_context import REQUEST_ID_HEADER
+from api.app.core.security import API_KEY_HEADER
+from api.app.core.settings import Settings
+from api.app.core.structured_logging import configure_logging
 from api.app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.app.model_service import ModelService
 from api.app.openapi import install_openapi
-from api.app.prediction_log import PredictionLog
-from api.app.request_context import REQUEST_ID_HEADER
+from api.app.operations import metrics
+from api.app.operations.drift_reports import DriftReports
+from api.app.operations.log_writer import PredictionLog
 from api.app.routes import drift, health, model_card, page, predict
 from api.app.routes import metrics as metrics_route
-from api.app.security import API_KEY_HEADER
-from api.app.structured_logging import configure_logging
 
 #: Where the docs page's JavaScript, CSS and icon are served from (the app itself).
 DOCS_ASSETS = "/docs/assets"

@@ -37,15 +37,15 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.app import metrics
-from api.app.errors import error_response
-from api.app.exceptions import BODY, request_error
-from api.app.request_context import (
+from api.app.core.errors import error_response
+from api.app.core.exceptions import BODY, request_error
+from api.app.core.request_context import (
     REQUEST_ID_HEADER,
     bind_request_id,
     new_request_id,
     unbind_request_id,
 )
+from api.app.operations import metrics
 from api.app.schemas import ErrorDetail
 
 WORKER_PID_HEADER = "X-Worker-PID"

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
+from api.app.core.exceptions import ModelUnavailableError
 from api.app.examples import canary_house
-from api.app.exceptions import ModelUnavailableError
 from regression_model import (
     WHOLE_ROW,
     CompiledModel,

@@ -10,13 +10,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from api import __version__ as api_version
-from api.app.examples import example_houses
-from api.app.security import (
+from api.app.core.security import (
     SECURITY_REQUIREMENT,
     SECURITY_SCHEMES,
     key_required,
     route_access,
 )
+from api.app.examples import example_houses
 from regression_model import __version__ as model_version
 from regression_model import get_config
 

@@ -16,11 +16,11 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app.config import Settings  # noqa: E402
+from api.app.core.settings import Settings  # noqa: E402
 from api.app.main import create_app  # noqa: E402
 from api.tests.helpers import wait_until_ready  # noqa: E402
 from regression_model.config.core import get_config  # noqa: E402
-from regression_model.processing.data_manager import load_dataset  # noqa: E402
+from regression_model.data import load_dataset  # noqa: E402
 
 #: Measured figures (image size, start-to-ready, ...), printed after the run.
 FIGURES: dict[str, Any] = {}

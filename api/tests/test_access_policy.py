@@ -16,7 +16,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
-from api.app.security import API_KEY_HEADER, Access, key_required, route_access
+from api.app.core.security import API_KEY_HEADER, Access, key_required, route_access
 from api.tests.conftest import make_client
 from api.tests.helpers import wait_until_ready
 

@@ -15,7 +15,7 @@ import pytest
 from api.app.examples import example_houses
 from api.tests.helpers import running_server
 from regression_model.predict import make_prediction
-from regression_model.report_files import PLOTS
+from regression_model.scoring.report_files import PLOTS
 from testkit import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]

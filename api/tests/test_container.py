@@ -35,7 +35,7 @@ from api.tests.tooling import (
     numerics_environment,
     pull_if_missing,
 )
-from regression_model.predict import load_model, make_prediction
+from regression_model import load_model, make_prediction
 from testkit import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]

@@ -101,7 +101,7 @@ def drift_process_of(worker: int) -> int | None:
                 for c in (task / "children").read_text().split()]  # fmt: skip
     for child in children:
         try:
-            if b"api.app.drift_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"api.app.operations.drift_process" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return int(child)
         except FileNotFoundError:
             continue

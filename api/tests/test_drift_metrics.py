@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from api.app.drift_reports import DriftReports
+from api.app.operations.drift_reports import DriftReports
 from api.tests.conftest import make_client
 from api.tests.helpers import running_server, wait_until_ready
 from api.tests.test_metrics import scrape, value
-from regression_model.monitoring.prediction_log import predictions
+from regression_model.monitoring.log_store import predictions
 
 DRIFT_GAUGES = {
     "drift_report_timestamp_seconds",

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from api.app.drift_reports import EARLIEST, LATEST, DriftReports, window_start
+from api.app.operations.drift_reports import EARLIEST, LATEST, DriftReports, window_start
 from api.tests.conftest import make_client
 from api.tests.helpers import wait_until_ready
 from api.tests.test_drift_metrics import log_houses

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.app.main import create_app
 from api.tests.helpers import wait_until_ready
 from regression_model import CompiledModel, get_config

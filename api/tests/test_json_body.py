@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from api.app.exceptions import RequestRejected
-from api.app.json_body import json_depth, parse_json_body, value_depth
-from regression_model.processing.validation import json_type
+from api.app.core.exceptions import RequestRejected
+from api.app.core.json_body import json_depth, parse_json_body, value_depth
+from regression_model.scoring.validation import json_type
 
 
 @pytest.mark.parametrize(

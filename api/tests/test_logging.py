@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app.config import Settings
+from api.app.core.settings import Settings
+from api.app.core.structured_logging import JsonFormatter
 from api.app.main import create_app
-from api.app.structured_logging import JsonFormatter
 from api.tests.helpers import wait_until_ready
 
 MARKER_LABEL = "ZzPayloadMarker"

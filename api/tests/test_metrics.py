@@ -28,9 +28,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import metrics
+from api.app.operations import metrics
 from api.tests.conftest import FIGURES, make_client
-from api.tests.helpers import running_server, wait_until_ready
+from api.tests.helpers import API_PARENT, running_server, wait_until_ready
 from regression_model import __version__ as model_version
 
 
@@ -229,7 +229,7 @@ def test_the_service_uses_only_prometheus_clients_public_api() -> None:
     assert {"_upper_bounds", "_sum", "_buckets", "_value"} <= private
     old_flush = "bounds = getattr(child, '_upper_bounds', None)\nchild._buckets[i].inc(n)\n"
     assert private_prometheus_uses(old_flush, private) == ["1: _upper_bounds", "2: _buckets"]
-    app = Path(metrics.__file__).parent
+    app = Path(metrics.__file__).parents[1]  # all of api/app
     uses = [
         f"{file.relative_to(app.parent.parent)}:{use}"
         for file in sorted(app.rglob("*.py"))
@@ -308,7 +308,7 @@ def test_flush_cost_at_3000_requests_a_second(tmp_path: Path) -> None:
     code = "from api.tests.test_metrics import print_flush_cost; print_flush_cost()"
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=Path(metrics.__file__).parents[2],
+        cwd=API_PARENT,
         env=env,
         capture_output=True,
         text=True,

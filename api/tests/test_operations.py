@@ -11,14 +11,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from api import __version__ as api_version
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.app.examples import canary_house
 from api.app.main import create_app
 from api.tests.helpers import wait_until_ready
 from regression_model import __version__ as model_version
+from regression_model import load_model, make_prediction
 from regression_model.config.core import get_config
-from regression_model.predict import load_model, make_prediction
-from regression_model.processing.validation import house_input_model
+from regression_model.scoring.validation import house_input_model
 
 
 def test_health_names_the_service_and_both_versions(client: TestClient) -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app.home_page import KEY_FIELDS
 from api.app.schemas.predict import house_schema
 from regression_model import __version__ as model_version
-from regression_model.predict import load_model
+from regression_model import load_model
 
 
 def test_page_describes_the_model_and_links_the_docs(client: TestClient) -> None:

@@ -26,20 +26,20 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from api.app.prediction_log import PredictionLog, _spool_line, house_json, records_of
+from api.app.operations.log_writer import PredictionLog, _spool_line, house_json, records_of
 from api.tests.conftest import FIGURES
 from api.tests.helpers import running_server
 from api.tests.postgres import Cluster, binaries
 from api.tests.test_metrics import scrape, value
 from regression_model import __version__ as model_version
-from regression_model.monitoring.prediction_log import (
+from regression_model.monitoring.log_store import (
     create_log_engine,
     database_url,
     insert_records,
     migrate,
     predictions,
 )
-from regression_model.processing.validation import model_fields
+from regression_model.scoring.validation import model_fields
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
@@ -251,7 +251,7 @@ def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bound
         release.wait(30)  # the database is slow once
         insert_records(connection, records)
 
-    monkeypatch.setattr("api.app.prediction_log.insert_records", slow_insert)
+    monkeypatch.setattr("api.app.operations.log_writer.insert_records", slow_insert)
     result = ([1.0], None, model_version)
     log.record("r0", test_houses[:1], *result)
     assert writing.wait(30)

@@ -26,13 +26,13 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
-from api.app.prediction_log import PredictionLog
+from api.app.operations.log_writer import PredictionLog
 from api.tests.conftest import FIGURES
 from api.tests.helpers import running_server
 from api.tests.test_metrics import scrape, value
 from api.tests.tooling import unavailable
 from regression_model import __version__ as model_version
-from regression_model.monitoring.prediction_log import create_log_engine, predictions
+from regression_model.monitoring.log_store import create_log_engine, predictions
 
 REQUIRED_BY = "REQUIRE_LOG_FAULTS"
 
@@ -111,7 +111,7 @@ def test_a_full_disk_bounds_memory_counts_drops_and_the_writer_recovers_by_itsel
         spool_failures_before = metric("prediction_log_failures_total", stage="spool")
         database_failures_before = metric("prediction_log_failures_total", stage="database")
         result = ([1.0] * 20, None, model_version)
-        caplog.set_level(logging.ERROR, logger="api.app.prediction_log")
+        caplog.set_level(logging.ERROR, logger="api.app.operations.log_writer")
         sent = 0
         # In memory at most: before the writer finds the spool failing (it
         # spools the excess then, as when the database is merely slow; the
@@ -291,7 +291,7 @@ def test_a_writer_hung_in_a_write_never_holds_more_than_twice_the_bound(
     excess meanwhile, so the request path drops the oldest beyond twice
     ``max_queued_records`` (counted, logged at ERROR); once the write returns
     the rest is written, and the database holds every house not dropped."""
-    from regression_model.monitoring.prediction_log import insert_records
+    from regression_model.monitoring.log_store import insert_records
 
     bound = 50
     log = PredictionLog(
@@ -309,7 +309,7 @@ def test_a_writer_hung_in_a_write_never_holds_more_than_twice_the_bound(
         release.wait(30)
         insert_records(connection, records)
 
-    monkeypatch.setattr("api.app.prediction_log.insert_records", hung_insert)
+    monkeypatch.setattr("api.app.operations.log_writer.insert_records", hung_insert)
     result = ([1.0], None, model_version)
     log.record("r0", test_houses[:1], *result)
     assert writing.wait(30)

@@ -22,11 +22,11 @@ from alembic.config import Config as AlembicConfig
 from prometheus_client import REGISTRY
 from sqlalchemy import inspect, select, text
 
-from api.app.prediction_log import PredictionLog, house_json, records_of
+from api.app.operations.log_writer import PredictionLog, house_json, records_of
 from api.tests.test_prediction_log import postgres_url  # noqa: F401  (a fixture)
 from regression_model import __version__ as model_version
 from regression_model.cli import main as cli_main
-from regression_model.monitoring.prediction_log import (
+from regression_model.monitoring.log_store import (
     MIGRATIONS_DIR,
     count_log,
     create_log_engine,
@@ -158,7 +158,7 @@ def test_a_failing_retention_is_counted_logged_and_retried(
     failures_before = REGISTRY.get_sample_value(
         "prediction_log_failures_total", {"stage": "retention"}
     )
-    caplog.set_level(logging.ERROR, logger="api.app.prediction_log")
+    caplog.set_level(logging.ERROR, logger="api.app.operations.log_writer")
     log = PredictionLog(
         url,
         tmp_path / "spool",

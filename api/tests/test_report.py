@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.app.main import create_app
 from api.tests.helpers import wait_until_ready
-from regression_model.artifact import ArtifactPaths
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, get_config, trained_model_dir
-from regression_model.report_files import HTML_FILE, INDEX_FILE, PLOTS, style_source
+from regression_model.scoring.artifact import ArtifactPaths
+from regression_model.scoring.report_files import HTML_FILE, INDEX_FILE, PLOTS, style_source
 
 REPORT = ArtifactPaths.for_version(get_config(), directory=trained_model_dir()).report
 

@@ -29,7 +29,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.app.main import create_app
 from api.tests.conftest import FIGURES
 

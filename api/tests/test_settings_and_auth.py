@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.__main__ import main
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.tests.conftest import make_client
 from api.tests.helpers import API_PARENT, server_env, wait_until_ready
 

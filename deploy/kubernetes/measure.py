@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere in the tree
     sys.path.insert(0, str(ROOT))
 
-from api.app.config import Settings  # noqa: E402
+from api.app.core.settings import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.tests.helpers import run_load, running_server  # noqa: E402
 from testkit import cpu_seconds, status_kib  # noqa: E402

@@ -47,9 +47,9 @@ from sqlalchemy.engine import make_url
 from api.tests.tooling import unavailable
 from api.tests.tooling import works as _works
 from regression_model.config.core import get_config
+from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.processing.data_manager import load_dataset
-from regression_model.processing.validation import model_fields
+from regression_model.scoring.validation import model_fields
 from testkit import free_port
 
 pytestmark = pytest.mark.timeout(1800)

@@ -57,7 +57,7 @@ from yamllint.config import YamlLintConfig
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from api.app.config import Settings  # noqa: E402
+from api.app.core.settings import Settings  # noqa: E402
 from api.app.examples import example_houses  # noqa: E402
 from api.app.main import create_app  # noqa: E402
 from api.tests.helpers import API_PARENT  # noqa: E402
@@ -68,7 +68,7 @@ from api.tests.tooling import (  # noqa: E402
     unavailable,
 )
 from api.tests.tooling import run as _run  # noqa: E402
-from regression_model.predict import make_prediction  # noqa: E402
+from regression_model import make_prediction  # noqa: E402
 from testkit import free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1800)

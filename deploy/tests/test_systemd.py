@@ -77,11 +77,11 @@ def _env_example() -> dict[str, str]:
 
 
 def _settings() -> dict[str, object]:
-    """The API's settings and their defaults, from api/app/config.py (``api`` is
+    """The API's settings and their defaults, from api/app/core/settings.py (``api`` is
     not a package on sys.path here: asked from the source tree)."""
     result = subprocess.run(
         [sys.executable, "-c",
-         "import json; from api.app.config import Settings; print(json.dumps({n.upper(): "
+         "import json; from api.app.core.settings import Settings; print(json.dumps({n.upper(): "
          "f.default for n, f in Settings.model_fields.items()}, default=str))"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

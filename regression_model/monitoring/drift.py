@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from regression_model.config.core import Config
-from regression_model.processing.validation import validate_inputs
+from regression_model.scoring.validation import validate_inputs
 
 #: Share given to an empty bin, so that PSI stays finite.
 PSI_FLOOR = 1e-4

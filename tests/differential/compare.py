@@ -20,8 +20,8 @@ import pandas as pd
 from strictyaml import CommaSeparated, Float, Int, Map, load
 
 from regression_model.config.core import get_config
+from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.processing.data_manager import load_dataset
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 REFERENCE_FILE = REFERENCE_DIR / "predictions_test.csv"

@@ -21,7 +21,7 @@ from regression_model.config.core import (
     Config,
     load_config,
 )
-from regression_model.train_pipeline import run_training
+from regression_model.training.train import run_training
 
 from .compare import compare_predictions, current_predictions, load_tolerances, read_predictions
 

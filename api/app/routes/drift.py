@@ -1,7 +1,7 @@
 """``GET /api/v1/drift``: the latest logged houses against the training profile.
 
 Reports are computed off the request path, one at a time, and cached by
-:class:`~api.app.drift_reports.DriftReports` (the same reports ``/metrics``
+:class:`~api.app.operations.drift_reports.DriftReports` (the same reports ``/metrics``
 turns into gauges); this handler parses ``since``, rounds it to a cache key,
 and waits (an await, no thread held) for that key's report.
 """
@@ -16,18 +16,18 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from api.app.config import Settings
-from api.app.drift_reports import (
+from api.app.core.exceptions import request_error
+from api.app.core.security import Access, requires_key
+from api.app.core.settings import Settings
+from api.app.model_service import ModelService
+from api.app.operations.drift_reports import (
     CachedReport,
     DriftReportError,
     DriftReports,
     window_start,
 )
-from api.app.exceptions import request_error
-from api.app.model_service import ModelService
 from api.app.schemas import ErrorResponse
 from api.app.schemas.drift import DriftReport
-from api.app.security import Access, requires_key
 from regression_model.monitoring.since import SPAN, parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["model"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api import __version__ as api_version
-from api.app.dependencies import ModelServiceDep
+from api.app.core.dependencies import ModelServiceDep
 from api.app.model_service import ModelState
 from api.app.schemas import Health, Readiness
 from regression_model import __version__ as model_version

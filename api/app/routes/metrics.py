@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.app import metrics
-from api.app.dependencies import ModelServiceDep, SettingsDep
-from api.app.drift_reports import DriftReports
-from api.app.exceptions import request_error
-from api.app.security import Access, requires_key
+from api.app.core.dependencies import ModelServiceDep, SettingsDep
+from api.app.core.exceptions import request_error
+from api.app.core.security import Access, requires_key
+from api.app.operations import metrics
+from api.app.operations.drift_reports import DriftReports
 
 router = APIRouter()
 

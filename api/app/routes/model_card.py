@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from api.app.dependencies import ModelServiceDep, SettingsDep
-from api.app.exceptions import request_error
+from api.app.core.dependencies import ModelServiceDep, SettingsDep
+from api.app.core.exceptions import request_error
+from api.app.core.security import Access, requires_key
 from api.app.home_page import REPORT_PATH
 from api.app.model_service import ModelService
 from api.app.schemas import ErrorResponse, ModelCard
-from api.app.security import Access, requires_key
 from regression_model import Report
 
 # The card and the report describe the model, never what clients sent: open

@@ -7,10 +7,10 @@ import secrets
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from api.app.dependencies import ModelServiceDep, SettingsDep
-from api.app.exceptions import ModelUnavailableError
+from api.app.core.dependencies import ModelServiceDep, SettingsDep
+from api.app.core.exceptions import ModelUnavailableError
+from api.app.core.security import Access, key_required
 from api.app.home_page import CONTENT_SECURITY_POLICY, render_home_page
-from api.app.security import Access, key_required
 
 router = APIRouter(include_in_schema=False)
 

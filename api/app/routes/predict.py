@@ -7,14 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic_core import to_json
 
-from api.app import metrics
-from api.app.config import Settings
-from api.app.exceptions import INPUTS, RequestRejected, request_error
-from api.app.json_body import StrictJSONRoute
+from api.app.core.exceptions import INPUTS, RequestRejected, request_error
+from api.app.core.json_body import StrictJSONRoute
+from api.app.core.offload import run_cpu_bound
+from api.app.core.request_context import current_request_id
+from api.app.core.security import Access, requires_key
+from api.app.core.settings import Settings
 from api.app.model_service import ModelService
-from api.app.offload import run_cpu_bound
-from api.app.prediction_log import PredictionLog
-from api.app.request_context import current_request_id
+from api.app.operations import metrics
+from api.app.operations.log_writer import PredictionLog
 from api.app.schemas import (
     ErrorDetail,
     ErrorResponse,
@@ -22,7 +23,6 @@ from api.app.schemas import (
     PredictionResponse,
     PredictRequest,
 )
-from api.app.security import Access, requires_key
 from regression_model import shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from regression_model.monitoring.prediction_log import metadata
+from regression_model.monitoring.log_store import metadata
 
 config = context.config
 connection = config.attributes.get("connection")

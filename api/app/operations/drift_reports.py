@@ -52,7 +52,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 import api
-from api.app.prediction_log import PredictionLog
+from api.app.operations.log_writer import PredictionLog
 from api.app.schemas.drift import DriftReport
 from regression_model import Model
 
@@ -133,7 +133,7 @@ class _Child:
             path for path in (str(_API_PARENT), env.get("PYTHONPATH", "")) if path
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.app.drift_process"],
+            [sys.executable, "-m", "api.app.operations.drift_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

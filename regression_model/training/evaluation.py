@@ -9,7 +9,7 @@ baselines on the same folds, and the error on slices of the houses.
   within each training part (``TrimmedLassoCV``), so no reported error was
   tuned on the houses it is measured on.
 - **Baselines.** The median price of the neighbourhood and least squares on
-  a few obvious features (``baselines.py``), fitted and scored on exactly the
+  a few obvious features (``training/baselines.py``), fitted and scored on exactly the
   same folds.
 - **Slices.** Every house is priced once per repeat by a model that never
   saw it; pooling those prices gives the error of each neighbourhood,
@@ -31,9 +31,9 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold
 
-from regression_model.baselines import GroupMedianPrice, SmallLinearModel
 from regression_model.config.core import ModelConfig
-from regression_model.pipeline import build_pipeline
+from regression_model.training.baselines import GroupMedianPrice, SmallLinearModel
+from regression_model.training.pipeline import build_pipeline
 
 #: The name of each slice that is not a categorical variable.
 DECADE_SLICE = "decade built"

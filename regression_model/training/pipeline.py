@@ -20,14 +20,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from regression_model.config.core import ModelConfig
-from regression_model.linear_model import TrimmedLassoCV
-from regression_model.processing.features import (
+from regression_model.training.features import (
     FrequentLabelImputer,
     Mapper,
     SinglePassOneHotEncoder,
     SplineFeatures,
     TemporalVariableTransformer,
 )
+from regression_model.training.linear_model import TrimmedLassoCV
 
 
 def _names(variables: list[str]) -> list[str | int]:

@@ -1,6 +1,7 @@
 """Every rejected request answered in the one error shape.
 
-Client errors are raised as :class:`~api.app.exceptions.RequestRejected` (or come from FastAPI /
+Client errors are raised as
+:class:`~api.app.core.exceptions.RequestRejected` (or come from FastAPI /
 Starlette as validation and HTTP errors) and are turned into an
 :class:`~api.app.schemas.ErrorResponse` here. Unexpected exceptions never
 get here: the request-context middleware answers them with a generic 500.
@@ -16,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from api.app.exceptions import BODY, INPUTS, ModelUnavailableError, RequestRejected
-from api.app.request_context import current_request_id
+from api.app.core.exceptions import BODY, INPUTS, ModelUnavailableError, RequestRejected
+from api.app.core.request_context import current_request_id
 from api.app.schemas import ErrorDetail, ErrorResponse, IgnoredFieldDetail
 from regression_model import __version__ as model_version
 from regression_model import json_type

@@ -2,7 +2,7 @@
 
 ``regression-model predict`` reads its input a chunk of rows at a time
 (pyarrow's CSV and Parquet readers), prices each chunk with
-:func:`regression_model.predict.price_batch` and appends the result to the
+:func:`regression_model.scoring.model.price_batch` and appends the result to the
 output, so memory depends on the chunk size, not on the file. Every input row
 gives one output row, in input order: its ``Id`` (or its row number, from 0,
 when the file has no ``Id`` column), the price (empty when not priced) and
@@ -43,9 +43,9 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeVar
 import numpy as np
 
 from regression_model.config.core import ModelConfig
-from regression_model.predict import CHUNK_ROWS, Engine, PricedBatch, load_model
-from regression_model.processing.data_manager import MISSING_CELLS
-from regression_model.processing.validation import IgnoredField, schema_for, shown_name
+from regression_model.data import MISSING_CELLS
+from regression_model.scoring.model import CHUNK_ROWS, Engine, PricedBatch, load_model
+from regression_model.scoring.validation import IgnoredField, schema_for, shown_name
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,8 +1,8 @@
 """Make large input files by resampling the bundled houses, for tests and
 benchmarks of scoring at scale.
 
-    python -m regression_model.processing.resample --rows 1000000 --output /tmp/houses.csv
-    python -m regression_model.processing.resample --rows 100000 --bad-share 0.01 \\
+    python -m regression_model.batch.resample --rows 1000000 --output /tmp/houses.csv
+    python -m regression_model.batch.resample --rows 100000 --bad-share 0.01 \\
         --seed 3 --output /tmp/houses.parquet
 
 Houses are drawn with replacement from the bundled test.csv (every one of its
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from regression_model.config.core import get_config
-from regression_model.processing.data_manager import load_dataset
+from regression_model.data import load_dataset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -137,7 +137,7 @@ def _write_parquet(path: Path, blocks: Iterator[pd.DataFrame]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m regression_model.processing.resample",
+        prog="python -m regression_model.batch.resample",
         description="Write a large input file by resampling the bundled test.csv houses.",
     )
     parser.add_argument("--rows", type=int, required=True)

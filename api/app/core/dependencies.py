@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from api.app.config import Settings
+from api.app.core.settings import Settings
 from api.app.model_service import ModelService
 
 

@@ -34,10 +34,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import from_json
 
-from api.app.exceptions import BODY, INPUTS, RequestRejected, request_error
-from api.app.offload import run_cpu_bound
+from api.app.core.exceptions import BODY, INPUTS, RequestRejected, request_error
+from api.app.core.offload import run_cpu_bound
+from api.app.core.security import check_api_key, key_requirement
 from api.app.schemas import ErrorDetail
-from api.app.security import check_api_key, key_requirement
 
 #: Bodies larger than this are parsed in the threadpool, off the event loop.
 _PARSE_INLINE_BYTES = 64 * 1024

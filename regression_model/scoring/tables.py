@@ -5,7 +5,7 @@ The model is a sum. After its feature steps the Lasso adds one term per input
 variable — a lookup from label to number for categorical variables, a small
 formula for numerical ones (fill if missing, years before the sale, log,
 centre and weight, a spline curve, plus the missing-value indicator) — and
-the target transform takes ``exp``. ``compiler.py`` derives these tables from the fitted
+the target transform takes ``exp``. ``training/compiler.py`` derives these tables from the fitted
 pipeline at training time; here they are read from JSON and scored with
 NumPy. Nothing here unpickles or imports scikit-learn, so loading a model
 file cannot run code, and a price costs microseconds.

@@ -11,11 +11,11 @@ collection or two, made every request's collections dearer (measured: 20 to
 40 µs a request). A background thread, every ``flush_seconds``, turns the
 queued requests into one record per house and writes them to the database,
 ``batch_records`` at a time, a transaction each (see
-``regression_model.monitoring.prediction_log`` for the table), so only one
+``regression_model.monitoring.log_store`` for the table), so only one
 batch of records is ever built at once however long the queue.
 
 A record holds the model's fields only: the house's inputs under the model's
-names (aliases resolved, by ``regression_model.processing.validation``'s
+names (aliases resolved, by ``regression_model.scoring.validation``'s
 ``model_fields``, the rule validation reads them by) and its id, plus the
 names of the fields the model ignored (at most ``IGNORED_FIELDS_MAX``, each
 cut to ``IGNORED_FIELD_LENGTH`` characters), so what a client sends beyond
@@ -92,9 +92,9 @@ from pydantic_core import from_json, to_json
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
-from api.app import metrics
+from api.app.operations import metrics
 from regression_model import model_fields
-from regression_model.monitoring.prediction_log import (
+from regression_model.monitoring.log_store import (
     FIELDS,
     create_log_engine,
     insert_records,

@@ -1,7 +1,7 @@
 """``regression-model report``: the model's evaluation as a page people read.
 
 Writes into a directory (by default the one beside the artifact, where the
-API serves the plots from, see ``report_files.py``):
+API serves the plots from, see ``scoring/report_files.py``):
 
 - ``report.html``: the cross-validated error and its spread, the baselines,
   the error of every slice, the penalty search and the trimmed houses, with
@@ -37,9 +37,12 @@ import numpy as np
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
-from regression_model.artifact import ArtifactPaths, load_tables
 from regression_model.config.core import Config, ModelConfig
-from regression_model.evaluation import (
+from regression_model.scoring.artifact import ArtifactPaths, load_tables
+from regression_model.scoring.report_files import HTML_FILE, INDEX_FILE, PLOTS
+from regression_model.scoring.tables import ModelTables, TableScorer
+from regression_model.scoring.validation import validate_inputs
+from regression_model.training.evaluation import (
     PRICE_SLICE,
     Evaluation,
     evaluate,
@@ -49,12 +52,9 @@ from regression_model.evaluation import (
     repeated_splits,
     slice_labels,
 )
-from regression_model.linear_model import TrimmedLasso
-from regression_model.pipeline import build_pipeline
-from regression_model.processing.validation import validate_inputs
-from regression_model.report_files import HTML_FILE, INDEX_FILE, PLOTS
-from regression_model.tables import ModelTables, TableScorer
-from regression_model.train_pipeline import TrainingData, load_training_data
+from regression_model.training.linear_model import TrimmedLasso
+from regression_model.training.pipeline import build_pipeline
+from regression_model.training.train import TrainingData, load_training_data
 
 #: Shares of each training part the learning curve fits on.
 LEARNING_SHARES = (0.2, 0.4, 0.6, 0.8, 1.0)

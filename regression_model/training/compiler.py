@@ -1,4 +1,4 @@
-"""Compile the fitted pipeline into model tables (see ``tables.py``).
+"""Compile the fitted pipeline into model tables (see ``scoring/tables.py``).
 
 One compile rule per step type, found in a registry keyed by the exact class
 of the step: each rule reads what the step learned (``imputer_dict_``,
@@ -30,8 +30,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from regression_model.config.core import ModelConfig
-from regression_model.linear_model import TrimmedLasso, TrimmedLassoCV
-from regression_model.processing.features import (
+from regression_model.scoring.tables import (
+    LookupTerm,
+    ModelTables,
+    NumericTerm,
+    Spline,
+    TableScorer,
+)
+from regression_model.training.features import (
     FrequentLabelImputer,
     Mapper,
     SinglePassOneHotEncoder,
@@ -39,7 +45,7 @@ from regression_model.processing.features import (
     TemporalVariableTransformer,
     spline_column,
 )
-from regression_model.tables import LookupTerm, ModelTables, NumericTerm, Spline, TableScorer
+from regression_model.training.linear_model import TrimmedLasso, TrimmedLassoCV
 from regression_model.version import __version__
 
 #: How far a compiled price may be from the pipeline's (relative).
@@ -316,8 +322,8 @@ def compile_tables(estimator: Any, config: ModelConfig) -> ModelTables:
         if rule is None:
             raise CompileError(
                 f"pipeline step {name!r} ({type(step).__module__}.{type(step).__name__}) has no "
-                "compile rule: add one to regression_model/compiler.py so the model tables can "
-                "express it"
+                "compile rule: add one to regression_model/training/compiler.py so the model "
+                "tables can express it"
             )
         rule(step, name, state)
     if state.coefficients is None or state.intercept is None:
@@ -493,7 +499,7 @@ def check_tables(
     """The largest relative difference between the tables' prices and the
     pipeline's over the rows of ``frames`` (validated feature frames); raises
     :class:`CompileError` above :data:`TOLERANCE`."""
-    from regression_model.processing.validation import validate_inputs
+    from regression_model.scoring.validation import validate_inputs
 
     scorer = TableScorer(tables, config)
     worst = 0.0

@@ -1,7 +1,7 @@
 """The process that computes drift reports for one API worker.
 
-``python -m api.app.drift_process``, started by
-:class:`~api.app.drift_reports.DriftReports`, never by hand. A report is
+``python -m api.app.operations.drift_process``, started by
+:class:`~api.app.operations.drift_reports.DriftReports`, never by hand. A report is
 0.35-0.6 s of CPU in NumPy, pydantic-core and SQLite, most of it holding the
 GIL: in a thread of the worker it made every I/O callback of the event loop
 wait for the interpreter's switch interval, so ``/predict`` slowed down
@@ -36,7 +36,7 @@ def _compute(setup: dict[str, Any], engine: Any, since: datetime | None) -> dict
     from regression_model import __version__ as model_version
     from regression_model import get_config
     from regression_model.monitoring.drift import DriftAccumulator
-    from regression_model.monitoring.prediction_log import read_log
+    from regression_model.monitoring.log_store import read_log
 
     accumulator = DriftAccumulator(setup["manifest"], get_config())
     for chunk in read_log(
@@ -62,7 +62,7 @@ def serve(source: IO[bytes], sink: IO[bytes]) -> None:
     from pydantic_core import from_json, to_json
     from sqlalchemy.exc import SQLAlchemyError
 
-    from regression_model.monitoring.prediction_log import create_log_engine, migrate
+    from regression_model.monitoring.log_store import create_log_engine, migrate
 
     first = source.readline()
     if not first:

@@ -17,13 +17,23 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from regression_model.artifact import ArtifactPaths, environment, save_artifact, sha256_file
-from regression_model.compiler import check_tables, compile_tables
 from regression_model.config.core import Config, get_config
-from regression_model.evaluation import Evaluation, evaluate, fit_quietly, regression_metrics
-from regression_model.pipeline import build_pipeline
-from regression_model.processing.data_manager import dataset_path, load_dataset
-from regression_model.processing.validation import validate_inputs
+from regression_model.data import dataset_path, load_dataset
+from regression_model.scoring.artifact import (
+    ArtifactPaths,
+    environment,
+    save_artifact,
+    sha256_file,
+)
+from regression_model.scoring.validation import validate_inputs
+from regression_model.training.compiler import check_tables, compile_tables
+from regression_model.training.evaluation import (
+    Evaluation,
+    evaluate,
+    fit_quietly,
+    regression_metrics,
+)
+from regression_model.training.pipeline import build_pipeline
 from regression_model.version import __version__
 
 

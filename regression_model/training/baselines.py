@@ -1,5 +1,5 @@
 """The simpler models the model must beat, fitted and measured on the same
-folds as the model (``evaluation.py``).
+folds as the model (``training/evaluation.py``).
 
 If a model with all 79 features, splines and a tuned penalty does not price
 houses clearly better than the median price of their neighbourhood, or than

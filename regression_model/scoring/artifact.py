@@ -2,7 +2,7 @@
 
 An artifact is three files named ``<pipeline_name>_v<VERSION>``:
 
-- ``.tables.json``: the compiled model tables (plain data, see ``tables.py``),
+- ``.tables.json``: the compiled model tables (plain data, see ``scoring/tables.py``),
   what serving loads: reading it cannot execute code and needs no
   scikit-learn;
 - ``.pkl``: the fitted pipeline (joblib), for training-side checks and
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from regression_model.config.core import Config, trained_model_dir
-from regression_model.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.scoring.tables import FORMAT, ModelTables, TablesFormatError
 from regression_model.version import __version__
 
 #: Libraries whose versions are recorded; the first two must match to load.

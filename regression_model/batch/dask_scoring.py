@@ -4,9 +4,9 @@ partition, on a cluster on this machine or an existing one.
     predict_dask(ddf)   # a Dask DataFrame of Id, SalePrice, errors, same partitions
 
 Each partition goes through exactly the steps of a streamed chunk
-(:func:`regression_model.batch.numbers_from_text`, then
-:func:`regression_model.batch.score_frame` with
-:meth:`regression_model.predict.Model.price`), and a row's price never
+(:func:`regression_model.batch.run.numbers_from_text`, then
+:func:`regression_model.batch.run.score_frame` with
+:meth:`regression_model.scoring.model.Model.price`), and a row's price never
 depends on its batch, so the prices are those of the in-process path to the
 last bit.
 
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regression_model.batch import (
+from regression_model.batch.run import (
     ERRORS_COLUMN,
     EXTENSIONS,
     FORMATS,
@@ -55,8 +55,8 @@ from regression_model.batch import (
     write_scored,
 )
 from regression_model.config.core import Config, get_config
-from regression_model.predict import CompiledModel, load_model
-from regression_model.tables import ModelTables
+from regression_model.scoring.model import CompiledModel, load_model
+from regression_model.scoring.tables import ModelTables
 from regression_model.version import __version__
 
 DASK_HINT = "pip install 'ames-regression-model[dask]'"

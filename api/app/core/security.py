@@ -14,7 +14,7 @@ table; ``api/tests/test_access_policy.py`` tests each row):
 
 A route declares its level with ``dependencies=[requires_key(Access...)]``.
 FastAPI resolves dependencies only after reading and parsing the body, so a
-route that takes a body (:class:`~api.app.json_body.StrictJSONRoute`) checks
+route that takes a body (:class:`~api.app.core.json_body.StrictJSONRoute`) checks
 the key itself before reading it: an unauthenticated client cannot make the
 server parse anything.
 """
@@ -29,8 +29,8 @@ from fastapi import Depends, Request
 from fastapi.routing import RouteContext
 from starlette.routing import BaseRoute
 
-from api.app.config import Settings
-from api.app.exceptions import request_error
+from api.app.core.exceptions import request_error
+from api.app.core.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
 

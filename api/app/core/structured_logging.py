@@ -15,7 +15,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from api.app.request_context import current_request_id
+from api.app.core.request_context import current_request_id
 
 #: Attributes every LogRecord has; anything else was passed with ``extra=``.
 _STANDARD_ATTRIBUTES = frozenset(

@@ -1,1 +1,0 @@
-"""Data handling: loading, input validation and custom feature transformers."""

@@ -1,0 +1,395 @@
+"""Price houses: validate every row, score the valid ones, account for all.
+
+Two engines score the same model:
+
+- ``"tables"`` (the default, everywhere): the compiled model tables, read
+  from plain JSON and scored with NumPy. No unpickling, no scikit-learn.
+- ``"pipeline"``: the fitted scikit-learn pipeline, unpickled (after the same
+  checks). It is what training fitted and what research parity and the
+  compile check compare against; it needs the ``[train]`` extra.
+
+Both agree to a relative 1e-9 on every row (training refuses tables that do
+not). The model is loaded on first use (verified against its manifest) and
+kept for the life of the process; importing this module does no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict, overload
+
+import numpy as np
+
+from regression_model.config.core import (
+    ARTIFACT_DIR_ENV_VAR,
+    CONFIG_ENV_VAR,
+    Config,
+    get_config,
+    trained_model_dir,
+)
+from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
+from regression_model.scoring.report_files import Report, read_report
+from regression_model.scoring.tables import ModelTables, TableScorer, explain
+from regression_model.scoring.validation import (
+    WHOLE_ROW,
+    IgnoredField,
+    InputData,
+    InputError,
+    ValidationResult,
+    schema_for,
+    validate_inputs,
+)
+
+Engine = Literal["tables", "pipeline"]
+ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
+
+#: Large frames are validated and scored this many rows at a time, so memory
+#: stays bounded; a row's result never depends on its chunk.
+CHUNK_ROWS = 65_536
+#: Threads pricing the chunks of a large frame.
+SCORING_THREADS = min(4, os.cpu_count() or 1)
+
+
+class PredictionResult(TypedDict):
+    predictions: list[float | None]
+    errors: list[dict[str, Any]] | None
+    #: fields that are not model inputs, ignored: ``{"row", "field",
+    #: "message"}``, ``row`` None for a column of a frame (every row)
+    warnings: list[dict[str, Any]] | None
+    version: str
+    explanations: NotRequired[list[dict[str, Any] | None]]
+
+
+class Model:
+    """A verified model, loaded once: validate houses, price them, explain the
+    prices. Get one with :func:`load_model`.
+
+    ``predict`` takes a DataFrame, a list of dicts or one dict and returns one
+    entry per input row, in input order (see :class:`PredictionResult`); a
+    row's verdict and price never depend on the rest of its batch.
+    """
+
+    #: which of the model's two forms scores: the compiled tables or the pipeline
+    engine: Engine
+
+    def __init__(
+        self, config: Config, manifest: dict[str, Any], directory: Path | None = None
+    ) -> None:
+        self.config = config
+        #: the artifact's verified manifest: hashes, library versions, metrics
+        self.manifest = manifest
+        #: the artifact directory it was loaded from (None: shipped as plain data)
+        self.directory = directory
+
+    def report(self) -> Report:
+        """The model report ``regression-model report`` wrote beside the
+        artifact, each file checked against this manifest (the PNGs as drawn:
+        no matplotlib needed). Raises ``ReportUnavailableError`` saying why
+        there is none."""
+        paths = ArtifactPaths.for_version(self.config, self.version, directory=self.directory)
+        return read_report(paths.report, self.manifest)
+
+    @property
+    def version(self) -> str:
+        """The model version that prices (the package's)."""
+        return str(self.manifest["version"])
+
+    @property
+    def known_fields(self) -> frozenset[str]:
+        """Every field name a house may carry: each input's names (the model's,
+        Kaggle's, the aliases) and the id column."""
+        return schema_for(self.config.model).known_fields
+
+    def validate(self, houses: InputData, *, strict: bool = False) -> ValidationResult:
+        """Each row's verdict, without pricing (see :func:`validate_inputs`)."""
+        return validate_inputs(houses, self.config.model, strict=strict)
+
+    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
+        """Validate and price one batch, as arrays (streaming files, Dask)."""
+        began = time.perf_counter()
+        checked = self.validate(houses, strict=strict)
+        validated = time.perf_counter()
+        rows = np.flatnonzero(checked.valid)
+        prices, contributions = self._score(checked, rows)
+        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+        return _verdicts(
+            self.config, checked, rows, prices, contributions=contributions, timings=timings
+        )
+
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prices of the valid ``rows`` and their terms (empty when the
+        engine has none): what each engine does its own way."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        houses: InputData,
+        *,
+        explain: bool = False,
+        strict: bool = False,
+        timings: dict[str, float] | None = None,
+    ) -> PredictionResult:
+        """Price every row of ``houses`` (a DataFrame, list of dicts or dict).
+
+        Returns one prediction per input row in input order: a price in
+        dollars, or ``None`` for a row that cannot be priced, whose reasons are
+        in ``errors`` as ``{"row", "field", "message"}`` (``None`` when every
+        row was priced). A field that is not a model input is ignored and
+        named in ``warnings`` (``None`` when there is none): per row, or with
+        ``row`` ``None`` for a column of a DataFrame; with ``strict=True`` it is
+        an error of its row instead.
+
+        With ``explain=True`` (the compiled tables only) the result also has
+        ``explanations``: per row, ``None`` if unpriced, else the price split
+        into its terms (see :func:`regression_model.scoring.tables.explain`).
+
+        ``timings``, when given, receives the seconds spent validating
+        (``"validate"``) and scoring (``"score"``), added to what it holds.
+        """
+        if explain and not isinstance(self, CompiledModel):
+            raise ValueError("explanations come from the model tables: use engine='tables'")
+        predictions: list[float | None] = []
+        errors: list[InputError] = []
+        warnings: list[IgnoredField] = []
+        explanations: list[dict[str, Any] | None] = []
+        chunks = _chunks(houses)
+
+        def price(chunk: Any) -> PricedBatch:
+            batch = self.price(chunk, strict=strict)
+            # Without explanations the terms are not kept (64 MB per chunk).
+            return batch if explain else replace(batch, contributions=np.empty((0, 0)))
+
+        for (start, _), batch in zip(
+            chunks, _in_order(price, [c for _, c in chunks]), strict=True
+        ):
+            if timings is not None:
+                for stage, seconds in batch.timings.items():
+                    timings[stage] = timings.get(stage, 0.0) + seconds
+            chunk_prices: list[float | None] = batch.prices.tolist()
+            for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
+                chunk_prices[row] = None
+            predictions += chunk_prices
+            errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
+            # A frame's chunks share its columns: their warnings (row None) once.
+            warnings += [
+                replace(w, row=w.row + start) if w.row is not None else w
+                for w in batch.warnings
+                if w.row is not None or start == 0
+            ]
+            if explain:
+                assert isinstance(self, CompiledModel)
+                chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
+                for position, row in enumerate(batch.scored.tolist()):
+                    if chunk_prices[row] is not None:
+                        chunk_explanations[row] = self.explanation(
+                            batch.contributions[position], chunk_prices[row]
+                        )
+                explanations += chunk_explanations
+        result: PredictionResult = {
+            "predictions": predictions,
+            "errors": [e.as_dict() for e in errors] or None,
+            "warnings": [w.as_dict() for w in warnings] or None,
+            "version": self.version,
+        }
+        if explain:
+            result["explanations"] = explanations
+        return result
+
+
+class CompiledModel(Model):
+    """The model's compiled tables (plain data, scored with NumPy): what serves."""
+
+    engine: Engine = "tables"
+
+    def __init__(
+        self,
+        config: Config,
+        tables: ModelTables,
+        manifest: dict[str, Any],
+        directory: Path | None = None,
+    ) -> None:
+        """From tables already verified (loaded by :func:`load_model`, or
+        shipped to a Dask worker as plain data by a process that did)."""
+        super().__init__(config, manifest, directory)
+        self.tables = tables
+        self.scorer = TableScorer(tables, config.model)
+
+    @classmethod
+    def load(cls, config: Config, directory: Path) -> CompiledModel:
+        """Verify the artifact in ``directory`` against its manifest, then read it."""
+        tables, manifest = load_tables(config, directory)
+        return cls(config, tables, manifest, directory)
+
+    def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
+        """The term values of the given (valid) rows of a validation result."""
+        numbers, codes = checked.numbers, checked.codes
+        if len(rows) < checked.n_rows:  # no copy when every row passed
+            numbers, codes = numbers[rows], codes[rows]
+        return self.scorer.contributions(numbers, codes, checked.categories)
+
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        contributions = self.contributions(checked, rows)
+        return np.exp(self.scorer.log_prices(contributions)), contributions
+
+    def explanation(self, contributions: np.ndarray, price: float) -> dict[str, Any]:
+        """One priced house's terms (see :func:`regression_model.scoring.tables.explain`)."""
+        return explain(contributions, self.scorer.names, self.tables.intercept, price)
+
+
+class PipelineModel(Model):
+    """The fitted scikit-learn pipeline, unpickled after the same checks
+    (needs the ``[train]`` extra): what the tables are checked against."""
+
+    engine: Engine = "pipeline"
+
+    def __init__(
+        self,
+        config: Config,
+        estimator: Any,
+        manifest: dict[str, Any],
+        directory: Path | None = None,
+    ) -> None:
+        super().__init__(config, manifest, directory)
+        self.estimator = estimator
+
+    @classmethod
+    def load(cls, config: Config, directory: Path) -> PipelineModel:
+        """Verify the artifact in ``directory`` against its manifest, then unpickle it."""
+        estimator, manifest = load_pipeline(config, directory)
+        return cls(config, estimator, manifest, directory)
+
+    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(rows):
+            return np.empty(0), np.empty((0, 0))
+        prices = np.asarray(self.estimator.predict(checked.features), dtype="float64")
+        return prices, np.empty((0, 0))
+
+
+_loaded: dict[tuple[str, str | None, str | None, str | None], Model] = {}
+_loading = threading.Lock()
+
+
+@overload
+def load_model(
+    *, engine: Literal["tables"] = "tables", directory: Path | str | None = None
+) -> CompiledModel: ...
+@overload
+def load_model(
+    *, engine: Literal["pipeline"], directory: Path | str | None = None
+) -> PipelineModel: ...
+@overload
+def load_model(*, engine: Engine, directory: Path | str | None = None) -> Model: ...
+def load_model(*, engine: Engine = "tables", directory: Path | str | None = None) -> Model:
+    """The model of the active config (``REGRESSION_MODEL_CONFIG``), verified
+    and loaded once per process (thread-safe: concurrent first calls load it
+    once), from ``directory`` or else the artifact directory in use.
+
+    ``engine`` chooses the compiled tables (default: no unpickling, no
+    scikit-learn) or the fitted pipeline (needs the ``[train]`` extra); both
+    price alike to a relative 1e-9 (training refuses tables that do not)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    # Keyed by the settings that choose the config and artifact, read cheaply
+    # on every call; loading happens once per key, under the lock.
+    where = None if directory is None else str(Path(directory).resolve())
+    key = (engine, os.environ.get(CONFIG_ENV_VAR), os.environ.get(ARTIFACT_DIR_ENV_VAR), where)
+    model = _loaded.get(key)
+    if model is None:
+        with _loading:
+            model = _loaded.get(key)
+            if model is None:
+                kind = CompiledModel if engine == "tables" else PipelineModel
+                source = Path(directory) if directory is not None else trained_model_dir()
+                model = _loaded[key] = kind.load(get_config(), source)
+    return model
+
+
+@dataclass(frozen=True)
+class PricedBatch:
+    """A batch's verdicts: ``prices`` (dollars; NaN where a row is not
+    priced) and ``errors`` (rows counted from the batch's first, in row order).
+    With the tables, ``scored`` are the rows that passed validation and
+    ``contributions`` their terms (one row each)."""
+
+    prices: np.ndarray
+    errors: list[InputError]
+    scored: np.ndarray
+    contributions: np.ndarray
+    #: seconds spent validating ("validate") and scoring ("score")
+    timings: dict[str, float]
+    #: fields that are not model inputs, ignored (see ``validate_inputs``)
+    warnings: list[IgnoredField]
+
+    @property
+    def priced(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.prices)))
+
+
+def _verdicts(
+    config: Config,
+    checked: ValidationResult,
+    rows: np.ndarray,
+    prices: np.ndarray,
+    *,
+    contributions: np.ndarray,
+    timings: dict[str, float],
+) -> PricedBatch:
+    """Prices outside the plausible range are refused, like invalid rows."""
+    low, high = config.model.plausible_price_range
+    plausible = (prices >= low) & (prices <= high)
+    all_prices = np.full(checked.n_rows, np.nan)
+    all_prices[rows[plausible]] = prices[plausible]
+    implausible = [
+        _implausible(row, price, low, high)
+        for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True)
+    ]
+    errors = checked.errors
+    if implausible:
+        errors = sorted([*errors, *implausible], key=lambda e: e.row)
+    return PricedBatch(all_prices, errors, rows, contributions, timings, checked.ignored)
+
+
+def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:
+    """``function`` of each chunk, in order. Several chunks are priced at once
+    in threads (NumPy, pandas and pyarrow release the GIL for most of the
+    work), at most one more than there are threads, so memory stays bounded.
+    A chunk's result never depends on the others, so the bits are the same."""
+    if len(chunks) == 1 or SCORING_THREADS == 1:
+        yield from map(function, chunks)
+        return
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="scoring") as pool:
+        pending: deque[Future[PricedBatch]] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(function, chunk))
+            if len(pending) > SCORING_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
+    """(first row, rows) pieces of the input: frames in bounded chunks."""
+    length = len(input_data) if hasattr(input_data, "iloc") else 0
+    if length <= CHUNK_ROWS:
+        return [(0, input_data)]
+    return [
+        (start, input_data.iloc[start : start + CHUNK_ROWS])  # type: ignore[union-attr]
+        for start in range(0, length, CHUNK_ROWS)
+    ]
+
+
+def _implausible(row: int, price: float, low: float, high: float) -> InputError:
+    return InputError(
+        row,
+        WHOLE_ROW,
+        f"the model cannot price this house: it predicts {price:,.6g} dollars, "
+        f"outside the plausible range {low:,.0f} to {high:,.0f}, because its "
+        "values are far outside the training data",
+    )
