@@ -26,7 +26,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from api.app.operations.log_writer import PredictionLog, _spool_line, house_json, records_of
+from api.app.operations.log_records import house_json, records_of
+from api.app.operations.log_spool import spool_line
+from api.app.operations.log_writer import PredictionLog
 from api.tests.conftest import FIGURES
 from api.tests.helpers import running_server
 from api.tests.postgres import Cluster, binaries
@@ -39,7 +41,7 @@ from regression_model.monitoring.log_store import (
     migrate,
     predictions,
 )
-from regression_model.scoring.validation import model_fields
+from regression_model.scoring.schema import model_fields
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 
@@ -251,7 +253,7 @@ def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bound
         release.wait(30)  # the database is slow once
         insert_records(connection, records)
 
-    monkeypatch.setattr("api.app.operations.log_writer.insert_records", slow_insert)
+    monkeypatch.setattr("api.app.operations.log_storage.insert_records", slow_insert)
     result = ([1.0], None, model_version)
     log.record("r0", test_houses[:1], *result)
     assert writing.wait(30)
@@ -300,7 +302,7 @@ def test_replaying_a_spool_file_twice_writes_nothing_twice(
     engine.dispose()
     spool.mkdir()
     (spool / "spool-99999-dead.jsonl").write_bytes(
-        b"".join(_spool_line(r) + b"\n" for r in records)  # all 30, the first 15 again
+        b"".join(spool_line(r) + b"\n" for r in records)  # all 30, the first 15 again
     )
     log = PredictionLog(str(path), spool, flush_seconds=0.05)
     log.start()

@@ -111,7 +111,8 @@ def test_a_full_disk_bounds_memory_counts_drops_and_the_writer_recovers_by_itsel
         spool_failures_before = metric("prediction_log_failures_total", stage="spool")
         database_failures_before = metric("prediction_log_failures_total", stage="database")
         result = ([1.0] * 20, None, model_version)
-        caplog.set_level(logging.ERROR, logger="api.app.operations.log_writer")
+        # The writer (drops) and its storage (database, spool) log the errors.
+        caplog.set_level(logging.ERROR, logger="api.app.operations")
         sent = 0
         # In memory at most: before the writer finds the spool failing (it
         # spools the excess then, as when the database is merely slow; the
@@ -309,7 +310,7 @@ def test_a_writer_hung_in_a_write_never_holds_more_than_twice_the_bound(
         release.wait(30)
         insert_records(connection, records)
 
-    monkeypatch.setattr("api.app.operations.log_writer.insert_records", hung_insert)
+    monkeypatch.setattr("api.app.operations.log_storage.insert_records", hung_insert)
     result = ([1.0], None, model_version)
     log.record("r0", test_houses[:1], *result)
     assert writing.wait(30)

@@ -22,7 +22,8 @@ from alembic.config import Config as AlembicConfig
 from prometheus_client import REGISTRY
 from sqlalchemy import inspect, select, text
 
-from api.app.operations.log_writer import PredictionLog, house_json, records_of
+from api.app.operations.log_records import house_json, records_of
+from api.app.operations.log_writer import PredictionLog
 from api.tests.test_prediction_log import postgres_url  # noqa: F401  (a fixture)
 from regression_model import __version__ as model_version
 from regression_model.cli import main as cli_main
@@ -158,7 +159,7 @@ def test_a_failing_retention_is_counted_logged_and_retried(
     failures_before = REGISTRY.get_sample_value(
         "prediction_log_failures_total", {"stage": "retention"}
     )
-    caplog.set_level(logging.ERROR, logger="api.app.operations.log_writer")
+    caplog.set_level(logging.ERROR, logger="api.app.operations.log_storage")
     log = PredictionLog(
         url,
         tmp_path / "spool",

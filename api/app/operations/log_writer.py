@@ -1,7 +1,8 @@
 """The prediction log writer: every house priced or rejected, recorded off
 the request path; when the database or the disk fails, the writer carries on,
 keeps its memory bounded, says at ERROR what it could not keep, and recovers
-by itself.
+by itself. (The log's table, and reading it, are the package's:
+``regression_model.monitoring.log_store``; this module only writes it.)
 
 A request only appends one entry to an in-memory queue: its id, time and
 result, and its houses as JSON (pydantic-core, a few microseconds a house; no
@@ -9,25 +10,10 @@ I/O). Holding the houses as bytes rather than as the parsed objects keeps
 them out of the garbage collector's way: queued objects, surviving a
 collection or two, made every request's collections dearer (measured: 20 to
 40 µs a request). A background thread, every ``flush_seconds``, turns the
-queued requests into one record per house and writes them to the database,
-``batch_records`` at a time, a transaction each (see
-``regression_model.monitoring.log_store`` for the table), so only one
-batch of records is ever built at once however long the queue.
-
-A record holds the model's fields only: the house's inputs under the model's
-names (aliases resolved, by ``regression_model.scoring.validation``'s
-``model_fields``, the rule validation reads them by) and its id, plus the
-names of the fields the model ignored (at most ``IGNORED_FIELDS_MAX``, each
-cut to ``IGNORED_FIELD_LENGTH`` characters), so what a client sends beyond
-the model is never stored. The filtering happens in the writer thread, not
-on the request path (it costs about 40 µs a house).
-
-When a write fails because the database is down, hung (every connection and
-statement is bounded by ``timeout``), locked or full, the batch is appended
-to a spool file in ``spool_dir`` (JSON lines, fsync'd) and requests carry on.
-Each worker writes its own spool file and holds a lock on it; once the
-database answers, spool files nobody holds (ours, or left by a worker that
-died) are replayed into it and deleted, at once and every ``sweep_seconds``.
+queued requests into one record per house (``log_records.py``) and stores
+them ``batch_records`` at a time: in the database, else in the spool
+(``log_storage.py``, which also replays the spool and deletes old records),
+so only one batch of records is ever built at once however long the queue.
 
 When neither the database nor the spool takes a batch (the disk is full), the
 writer holds its records in memory and retries both, each with capped
@@ -52,19 +38,6 @@ replay, retention, or anything unexpected) is logged at ERROR, counted in
 and every sweep, and by the request path at most once a second, so it tells
 the truth while the writer is failing too.
 
-Records are keyed by ``(log_id, row)``, made once per request before the
-first attempt, and inserted (one statement per batch, see
-``insert_records``) with ``ON CONFLICT DO NOTHING``: a batch that was
-committed although the acknowledgement was lost is recognised when replayed,
-so nothing is written twice. A record the database refuses (not an outage:
-say, text PostgreSQL cannot store) is kept in an ``unwritable-*.jsonl`` file
-in the spool directory, logged and counted, and the others are written.
-
-With ``retention_days``, the writer deletes records older than that, at most
-every ``prune_seconds``, in transactions of ``prune_batch_rows`` rows (so a
-large table is never locked for long); ``regression-model log-prune`` does
-the same by hand.
-
 On shutdown (SIGTERM, after uvicorn has drained the requests) :meth:`close`
 writes what is in memory, or spools it; what it can do neither with is
 counted and reported at ERROR. A worker killed with SIGKILL loses what it had
@@ -75,144 +48,29 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
-import json
 import logging
-import os
-import random
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
-
-from pydantic_core import from_json, to_json
-from sqlalchemy import Engine
-from sqlalchemy.exc import DataError, IntegrityError
+from typing import Any
 
 from api.app.operations import metrics
-from regression_model import model_fields
-from regression_model.monitoring.log_store import (
-    FIELDS,
-    create_log_engine,
-    insert_records,
-    migrate,
-    prune_log,
-    record_json,
-    record_time,
-)
+from api.app.operations.log_records import Entry, Record, house_json, records_of
+from api.app.operations.log_storage import Backoff, LogStorage
 
 logger = logging.getLogger(__name__)
 
-#: A queued request: (request id, Unix time, each house as JSON, predictions,
-#: errors, model version).
-Entry = tuple[str, float, list[bytes], Sequence[float | None], list[dict[str, Any]] | None, str]
-#: One house's record: ``FIELDS``, with ``inputs`` as JSON bytes.
-Record = dict[str, Any]
-
-#: At most this many ignored field names are kept per house, each cut to
-#: this many characters: a client sending thousands of made-up keys, or one
-#: very long one, cannot make the log expensive.
-IGNORED_FIELDS_MAX = 50
-IGNORED_FIELD_LENGTH = 64
 #: Drops are logged at most this often (with the count since the last line).
 DROP_LOG_SECONDS = 10.0
 #: The request path sets the queue gauge at most this often.
 _GAUGE_SECONDS = 1.0
 
 
-def house_json(house: Any) -> bytes:
-    """A house as sent, as JSON (a number too long for a float, read as
-    infinity, is written as the string "Infinity")."""
-    return to_json(house, inf_nan_mode="strings")
-
-
-def new_log_id() -> str:
-    """32 hex digits: the time in nanoseconds, then 64 random bits. Unique
-    across workers, and increasing, so inserts append to the primary key's
-    index instead of landing at random places in it."""
-    return f"{time.time_ns():016x}{random.getrandbits(64):016x}"
-
-
-def logged_fields(house_as_json: bytes) -> tuple[bytes, list[str] | None]:
-    """What the log keeps of a house: its model fields (JSON) and the names
-    of the fields the model ignored (None when there were none). A house that
-    is not a JSON object (it was rejected as such) is kept as sent."""
-    house = from_json(house_as_json)
-    if not isinstance(house, Mapping):
-        return house_as_json, None
-    fields, ignored = model_fields(house)
-    return (
-        house_json(fields),
-        [name[:IGNORED_FIELD_LENGTH] for name in ignored[:IGNORED_FIELDS_MAX]] or None,
-    )
-
-
-def records_of(entry: Entry) -> list[Record]:
-    """One record per house of a queued request."""
-    request_id, moment, houses, prices, errors, version = entry
-    log_id = new_log_id()
-    logged_at = record_time(datetime.fromtimestamp(moment, UTC))
-    by_row: dict[int, list[dict[str, Any]]] = {}
-    for error in errors or ():
-        by_row.setdefault(int(error["row"]), []).append(
-            {"field": error["field"], "message": error["message"]}
-        )
-    records = []
-    for row, house in enumerate(houses):
-        inputs, ignored = logged_fields(house)
-        records.append(
-            {
-                "log_id": log_id,
-                "row": row,
-                "request_id": request_id,
-                "logged_at": logged_at,
-                "model_version": version,
-                "inputs": inputs,
-                "price": prices[row],
-                "errors": by_row.get(row),
-                "ignored_fields": ignored,
-            }
-        )
-    return records
-
-
-def _spool_line(record: Record) -> bytes:
-    return record_json(record)
-
-
-def _from_spool_line(line: bytes) -> Record:
-    record: Record = json.loads(line)
-    record["inputs"] = house_json(record.get("inputs"))
-    return {name: record.get(name) for name in FIELDS}
-
-
-class _Backoff:
-    """When a failing stage may be tried again: after ``base`` seconds,
-    doubling with each failure in a row, never more than ``cap``."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.next_at = 0.0
-
-    def due(self, now: float) -> bool:
-        return now >= self.next_at
-
-    def failed(self, now: float, base: float, cap: float) -> float:
-        self.failures += 1
-        delay: float = min(cap, base * 2.0 ** min(self.failures - 1, 30))
-        self.next_at = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.next_at = 0.0
-
-
-class PredictionLog:
-    """Queues records on the request path; one thread writes them."""
+class PredictionLog(LogStorage):
+    """Queues records on the request path; one thread stores them (see
+    :class:`~api.app.operations.log_storage.LogStorage` for ``storage``\'s
+    settings: the database's, the spool's, retention)."""
 
     def __init__(
         self,
@@ -220,32 +78,11 @@ class PredictionLog:
         spool_dir: Path,
         *,
         flush_seconds: float = 0.25,
-        timeout: float = 5.0,
-        retry_seconds: float = 1.0,
-        max_backoff_seconds: float = 30.0,
-        sweep_seconds: float = 30.0,
-        batch_records: int = 5000,
         max_queued_records: int = 20_000,
-        retention_days: float = 0.0,
-        prune_seconds: float = 600.0,
-        prune_batch_rows: int = 5000,
+        **storage: Any,
     ) -> None:
-        self.url = url
-        self.spool_dir = spool_dir
+        super().__init__(url, spool_dir, max_queued_records=max_queued_records, **storage)
         self.flush_seconds = flush_seconds
-        self.timeout = timeout
-        self.retry_seconds = retry_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        self.sweep_seconds = sweep_seconds
-        self.batch_records = batch_records
-        self.max_queued_records = max_queued_records
-        #: 0: keep records forever.
-        self.retention_days = retention_days
-        self.prune_seconds = prune_seconds
-        self.prune_batch_rows = prune_batch_rows
-        #: Delete batches per writer round (more wait for the next round, so
-        #: writes go on in between).
-        self.prune_batches_per_round = 4
         # In memory, oldest first: records the writer could neither write
         # nor spool (`_held`), then the requests queued since (`_queue`).
         # `_lock` guards both and the counts; the writer's batch in progress
@@ -257,29 +94,12 @@ class PredictionLog:
         self._in_flight = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._engine: Engine | None = None
-        self._reader: Engine | None = None
-        self._reader_migrated = False
-        self._migrated = False
-        self._database_up = False
-        self._database_backoff = _Backoff()
-        self._spool_backoff = _Backoff()
-        self._replay_backoff = _Backoff()
-        self._prune_backoff = _Backoff()
-        self._spool_failing = False
-        self._next_sweep = 0.0
-        self._next_prune = 0.0
         self._gauge_due = 0.0
         self._drops_unreported = 0
         self._drop_log_due = 0.0
         self._drop_reason = ""
         self._record_failure_log_due = 0.0
-        self._spool_fd: int | None = None
-        self._spool_path: Path | None = None
-        #: Totals of this worker (tests and the shutdown line read them).
-        self.counts: collections.Counter[str] = collections.Counter()
 
     # -- request path -------------------------------------------------------
 
@@ -323,19 +143,6 @@ class PredictionLog:
             self._failure("record", exc, quiet=quiet)
             self._note_dropped(len(houses), "they could not be queued")
 
-    def reader(self) -> Engine:
-        """An engine for reading the log (drift reports), apart from the writer's.
-        The schema is migrated first (once; idempotent, under the migration
-        lock): a report asked for before the writer's first write finds the
-        table, empty, instead of failing."""
-        with self._start_lock:
-            if self._reader is None:
-                self._reader = create_log_engine(self.url, timeout=self.timeout)
-            if not self._reader_migrated:
-                migrate(self._reader)
-                self._reader_migrated = True
-            return self._reader
-
     @property
     def in_memory(self) -> int:
         """Records held in this worker's memory (what the queue gauge says)."""
@@ -373,10 +180,7 @@ class PredictionLog:
                 4 * self.timeout + 10,
                 stranded,
             )
-        for engine in (self._engine, self._reader):
-            if engine is not None:
-                with contextlib.suppress(Exception):
-                    engine.dispose()
+        self._dispose()
         self._report_drops(force=True)
         extra = {"records": dict(self.counts), "spool_dir": str(self.spool_dir)}
         if self.counts["lost"] or self.counts["dropped"]:
@@ -393,7 +197,7 @@ class PredictionLog:
     # -- the writer thread --------------------------------------------------
 
     def _run(self) -> None:
-        unexpected = _Backoff()
+        unexpected = Backoff()
         # At once: connect, migrate, replay what earlier workers spooled; the
         # queue waits for the first flush (nothing else is written before it).
         try:
@@ -419,15 +223,14 @@ class PredictionLog:
                 self._wake.clear()
         with contextlib.suppress(Exception):
             self._lose_what_is_left()
-        self._close_spool()
+        self._spool.close()
 
     def _round(self, *, final: bool = False) -> None:
         """One round: retention, then the queue; memory within its bound.
         The final round (shutdown) tries the database and the spool once
         more whatever their backoff, and writes what came in meanwhile."""
         if final:
-            for backoff in (self._database_backoff, self._spool_backoff):
-                backoff.next_at = 0.0
+            self._try_again_now()
         if not final:
             self._prune()
         self._drain()
@@ -573,293 +376,3 @@ class PredictionLog:
             self.counts["lost"] += left
             metrics.LOG_RECORDS.labels("dropped").inc(left)
         metrics.LOG_QUEUE.set(0)
-
-    def _failure(
-        self, stage: str, exc: BaseException, *, traceback: bool = False, quiet: bool = False
-    ) -> None:
-        """Every failure: counted by stage, logged at ERROR (unless ``quiet``:
-        the caller limits its own rate)."""
-        self.counts[f"failed_{stage}"] += 1
-        metrics.LOG_FAILURES.labels(stage).inc()
-        if quiet:
-            return
-        logger.error(
-            "prediction log %s failed: %s: %s",
-            stage,
-            type(exc).__name__,
-            (str(exc).splitlines() or [""])[0][:300],
-            exc_info=exc if traceback else None,
-            extra={"stage": stage, "url": self._safe_url},
-        )
-
-    # -- the database -------------------------------------------------------
-
-    def _write(self, records: list[Record]) -> bool:
-        """``records`` into the database: whether they went in. Tried while
-        the database is up, or when its backoff allows."""
-        now = time.monotonic()
-        if not (self._database_up or self._database_backoff.due(now)):
-            return False
-        stage = "database"
-        try:
-            if self._engine is None:
-                self._engine = create_log_engine(self.url, timeout=self.timeout)
-            engine = self._engine
-            if not self._migrated:
-                stage = "migration"
-                migrate(engine)
-                self._migrated = True
-            if not self._database_up or now >= self._next_sweep:
-                self._replay_spool(engine)
-                self._next_sweep = now + self.sweep_seconds
-            stage = "database"
-            set_aside = 0
-            for start in range(0, len(records), self.batch_records):
-                # One request bigger than a batch is written in pieces.
-                set_aside += self._insert_batch(
-                    engine, records[start : start + self.batch_records]
-                )
-        except Exception as exc:
-            self._database_failed(stage, exc, now)
-            return False
-        if not self._database_up:
-            logger.info("prediction log database reachable", extra={"url": self._safe_url})
-        self._database_up = True
-        self._database_backoff.succeeded()
-        metrics.LOG_DATABASE_UP.set(1)
-        self.counts["written"] += len(records) - set_aside
-        metrics.LOG_RECORDS.labels("written").inc(len(records) - set_aside)
-        return True
-
-    def _database_failed(self, stage: str, exc: Exception, now: float) -> None:
-        self._failure(stage, exc)
-        self._database_up = False
-        self._migrated = False
-        metrics.LOG_DATABASE_UP.set(0)
-        delay = self._database_backoff.failed(now, self.retry_seconds, self.max_backoff_seconds)
-        logger.error(
-            "prediction log database not taking writes; records go to the spool in %s; "
-            "next attempt in %.1f s",
-            self.spool_dir,
-            delay,
-        )
-        if self._engine is not None:
-            # Fresh connections next time: a connection that failed mid-write
-            # (a full disk, a cut socket) is not trusted again.
-            with contextlib.suppress(Exception):
-                self._engine.dispose()
-
-    @property
-    def _safe_url(self) -> str:
-        return self._engine.url.render_as_string(hide_password=True) if self._engine else "?"
-
-    def _insert_batch(self, engine: Engine, records: list[Record]) -> int:
-        """Insert in one transaction; a record the database refuses is set
-        aside (an outage raises instead, and the caller spools the batch).
-        Returns how many were set aside."""
-        if not records:
-            return 0
-        try:
-            with engine.begin() as connection:
-                insert_records(connection, records)
-            return 0
-        except (DataError, IntegrityError):
-            set_aside = 0
-            for record in records:  # find the refused ones; the rest go in
-                try:
-                    with engine.begin() as connection:
-                        insert_records(connection, [record])
-                except (DataError, IntegrityError) as exc:
-                    self._set_aside(record, exc)
-                    set_aside += 1
-            return set_aside
-
-    def _set_aside(self, record: Record, exc: Exception) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        path = self.spool_dir / f"unwritable-{os.getpid()}.jsonl"
-        with path.open("ab") as handle:
-            handle.write(_spool_line(record) + b"\n")
-        self.counts["unwritable"] += 1
-        metrics.LOG_RECORDS.labels("unwritable").inc()
-        logger.error(
-            "the database refused a prediction log record; kept in %s",
-            path,
-            extra={"log_request_id": record["request_id"], "error": str(exc).splitlines()[0]},
-        )
-
-    # -- retention ----------------------------------------------------------
-
-    def _prune(self) -> None:
-        """Delete records older than ``retention_days``: a few bounded
-        batches per round, a round every ``prune_seconds`` (sooner while
-        more are left), only while the database takes writes."""
-        now = time.monotonic()
-        if (
-            self.retention_days <= 0
-            or not self._database_up
-            or self._engine is None
-            or now < self._next_prune
-        ):
-            return
-        before = datetime.now(UTC) - timedelta(days=self.retention_days)
-        limit = self.prune_batches_per_round
-        try:
-            deleted = prune_log(
-                self._engine, before, batch_rows=self.prune_batch_rows, max_batches=limit
-            )
-        except Exception as exc:
-            self._failure("retention", exc)
-            self._next_prune = now + self._prune_backoff.failed(
-                now, self.retry_seconds, self.max_backoff_seconds
-            )
-            return
-        self._prune_backoff.succeeded()
-        self.counts["pruned"] += deleted
-        metrics.LOG_RECORDS.labels("pruned").inc(deleted)
-        if deleted >= limit * self.prune_batch_rows:
-            self._next_prune = now  # more to delete: go on next round
-        else:
-            self._next_prune = now + self.prune_seconds
-            if deleted:
-                logger.info(
-                    "prediction log: deleted records older than %g days",
-                    self.retention_days,
-                    extra={"deleted": self.counts["pruned"]},
-                )
-
-    # -- the spool ----------------------------------------------------------
-
-    def _spool_records(self, records: list[Record]) -> bool:
-        """Append ``records`` to this worker's spool file and fsync it:
-        whether they are safely there. Tried while the spool works, or when
-        its backoff allows; a failed append is cut off again, so the file
-        never holds half a line in the middle."""
-        if not records:
-            return True
-        now = time.monotonic()
-        if not self._spool_backoff.due(now):
-            return False
-        try:
-            self._append_to_spool(b"".join(_spool_line(record) + b"\n" for record in records))
-        except Exception as exc:
-            self._failure("spool", exc)
-            self._spool_failing = True
-            delay = self._spool_backoff.failed(now, self.retry_seconds, self.max_backoff_seconds)
-            logger.error(
-                "prediction log spool %s not taking records; %d held in memory (at most %d); "
-                "next attempt in %.1f s",
-                self.spool_dir,
-                self._in_memory(),
-                self.max_queued_records,
-                delay,
-            )
-            return False
-        if self._spool_failing:
-            logger.info("prediction log spool writable again: %s", self.spool_dir)
-        self._spool_failing = False
-        self._spool_backoff.succeeded()
-        self.counts["spooled"] += len(records)
-        metrics.LOG_RECORDS.labels("spooled").inc(len(records))
-        return True
-
-    def _append_to_spool(self, data: bytes) -> None:
-        if self._spool_fd is None:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            path = self.spool_dir / f"spool-{os.getpid()}-{uuid.uuid4().hex}.jsonl"
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # others leave it alone while we live
-            self._spool_fd, self._spool_path = fd, path
-        fd = self._spool_fd
-        end = os.lseek(fd, 0, os.SEEK_END)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
-            try:
-                os.ftruncate(fd, end)
-            except OSError:
-                # It cannot even be cut: start another file next time (this
-                # one ends with a partial line, which replay stops at).
-                self._close_spool()
-            raise
-
-    def _close_spool(self) -> None:
-        if self._spool_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._spool_fd)  # releases the lock: any worker may replay it
-            self._spool_fd = None
-
-    def _replay_spool(self, engine: Engine) -> None:
-        """Write every spool file nobody holds (ours included), then delete
-        it. A failure is counted and logged, and retried with backoff; it
-        does not stop this round's own records from being written."""
-        now = time.monotonic()
-        if not self._replay_backoff.due(now):
-            return
-        try:
-            if not self.spool_dir.is_dir():
-                return
-            self._close_spool()
-            for path in sorted(self.spool_dir.glob("spool-*.jsonl")):
-                self._replay_file(engine, path)
-        except Exception as exc:
-            self._failure("replay", exc)
-            self._replay_backoff.failed(now, self.retry_seconds, self.max_backoff_seconds)
-            return
-        self._replay_backoff.succeeded()
-
-    def _replay_file(self, engine: Engine, path: Path) -> None:
-        with _locked(path) as handle:
-            if handle is None:
-                return  # another worker's current file
-            replayed = unreadable = 0
-            batch: list[Record] = []
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    logger.warning("spool file %s ends with a partial line", path)
-                    break
-                try:
-                    batch.append(_from_spool_line(line))
-                except ValueError:
-                    unreadable += 1
-                    continue
-                if len(batch) >= self.batch_records:
-                    replayed += len(batch) - self._insert_batch(engine, batch)
-                    batch = []
-            replayed += len(batch) - self._insert_batch(engine, batch)
-            if unreadable:
-                # Kept for a person to look at, out of the replay's way.
-                kept = path.with_name(f"unreadable-{path.name}")
-                path.rename(kept)
-                self.counts["unreadable"] += unreadable
-                self._failure(
-                    "replay", ValueError(f"{unreadable} lines of {path.name} are not records")
-                )
-                logger.error("unreadable spool lines kept in %s", kept)
-            else:
-                path.unlink()
-        self.counts["replayed"] += replayed
-        metrics.LOG_RECORDS.labels("replayed").inc(replayed)
-        logger.info("replayed %d spooled records from %s", replayed, path.name)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[IO[bytes] | None]:
-    """``path`` opened and exclusively locked, or None when another process holds it."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        yield None
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        if not path.exists():  # replayed and deleted by another worker meanwhile
-            yield None
-            return
-        yield handle
