@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from regression_model import __version__
+from regression_model.batch import score_file
 from regression_model.batch.resample import resampled_houses, write_houses
-from regression_model.batch.run import score_file
 from regression_model.cli import main
 from regression_model.config.core import get_config
 from regression_model.predict import make_prediction

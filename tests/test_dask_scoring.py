@@ -15,9 +15,9 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+from regression_model.batch import score_file  # noqa: E402
 from regression_model.batch.dask_scoring import _MODELS, predict_dask, score_files  # noqa: E402
 from regression_model.batch.resample import resampled_houses, write_houses  # noqa: E402
-from regression_model.batch.run import score_file  # noqa: E402
 from regression_model.config.core import get_config  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -106,7 +106,8 @@ def test_a_report_of_other_code_or_config_is_refused(
 def test_every_value_the_page_template_shows_is_escaped(config: Config) -> None:
     """The page is templates/report.html filled in with string.Template: text
     from the manifest is escaped, and a `$` in it is shown, not substituted."""
-    from regression_model.training.model_report import _Facts, _page
+    from regression_model.training.report_facts import ReportFacts
+    from regression_model.training.report_page import page as report_page
 
     _, manifest = load_tables(config)
     manifest = copy.deepcopy(manifest)
@@ -121,7 +122,9 @@ def test_every_value_the_page_template_shows_is_escaped(config: Config) -> None:
     learning = [{"houses": 100.0, "training_rmsle": 0.1, "cv_rmsle": 0.12, "cv_rmsle_std": 0.01}]
     stale = [{"year": 2007.0, "houses": 100.0, "rmsle": 0.12, "same_years": 1.0}]
     unused: Any = None  # the page reads neither the tables, the data nor the evaluation
-    page = _page(_Facts(config.model, manifest, unused, unused, unused, learning, stale, {}))
+    page = report_page(
+        ReportFacts(config.model, manifest, unused, unused, unused, learning, stale, {})
+    )
     assert "<script>" not in page and "${" not in page.replace(html.escape(hostile), "")
     assert f"<h1>Model report: {html.escape(hostile)} {manifest['version']}</h1>" in page
     assert f"<h3>{html.escape(hostile)}</h3>" in page

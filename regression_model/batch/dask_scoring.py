@@ -4,8 +4,8 @@ partition, on a cluster on this machine or an existing one.
     predict_dask(ddf)   # a Dask DataFrame of Id, SalePrice, errors, same partitions
 
 Each partition goes through exactly the steps of a streamed chunk
-(:func:`regression_model.batch.run.numbers_from_text`, then
-:func:`regression_model.batch.run.score_frame` with
+(:func:`regression_model.batch.columns.numbers_from_text`, then
+:func:`regression_model.batch.score_frame` with
 :meth:`regression_model.scoring.model.Model.price`), and a row's price never
 depends on its batch, so the prices are those of the in-process path to the
 last bit.
@@ -36,24 +36,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regression_model.batch.run import (
+from regression_model.batch.columns import (
     ERRORS_COLUMN,
-    EXTENSIONS,
-    FORMATS,
+    check_columns,
+    ignored_columns,
+    numbers_from_text,
+)
+from regression_model.batch.errors import (
     BatchFileError,
-    Counts,
     InputFileError,
     Interrupted,
     MissingDependencyError,
     OutputFileError,
     ScoringSetupError,
-    _signals_raise_interrupted,
-    check_columns,
-    ignored_columns,
-    numbers_from_text,
-    score_frame,
-    write_scored,
 )
+from regression_model.batch.formats import EXTENSIONS, FORMATS
+from regression_model.batch.run import Counts, score_frame, sigterm_raises_interrupted
+from regression_model.batch.writers import write_scored
 from regression_model.config.core import Config, get_config
 from regression_model.scoring.model import CompiledModel, load_model
 from regression_model.scoring.tables import ModelTables
@@ -240,7 +239,7 @@ def score_files(
             )
         partial = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
         try:
-            with _signals_raise_interrupted():
+            with sigterm_raises_interrupted():
                 counts = _write(scored, partial, kind=writing, progress=progress, client=client)
             if not strict:
                 counts.ignored = ignored_columns([str(c) for c in ddf.columns], config)

@@ -1,0 +1,156 @@
+"""What a file must hold and how its cells are read.
+
+A file lacking some of the model's input columns is refused unless
+``allow_missing`` (every row would be priced with imputed values for them);
+columns that are not model inputs are ignored and named (or, strict, read
+for validation to refuse). Cells are read one at a time, whatever the rest of
+the file holds: in a numerical or coded field a cell that is a number is that
+number and any other text stays text (and that row is refused, saying so).
+Streamed chunks (Arrow tables, :func:`table_to_frame`) and Dask partitions
+(pandas frames, :func:`numbers_from_text`) are read by that one rule.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from regression_model.batch.errors import InputFileError
+from regression_model.config.core import ModelConfig
+from regression_model.scoring.schema import schema_for
+from regression_model.scoring.unknown_fields import IgnoredField, shown_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+#: Output column with the reasons a row was not priced ("" when priced).
+ERRORS_COLUMN = "errors"
+
+
+def input_columns(config: ModelConfig) -> dict[str, list[str]]:
+    """Each model input and the column names that may carry it, preferred first
+    (validation's own list: a Python-safe name, then Kaggle's raw one)."""
+    return {rule.name: list(rule.sources) for rule in schema_for(config).rules}
+
+
+def ignored_columns(columns: list[str], config: ModelConfig) -> list[IgnoredField]:
+    """The columns that are not model inputs (nor the id column), each named
+    with the input it is closest to: scoring ignores them, and says so."""
+    schema = schema_for(config)
+    return [
+        IgnoredField(
+            None, shown_name(column), schema.unknown.ignored_message(column, strict=False)
+        )
+        for column in schema.unknown_fields(columns)
+    ]
+
+
+def check_columns(
+    columns: list[str],
+    config: ModelConfig,
+    *,
+    name: str,
+    allow_missing: bool,
+    strict: bool = False,
+) -> list[str]:
+    """The columns scoring reads; refuses a file lacking model inputs (unless
+    ``allow_missing``) or without any of them. With ``strict``, columns that
+    are not model inputs are read too, for validation to refuse in every row."""
+    present = set(columns)
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise InputFileError(f"{name}: duplicated column names: {', '.join(duplicated)}")
+    sources = input_columns(config)
+    missing = [var for var, names in sources.items() if not present.intersection(names)]
+    optional = f"optional: {config.id_column} (row numbers are used without it)"
+    if len(missing) == len(sources):
+        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        raise InputFileError(
+            f"{name} has none of the model's {len(sources)} input columns "
+            f"(it has: {shown or 'no columns'}); expected the Kaggle house columns "
+            f"({', '.join(list(sources)[:4])}, ...); {optional}"
+        )
+    if missing and not allow_missing:
+        raise InputFileError(
+            f"{name} lacks {len(missing)} of the model's {len(sources)} input columns: "
+            f"{', '.join(missing)}. They are required so that no house is priced with a "
+            f"guessed value by accident: add them (an empty cell is imputed for that row), or "
+            f"pass --allow-missing-columns to impute them for every row; {optional}; other "
+            "columns are ignored and named, or refused with --strict"
+        )
+    if strict:
+        return columns
+    wanted = {config.id_column, *(n for names in sources.values() for n in names)}
+    return [c for c in columns if c in wanted]
+
+
+# -- cells ------------------------------------------------------------------
+
+
+def numeric_columns(config: ModelConfig) -> set[str]:
+    """Columns whose cells are read as numbers when they are numbers: the
+    numerical inputs and the coded ones (MSSubClass 60 and "60" are one code)."""
+    numeric = set(config.numerical_vars) | set(config.coded_vars)
+    return {n for var, names in input_columns(config).items() if var in numeric for n in names}
+
+
+def numbers_from_text(frame: pd.DataFrame, config: ModelConfig) -> pd.DataFrame:
+    """``frame`` with the text columns of numerical and coded inputs read cell
+    by cell: a number where the cell is one (pyarrow's syntax), else the text."""
+    import pandas as pd
+    import pyarrow as pa
+
+    targets = numeric_columns(config)
+    parsed = {
+        str(name): _numbers_or_text(pa.array(frame[name].array, from_pandas=True))
+        for name in frame.columns
+        if name in targets and pd.api.types.is_string_dtype(frame[name].dtype)
+    }
+    return frame.assign(**parsed) if parsed else frame
+
+
+def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
+    """A chunk as read (text cells for CSV) as the frame validation takes:
+    :func:`numbers_from_text`, done on the Arrow columns before pandas sees them."""
+    import pyarrow as pa
+
+    targets = numeric_columns(config)
+    numbers: dict[str, np.ndarray] = {}
+    for index, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type):  # Parquet's categoricals: plain values
+            table = table.set_column(
+                index, table.field(index).name, column.cast(column.type.value_type)
+            )
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name in targets and (
+            pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        ):
+            numbers[name] = _numbers_or_text(column)
+    frame: pd.DataFrame = table.drop_columns(list(numbers)).to_pandas()
+    if numbers:
+        frame = frame.assign(**numbers)[table.column_names]
+    return frame
+
+
+def _numbers_or_text(text: Any) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    try:
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+    except pa.ArrowInvalid:
+        pass
+    # Some cell is not a number: decide for each distinct cell, with the same parser.
+    encoded = pc.dictionary_encode(text)
+    values: list[object] = []
+    for cell in encoded.dictionary.to_pylist():
+        try:
+            values.append(pc.cast(pa.array([cell]), pa.float64())[0].as_py())
+        except pa.ArrowInvalid:
+            values.append(cell)
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.array([*values, np.nan], dtype=object)[indices]  # type: ignore[no-any-return]

@@ -1,0 +1,176 @@
+"""Writing scored rows: ``Id``, the price and the reasons, as CSV (to a file
+or stdout) or Parquet, chunk after chunk. A file is written under a
+temporary name beside the target and renamed when complete, so an error or
+an interruption leaves nothing under the target's name."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from regression_model.batch.errors import OutputFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+@contextlib.contextmanager
+def open_output(
+    target: str, kind: str, source: str, columns: list[str], id_type: pa.DataType
+) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function appending scored chunks to ``target``: written to a
+    temporary file beside it, renamed over it only when the run completes."""
+    if target == "-":
+        stdout = _CsvAppender(sys.stdout, columns)
+        yield stdout
+        stdout.finish()
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise OutputFileError(f"{target} is a directory: give a file name")
+    if not path.parent.is_dir():
+        raise OutputFileError(f"cannot write {target}: directory {path.parent} does not exist")
+    if source != "-" and path.exists() and path.resolve() == Path(source).resolve():
+        raise OutputFileError(f"{target} is also the input: write the prices elsewhere")
+    try:
+        descriptor, partial = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
+        )
+    except PermissionError:
+        raise OutputFileError(f"cannot write in {path.parent}: permission denied") from None
+    try:
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            appender = _appender(handle, kind, columns, id_type)
+            yield appender
+            appender.finish()
+        os.chmod(partial, 0o666 & ~_umask())
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
+
+
+def write_scored(path: Path, kind: str, scored: pd.DataFrame, id_type: pa.DataType) -> None:
+    """Write one scored frame as a whole file, as the streamed output is written
+    (a Dask partition's part file)."""
+    columns = [str(c) for c in scored.columns]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        appender = _appender(handle, kind, columns, id_type)
+        appender(scored)
+        appender.finish()
+
+
+def _appender(
+    handle: io.TextIOWrapper, kind: str, columns: list[str], id_type: pa.DataType
+) -> _CsvAppender | _ParquetAppender:
+    if kind == "csv":
+        return _CsvAppender(handle, columns)
+    return _ParquetAppender(handle.buffer, columns, id_type)  # type: ignore[arg-type]
+
+
+def _umask() -> int:
+    # Read by setting it (there is no other way); nothing else runs meanwhile.
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+class _CsvAppender:
+    """CSV rendered by Arrow: a value is quoted only when it holds a comma,
+    a quote or a line break (pyarrow's own writer quotes every text value)."""
+
+    def __init__(self, handle: IO[str], columns: list[str]) -> None:
+        self.handle = handle
+        handle.write(",".join(_csv_cell(name) for name in columns) + "\n")
+
+    def __call__(self, scored: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        identifier, price, reason = scored.columns
+        ids = pa.array(scored[identifier].array, from_pandas=True)
+        prices = scored[price].to_numpy(dtype="float64")
+        cells = [
+            _quoted(ids.cast(pa.string()).fill_null("")),
+            pc.cast(pa.array(prices, mask=np.isnan(prices)), pa.string()).fill_null(""),
+            _quoted(pa.array(scored[reason].to_numpy(dtype=object), type=pa.string())),
+        ]
+        cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "")
+        lines = pc.binary_join_element_wise(*cells, ",")
+        if isinstance(lines, pa.ChunkedArray):
+            lines = lines.combine_chunks()
+        lines = lines.cast(pa.string())  # 32-bit offsets
+        # The lines lie end to end in one buffer: write it as it is.
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1)
+        text = memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
+        self.handle.flush()
+        raw = getattr(self.handle, "buffer", None)
+        if raw is None:
+            self.handle.write(bytes(text).decode("utf-8"))
+        else:
+            raw.write(text)
+
+    def finish(self) -> None:
+        self.handle.flush()
+
+
+def _csv_cell(text: str) -> str:
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _quoted(values: Any) -> Any:
+    """Text values as CSV cells: quoted (quotes doubled) where needed."""
+    import pyarrow.compute as pc
+
+    needs = pc.match_substring_regex(values, r'[,"\r\n]')
+    if not pc.any(needs).as_py():
+        return values
+    wrapped = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(needs, wrapped, values)
+
+
+class _ParquetAppender:
+    """Prices are null where not priced, reasons null where none."""
+
+    def __init__(self, handle: BinaryIO, columns: list[str], id_type: pa.DataType) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.columns = columns
+        self.schema = pa.schema(
+            [(columns[0], id_type), (columns[1], pa.float64()), (columns[2], pa.string())]
+        )
+        self.writer = pq.ParquetWriter(handle, self.schema)
+
+    def __call__(self, scored: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        identifier, price, reason = self.columns
+        prices = scored[price].to_numpy(dtype="float64")
+        reasons = scored[reason].to_numpy(dtype=object)
+        ids = pa.array(scored[identifier].array, from_pandas=True)
+        self.writer.write_table(
+            pa.table(
+                [
+                    ids.cast(self.schema.field(0).type),
+                    pa.array(prices, mask=np.isnan(prices)),
+                    pa.array(reasons, type=pa.string(), mask=reasons == ""),
+                ],
+                schema=self.schema,
+            )
+        )
+
+    def finish(self) -> None:
+        self.writer.close()

@@ -1,0 +1,3 @@
+from regression_model.cli import main
+
+raise SystemExit(main())

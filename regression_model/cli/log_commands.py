@@ -1,0 +1,245 @@
+"""The prediction log's commands: ``drift``, ``log-migrate`` and ``log-prune``.
+
+Each finds the log the same way (``--database-url``, else the environment:
+:func:`regression_model.monitoring.log_url_from_environment`) and needs the
+``[log]`` extra; ``drift``'s plot needs ``[drift]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from regression_model.cli.arguments import positive
+from regression_model.config.core import get_config
+from regression_model.monitoring import (
+    DATABASE_URL_VAR,
+    LOG_PATH_VAR,
+    log_url_from_environment,
+    since,
+)
+from regression_model.scoring.artifact import load_tables
+from regression_model.version import __version__
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+LOG_EXTRA_HINT = (
+    "the prediction log needs SQLAlchemy, Alembic and psycopg: "
+    "pip install 'ames-regression-model[log]'"
+)
+DRIFT_EXTRA_HINT = "the plot needs matplotlib: pip install 'ames-regression-model[drift]'"
+DATABASE_URL_HELP = f"default: ${DATABASE_URL_VAR}, then ${LOG_PATH_VAR}"
+
+
+def parse_since(text: str) -> datetime:
+    """``--since`` and ``--older-than``: see :func:`monitoring.since.parse_since`."""
+    try:
+        return since.parse_since(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _database_url_argument(
+    parser: argparse.ArgumentParser, described: str = DATABASE_URL_HELP
+) -> None:
+    parser.add_argument("--database-url", help=described)
+
+
+def drift_arguments(parser: argparse.ArgumentParser) -> None:
+    _database_url_argument(
+        parser,
+        f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
+    )
+    parser.add_argument(
+        "--since", type=parse_since, help="ISO 8601 time or a span back from now (24h, 7d)"
+    )
+    parser.add_argument(
+        "--model-version", help=f"houses priced by this version (default: {__version__})"
+    )
+    parser.add_argument(
+        "--plot", default="drift.png", help="PNG to write (default: drift.png; 'none': no plot)"
+    )
+    parser.add_argument("--json", help="also write the summary as JSON to this file ('-': stdout)")
+    parser.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when a feature or the prices drift"
+    )
+
+
+def log_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    _database_url_argument(parser)
+
+
+def log_prune_arguments(parser: argparse.ArgumentParser) -> None:
+    _database_url_argument(parser)
+    parser.add_argument(
+        "--older-than",
+        required=True,
+        type=parse_since,
+        metavar="SPAN_OR_TIME",
+        help="a span back from now (90d, 12w, 24h) or an ISO 8601 time",
+    )
+    parser.add_argument(
+        "--batch-rows",
+        type=positive,
+        metavar="N",
+        help="records deleted per transaction (default: the package's PRUNE_BATCH_ROWS)",
+    )
+
+
+def _log_url(args: argparse.Namespace) -> str | None:
+    """Where the prediction log is; None, after saying why, when the ``[log]``
+    extra is missing or nothing says where."""
+    try:
+        import regression_model.monitoring.log_store  # noqa: F401 - needs the [log] extra
+    except ImportError as exc:
+        print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
+        return None
+    url = log_url_from_environment(args.database_url)
+    if url is None:
+        print(f"error: say where the log is: --database-url, ${DATABASE_URL_VAR} or "
+              f"${LOG_PATH_VAR}", file=sys.stderr)  # fmt: skip
+    return url
+
+
+@contextlib.contextmanager
+def _log_engine(url: str) -> Iterator[Engine]:
+    """The log's engine, disposed of on the way out."""
+    from regression_model.monitoring.log_store import create_log_engine
+
+    engine = create_log_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _shown(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def drift(args: argparse.Namespace) -> int:
+    url = _log_url(args)
+    if url is None:
+        return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from regression_model.monitoring.drift import DriftAccumulator
+    from regression_model.monitoring.log_store import read_log
+
+    config = get_config()
+    _, manifest = load_tables(config)
+    version = args.model_version or __version__
+    if version != manifest["version"]:
+        print(f"error: the installed model is {manifest['version']}; its training profile "
+              f"cannot judge houses priced by {version}", file=sys.stderr)  # fmt: skip
+        return 2
+    accumulator = DriftAccumulator(manifest, config)
+    with _log_engine(url) as engine:
+        try:
+            for chunk in read_log(engine, since=args.since, model_version=version):
+                accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
+        except SQLAlchemyError as exc:
+            print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
+            return 2
+    report = accumulator.report(
+        model_version=version,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        since=args.since.isoformat(timespec="seconds") if args.since else None,
+        source=_shown(engine),
+    )
+    print(format_drift_table(report))
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.plot != "none":
+        try:
+            from regression_model.monitoring.drift_plot import plot_drift
+        except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
+            print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
+        else:
+            logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
+            path = plot_drift(report, manifest["predictions"], logged, Path(args.plot))
+            print(f"plot: {path}")
+    return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_drift_table(report: dict[str, Any]) -> str:
+    """The drift report as a text table, most shifted features first."""
+    features = sorted(report["features"], key=lambda f: (not f["drifting"], -(f["psi"] or 0.0)))
+    lines = [
+        f"{'feature':<16} {'type':<11} {'missing tr/log':>15} {'PSI':>7} {'KS':>6} "
+        f"{'KS p':>9} {'unseen':>7}  drifting"
+    ]
+    for f in features:
+        missing = f["missing_share"]
+        logged = "-" if missing["logged"] is None else f"{missing['logged']:.2f}"
+        p_value = "-" if f["ks_p_value"] is None else f"{f['ks_p_value']:.1e}"
+        lines.append(
+            f"{f['input_field']:<16} {f['type']:<11} {missing['training']:>7.2f}/{logged:<7} "
+            f"{_number(f['psi']):>7} {_number(f['ks_statistic']):>6} {p_value:>9} "
+            f"{_number(f['unseen_share']):>7}  {', '.join(f['reasons']) if f['drifting'] else ''}"
+        )
+    prices = report["prices"]
+    shift = "-" if prices["shift"] is None else f"{prices['shift']:+.1%}"
+    logged_median = "-" if prices["logged_median"] is None else f"{prices['logged_median']:,.0f}"
+    lines += [
+        "",
+        f"predicted prices: median {logged_median} vs {prices['training_median']:,.0f} in "
+        f"training ({shift}), PSI {_number(prices['psi'])}, KS {_number(prices['ks_statistic'])}"
+        + ("  DRIFTING" if prices["drifting"] else ""),
+        f"houses compared: {report['houses']:,} (rejected, not compared: {report['rejected']:,})"
+        + ("" if report["enough_houses"] else
+           f"; fewer than {report['thresholds']['min_records']}: nothing is marked"),
+        f"drifting features: {', '.join(report['drifting']) or 'none'}",
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def log_migrate(args: argparse.Namespace) -> int:
+    url = _log_url(args)
+    if url is None:
+        return 2
+    from regression_model.monitoring.log_store import migrate
+
+    with _log_engine(url) as engine:
+        migrate(engine)
+    print(f"prediction log schema up to date: {_shown(engine)}")
+    return 0
+
+
+def log_prune(args: argparse.Namespace) -> int:
+    """Delete the records logged before ``--older-than`` (retention by hand;
+    the API's writer does the same with PREDICTION_LOG_RETENTION_DAYS)."""
+    url = _log_url(args)
+    if url is None:
+        return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from regression_model.monitoring.log_store import PRUNE_BATCH_ROWS, prune_log
+
+    before: datetime = args.older_than
+    with _log_engine(url) as engine:
+        try:
+            deleted = prune_log(engine, before, batch_rows=args.batch_rows or PRUNE_BATCH_ROWS)
+        except SQLAlchemyError as exc:
+            print(f"error: cannot prune the prediction log: {exc}", file=sys.stderr)
+            return 2
+    print(f"deleted {deleted} records logged before {before.isoformat(timespec='seconds')} "
+          f"from {_shown(engine)}")  # fmt: skip
+    return 0
