@@ -10,9 +10,10 @@ benchmarks and users import::
     result["predictions"], result["errors"], result["warnings"]
 
 ``make_prediction(input_data=...)`` is the same call. Public modules too:
-``regression_model.batch.run`` (files in bounded memory), ``regression_model.batch.dask_scoring``
-(the same on a cluster), ``regression_model.batch.resample`` (large test
-inputs) and ``regression_model.monitoring`` (the prediction log, drift).
+``regression_model.batch`` (``score_file``: files in bounded memory),
+``regression_model.batch.dask_scoring`` (the same on a cluster),
+``regression_model.batch.resample`` (large test inputs) and
+``regression_model.monitoring`` (the prediction log, drift).
 Everything else is internal and may change between versions; import-linter
 contracts (``tox -e checks``) keep the service and the benchmarks to these.
 """

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from regression_model.monitoring import log_url
+
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -142,12 +144,10 @@ class Settings(BaseSettings):
 
     @property
     def prediction_log_url(self) -> str | None:
-        """Where the prediction log goes, or None when it is off."""
-        if self.database_url is not None and self.database_url.get_secret_value().strip():
-            return self.database_url.get_secret_value().strip()
-        if self.prediction_log_path is not None:
-            return str(self.prediction_log_path)
-        return None
+        """Where the prediction log goes, or None when it is off (the package's
+        rule, as ``regression-model drift`` finds it)."""
+        url = None if self.database_url is None else self.database_url.get_secret_value()
+        return log_url(url, self.prediction_log_path)
 
     @property
     def spool_dir(self) -> Path:
