@@ -23,11 +23,8 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from api.app.core.settings import Settings
+from api.app.core.settings import MULTIPROC_ENV_VAR, Settings
 from api.app.core.structured_logging import logging_config
-
-#: Read by prometheus-client when it is imported (in each worker).
-MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from regression_model.scoring.model import (
     load_model,
 )
 from regression_model.scoring.report_files import Report, ReportUnavailableError
+from regression_model.scoring.tables import Explanation, Factor
 from regression_model.scoring.validation import (
     WHOLE_ROW,
     IgnoredField,
@@ -62,6 +63,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "Engine",
+    "Explanation",
+    "Factor",
     "IgnoredField",
     "InputData",
     "InputError",

@@ -36,7 +36,7 @@ from regression_model.config.core import (
 )
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.scoring.report_files import Report, read_report
-from regression_model.scoring.tables import ModelTables, TableScorer, explain
+from regression_model.scoring.tables import Explanation, ModelTables, TableScorer, explain
 from regression_model.scoring.validation import (
     WHOLE_ROW,
     IgnoredField,
@@ -64,7 +64,7 @@ class PredictionResult(TypedDict):
     #: "message"}``, ``row`` None for a column of a frame (every row)
     warnings: list[dict[str, Any]] | None
     version: str
-    explanations: NotRequired[list[dict[str, Any] | None]]
+    explanations: NotRequired[list[Explanation | None]]
 
 
 class Model:
@@ -158,7 +158,7 @@ class Model:
         predictions: list[float | None] = []
         errors: list[InputError] = []
         warnings: list[IgnoredField] = []
-        explanations: list[dict[str, Any] | None] = []
+        explanations: list[Explanation | None] = []
         chunks = _chunks(houses)
 
         def price(chunk: Any) -> PricedBatch:
@@ -185,7 +185,7 @@ class Model:
             ]
             if explain:
                 assert isinstance(self, CompiledModel)
-                chunk_explanations: list[dict[str, Any] | None] = [None] * len(chunk_prices)
+                chunk_explanations: list[Explanation | None] = [None] * len(chunk_prices)
                 for position, row in enumerate(batch.scored.tolist()):
                     if chunk_prices[row] is not None:
                         chunk_explanations[row] = self.explanation(
@@ -238,7 +238,7 @@ class CompiledModel(Model):
         contributions = self.contributions(checked, rows)
         return np.exp(self.scorer.log_prices(contributions)), contributions
 
-    def explanation(self, contributions: np.ndarray, price: float) -> dict[str, Any]:
+    def explanation(self, contributions: np.ndarray, price: float) -> Explanation:
         """One priced house's terms (see :func:`regression_model.scoring.tables.explain`)."""
         return explain(contributions, self.scorer.names, self.tables.intercept, price)
 

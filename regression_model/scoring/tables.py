@@ -22,7 +22,7 @@ import bisect
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -452,9 +452,26 @@ class TableScorer:
         return contributions.sum(axis=1) + self.tables.intercept  # type: ignore[no-any-return]
 
 
+class Factor(TypedDict):
+    """One term of the model's sum, for one house (see :func:`explain`)."""
+
+    variable: str
+    log_effect: float
+    factor: float
+    dollars: float
+
+
+class Explanation(TypedDict):
+    """One house's price split into the model's terms (see :func:`explain`)."""
+
+    baseline: float
+    log_baseline: float
+    factors: list[Factor]
+
+
 def explain(
     contributions: np.ndarray, names: list[str], intercept: float, price: float
-) -> dict[str, Any]:
+) -> Explanation:
     """One house's price split into its terms, largest effect first.
 
     Each term has its effect in log-price (``log_effect``; with the baseline
@@ -469,7 +486,7 @@ def explain(
         key=lambda i: (-abs(contributions[i]), names[i]),
     )
     baseline = math.exp(intercept)
-    factors: list[dict[str, Any]] = []
+    factors: list[Factor] = []
     running_log, before = intercept, baseline
     for position, index in enumerate(order, start=1):
         effect = float(contributions[index])

@@ -16,6 +16,11 @@ from regression_model.monitoring import log_url
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
+#: Where every worker writes its metrics, read by prometheus-client when it
+#: is imported (so set before any worker imports it: ``python -m api`` does);
+#: not a setting, since the library reads it itself.
+MULTIPROC_ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+
 
 class Settings(BaseSettings):
     """Everything an operator may tune without touching code."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from api.app.schemas.package_types import documents
+from regression_model import IgnoredField, InputError
 
+
+@documents(InputError)
 class ErrorDetail(BaseModel):
     """Why (part of) a request was rejected."""
 
@@ -25,6 +29,7 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="what is wrong and, where possible, how to fix it")
 
 
+@documents(IgnoredField)
 class IgnoredFieldDetail(BaseModel):
     """A field sent with a house that is not a model input."""
 

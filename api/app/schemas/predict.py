@@ -5,6 +5,9 @@ documented as ``house_input_model()`` (generated from ``config.yml``), and
 validated by the package's ``validate_inputs``, per house, so one bad house
 never fails the batch. Here a house is therefore accepted as any JSON value;
 only the envelope (``{"inputs": [...]}``) is checked by pydantic.
+
+The response is the package's ``PredictionResult``, sent as the package
+returns it; its models here describe it, field for field (``documents``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+import regression_model
 from api.app.schemas.errors import ErrorDetail, IgnoredFieldDetail
+from api.app.schemas.package_types import documents
 from regression_model import house_input_model
 
 
@@ -70,6 +75,7 @@ class PredictRequest(BaseModel):
     )
 
 
+@documents(regression_model.Factor)
 class Factor(BaseModel):
     """One term of the model's sum, for one house."""
 
@@ -81,6 +87,7 @@ class Factor(BaseModel):
     )
 
 
+@documents(regression_model.Explanation)
 class Explanation(BaseModel):
     """Why this price: the model is a sum, so the price splits exactly into terms."""
 
@@ -95,6 +102,7 @@ class Explanation(BaseModel):
     )
 
 
+@documents(regression_model.PredictionResult)
 class PredictionResponse(BaseModel):
     """A price per house, in input order, or null with that house's errors."""
 
