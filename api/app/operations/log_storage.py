@@ -35,6 +35,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,37 +77,28 @@ class Backoff:
         self.next_at = 0.0
 
 
+@dataclass(eq=False, repr=False)  # the default repr would show the URL and its password
 class LogStorage:
     """The database and the spool of one worker's prediction log, and what
     became of its records (``counts``)."""
 
-    def __init__(
-        self,
-        url: str,
-        spool_dir: Path,
-        *,
-        timeout: float = 5.0,
-        retry_seconds: float = 1.0,
-        max_backoff_seconds: float = 30.0,
-        sweep_seconds: float = 30.0,
-        batch_records: int = 5000,
-        max_queued_records: int = 20_000,
-        retention_days: float = 0.0,
-        prune_seconds: float = 600.0,
-        prune_batch_rows: int = 5000,
-    ) -> None:
-        self.url = url
-        self.spool_dir = spool_dir
-        self.timeout = timeout
-        self.retry_seconds = retry_seconds
-        self.max_backoff_seconds = max_backoff_seconds
-        self.sweep_seconds = sweep_seconds
-        self.batch_records = batch_records
-        self.max_queued_records = max_queued_records
-        #: 0: keep records forever.
-        self.retention_days = retention_days
-        self.prune_seconds = prune_seconds
-        self.prune_batch_rows = prune_batch_rows
+    url: str
+    spool_dir: Path
+    _: KW_ONLY
+    #: bound on connecting to the database and on each statement
+    timeout: float = 5.0
+    retry_seconds: float = 1.0
+    max_backoff_seconds: float = 30.0
+    sweep_seconds: float = 30.0
+    batch_records: int = 5000
+    #: records in memory beyond which the writer spools (named in the spool's errors)
+    max_queued_records: int = 20_000
+    #: 0: keep records forever.
+    retention_days: float = 0.0
+    prune_seconds: float = 600.0
+    prune_batch_rows: int = 5000
+
+    def __post_init__(self) -> None:
         #: Delete batches per writer round (more wait for the next round, so
         #: writes go on in between).
         self.prune_batches_per_round = 4
@@ -120,7 +112,7 @@ class LogStorage:
         self._replay_backoff = Backoff()
         self._prune_backoff = Backoff()
         self._spool_failing = False
-        self._spool = SpoolFile(spool_dir)
+        self._spool = SpoolFile(self.spool_dir)
         self._next_sweep = 0.0
         self._next_prune = 0.0
         self._start_lock = threading.Lock()

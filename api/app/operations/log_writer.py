@@ -52,7 +52,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from api.app.operations import metrics
@@ -67,22 +67,17 @@ DROP_LOG_SECONDS = 10.0
 _GAUGE_SECONDS = 1.0
 
 
+@dataclass(eq=False, repr=False)  # the default repr would show the URL and its password
 class PredictionLog(LogStorage):
-    """Queues records on the request path; one thread stores them (see
-    :class:`~api.app.operations.log_storage.LogStorage` for ``storage``\'s
-    settings: the database's, the spool's, retention)."""
+    """Queues records on the request path; one thread stores them (the
+    database's, the spool's and retention's settings are
+    :class:`~api.app.operations.log_storage.LogStorage`'s)."""
 
-    def __init__(
-        self,
-        url: str,
-        spool_dir: Path,
-        *,
-        flush_seconds: float = 0.25,
-        max_queued_records: int = 20_000,
-        **storage: Any,
-    ) -> None:
-        super().__init__(url, spool_dir, max_queued_records=max_queued_records, **storage)
-        self.flush_seconds = flush_seconds
+    _: KW_ONLY
+    flush_seconds: float = 0.25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         # In memory, oldest first: records the writer could neither write
         # nor spool (`_held`), then the requests queued since (`_queue`).
         # `_lock` guards both and the counts; the writer's batch in progress
