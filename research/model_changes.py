@@ -6,12 +6,14 @@ changes added one at a time, starting from model 0.1.0.
 
 Unlike train_research.py, this script uses the package: it measures config
 variants with exactly the evaluation that training reports. test.csv is
-never read.
+never read. That evaluation and the training data's rule are not public
+names of the package (``regression_model.training`` is internal): this
+script follows them when they move.
 """
 
 from threadpoolctl import threadpool_limits
 
-from regression_model.config.core import get_config
+from regression_model import get_config
 from regression_model.training.evaluation import evaluate
 from regression_model.training.train import load_training_data
 
