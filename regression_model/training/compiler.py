@@ -1,9 +1,8 @@
 """Compile the fitted pipeline into model tables (see ``scoring/tables.py``).
 
-One compile rule per step type, found in a registry keyed by the exact class
-of the step: each rule reads what the step learned (``imputer_dict_``,
-``encoder_dict_``, ``mean_``, ``coef_``, ...) and records how it changes the
-columns, as a small recipe per column. At the end every column the Lasso
+The pipeline's steps are walked in order, each through the compile rule of
+its type (``training/compile_rules.py``), which records how the step changes
+the columns as a small recipe per column. At the end every column the Lasso
 weighs is traced back to one input variable, and each variable's columns are
 folded into one term. A step type without a rule, or steps composed in a way
 the tables cannot express, stop training with a message naming the step:
@@ -15,19 +14,13 @@ pipeline, to a relative 1e-9 (``check_tables``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from feature_engine.encoding import OneHotEncoder, RareLabelEncoder
-from feature_engine.imputation import AddMissingIndicator, CategoricalImputer, MeanMedianImputer
-from feature_engine.transformation import LogCpTransformer, LogTransformer
 from scipy.interpolate import BSpline, PPoly
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import SplineTransformer, StandardScaler
 
 from regression_model.config.core import ModelConfig
 from regression_model.scoring.tables import (
@@ -37,269 +30,24 @@ from regression_model.scoring.tables import (
     Spline,
     TableScorer,
 )
-from regression_model.training.features import (
-    FrequentLabelImputer,
-    Mapper,
-    SinglePassOneHotEncoder,
-    SplineFeatures,
-    TemporalVariableTransformer,
-    spline_column,
+from regression_model.training.compile_rules import (
+    RULES,
+    CompileError,
+    CompileState,
+    Dummy,
+    Indicator,
+    Label,
+    Mapped,
+    Number,
+    Recipe,
+    SplineBasis,
 )
-from regression_model.training.linear_model import TrimmedLasso, TrimmedLassoCV
 from regression_model.version import __version__
+
+__all__ = ["TOLERANCE", "CompileError", "check_tables", "compile_tables"]
 
 #: How far a compiled price may be from the pipeline's (relative).
 TOLERANCE = 1e-9
-
-
-class CompileError(RuntimeError):
-    """The fitted pipeline cannot be written as model tables."""
-
-
-# -- recipes: how each column the pipeline carries is made from the inputs --
-
-
-@dataclass
-class _Number:
-    """A numerical variable, as transformed so far."""
-
-    variable: str
-    fill: float | None = None
-    reference: tuple[str, float] | None = None
-    log_offset: float | None = None
-
-
-@dataclass
-class _Label:
-    """A categorical variable's label, as transformed so far."""
-
-    variable: str
-    fill: str | None = None
-    #: (labels kept, label the others become)
-    grouping: tuple[frozenset[str], str] | None = None
-    known: frozenset[str] = frozenset()
-
-    def final(self, label: str) -> str:
-        if self.grouping is not None and label not in self.grouping[0]:
-            return self.grouping[1]
-        return label
-
-
-@dataclass
-class _Indicator:
-    """1 where the variable is missing, else 0."""
-
-    variable: str
-
-
-@dataclass
-class _Mapped:
-    """A label turned into a number by a mapping."""
-
-    label: _Label
-    mapping: dict[str, float]
-
-
-@dataclass
-class _Dummy:
-    """1 where the (final) label is ``category``, else 0."""
-
-    label: _Label
-    category: str
-
-
-@dataclass
-class _SplineBasis:
-    """The ``index``-th column of ``spline`` (a fitted ``SplineTransformer``)
-    at a numerical variable, as it was when the splines were made."""
-
-    number: _Number
-    spline: SplineTransformer
-    index: int
-
-
-_Recipe = _Number | _Label | _Indicator | _Mapped | _Dummy | _SplineBasis
-
-
-@dataclass
-class _State:
-    columns: dict[str, _Recipe]
-    #: column -> (center, scale), once standardised
-    scaling: dict[str, tuple[float, float]] = field(default_factory=dict)
-    coefficients: dict[str, float] | None = None
-    intercept: float | None = None
-
-
-def _require(state: _State, step: str, name: str, kind: type) -> Any:
-    recipe = state.columns.get(name)
-    if not isinstance(recipe, kind):
-        raise CompileError(
-            f"step {step!r}: column {name!r} is {type(recipe).__name__ if recipe else 'absent'}, "
-            f"expected {kind.__name__.strip('_').lower()}; the tables cannot express this order "
-            "of steps"
-        )
-    return recipe
-
-
-def _scaling_done(state: _State, step: str) -> None:
-    if state.scaling or state.coefficients is not None:
-        raise CompileError(f"step {step!r} comes after scaling or the regression")
-
-
-# -- one rule per step type --
-
-
-def _missing_indicator(step: AddMissingIndicator, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable in map(str, step.variables_):
-        recipe = _require(state, name, variable, _Number | _Label)  # type: ignore[arg-type]
-        if recipe.fill is not None:
-            raise CompileError(f"step {name!r}: {variable} was already imputed")
-        state.columns[f"{variable}_na"] = _Indicator(variable)
-
-
-def _categorical_imputer(step: CategoricalImputer, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable, fill in step.imputer_dict_.items():
-        recipe = _require(state, name, str(variable), _Label)
-        if recipe.fill is not None or recipe.grouping is not None:
-            raise CompileError(f"step {name!r}: {variable} imputed after another transform")
-        recipe.fill = str(fill)
-
-
-def _median_imputer(step: MeanMedianImputer, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable, fill in step.imputer_dict_.items():
-        recipe = _require(state, name, str(variable), _Number)
-        if recipe.fill is not None or recipe.reference or recipe.log_offset is not None:
-            raise CompileError(f"step {name!r}: {variable} imputed after another transform")
-        recipe.fill = float(fill)
-
-
-def _elapsed_years(step: TemporalVariableTransformer, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    reference = _require(state, name, step.reference_variable, _Number)
-    if reference.fill is None or reference.reference or reference.log_offset is not None:
-        raise CompileError(
-            f"step {name!r}: the reference {step.reference_variable} must be imputed and "
-            "otherwise unchanged"
-        )
-    for variable in step.variables:
-        recipe = _require(state, name, variable, _Number)
-        if recipe.fill is None or recipe.reference or recipe.log_offset is not None:
-            raise CompileError(f"step {name!r}: {variable} must be imputed and unchanged")
-        recipe.reference = (step.reference_variable, reference.fill)
-
-
-def _log(offsets: dict[str, float], step: Any, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    if step.base != "e":
-        raise CompileError(f"step {name!r}: only natural logs are compiled (base {step.base!r})")
-    for variable, offset in offsets.items():
-        recipe = _require(state, name, variable, _Number)
-        if recipe.fill is None or recipe.log_offset is not None:
-            raise CompileError(f"step {name!r}: {variable} must be imputed and not yet logged")
-        recipe.log_offset = float(offset)
-
-
-def _log_transformer(step: LogTransformer, name: str, state: _State) -> None:
-    _log(dict.fromkeys(map(str, step.variables_), 0.0), step, name, state)
-
-
-def _log_cp_transformer(step: LogCpTransformer, name: str, state: _State) -> None:
-    if isinstance(step.C_, dict):
-        offsets = {str(v): float(c) for v, c in step.C_.items()}
-    else:
-        offsets = dict.fromkeys(map(str, step.variables_), float(step.C_))
-    _log(offsets, step, name, state)
-
-
-def _splines(step: SplineFeatures, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable, spline in step.splines_.items():
-        recipe = _require(state, name, variable, _Number)
-        if recipe.fill is None:
-            raise CompileError(f"step {name!r}: {variable} must be imputed first")
-        for index in range(spline.n_features_out_):
-            state.columns[spline_column(variable, index)] = _SplineBasis(
-                replace(recipe), spline, index
-            )
-
-
-def _mapper(step: Mapper, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable in step.variables:
-        recipe = _require(state, name, variable, _Label)
-        state.columns[variable] = _Mapped(
-            replace(recipe, known=recipe.known | set(step.mappings)),
-            {str(k): float(v) for k, v in step.mappings.items()},
-        )
-
-
-def _rare_labels(step: RareLabelEncoder, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable, kept in step.encoder_dict_.items():
-        recipe = _require(state, name, variable, _Label)
-        if recipe.fill is None or recipe.grouping is not None:
-            raise CompileError(f"step {name!r}: {variable} must be imputed and not yet grouped")
-        labels = frozenset(map(str, kept))
-        recipe.grouping = (labels, str(step.replace_with))
-        recipe.known |= labels
-
-
-def _one_hot(step: OneHotEncoder, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    for variable, categories in step.encoder_dict_.items():
-        recipe = _require(state, name, variable, _Label)
-        del state.columns[variable]
-        known = recipe.known | set(map(str, categories))
-        recipe = replace(recipe, known=known)
-        for category in categories:
-            state.columns[f"{variable}_{category}"] = _Dummy(recipe, str(category))
-
-
-def _scaler(step: StandardScaler, name: str, state: _State) -> None:
-    _scaling_done(state, name)
-    columns = [str(c) for c in step.feature_names_in_]
-    if set(columns) != set(state.columns):
-        raise CompileError(
-            f"step {name!r} scales columns {sorted(set(columns) ^ set(state.columns))} "
-            "that the compiled steps do not produce (or misses some)"
-        )
-    centers = step.mean_ if step.with_mean else np.zeros(len(columns))
-    scales = step.scale_ if step.with_std else np.ones(len(columns))
-    state.scaling = {
-        c: (float(m), float(s)) for c, m, s in zip(columns, centers, scales, strict=True)
-    }
-
-
-def _lasso(step: TrimmedLasso | TrimmedLassoCV, name: str, state: _State) -> None:
-    if not state.scaling or state.coefficients is not None:
-        raise CompileError(f"step {name!r}: the regression must follow the scaler, once")
-    columns = [str(c) for c in step.feature_names_in_]
-    if columns != list(state.scaling):
-        raise CompileError(f"step {name!r}: its columns are not the scaler's")
-    state.coefficients = dict(zip(columns, map(float, step.coef_), strict=True))
-    state.intercept = float(step.intercept_)
-
-
-#: The compile rule of each step type (exact classes: a subclass needs its own).
-RULES: dict[type, Callable[[Any, str, _State], None]] = {
-    AddMissingIndicator: _missing_indicator,
-    CategoricalImputer: _categorical_imputer,
-    FrequentLabelImputer: _categorical_imputer,
-    MeanMedianImputer: _median_imputer,
-    TemporalVariableTransformer: _elapsed_years,
-    LogTransformer: _log_transformer,
-    LogCpTransformer: _log_cp_transformer,
-    SplineFeatures: _splines,
-    Mapper: _mapper,
-    RareLabelEncoder: _rare_labels,
-    SinglePassOneHotEncoder: _one_hot,
-    StandardScaler: _scaler,
-    TrimmedLasso: _lasso,
-    TrimmedLassoCV: _lasso,
-}
 
 
 def compile_tables(estimator: Any, config: ModelConfig) -> ModelTables:
@@ -311,10 +59,10 @@ def compile_tables(estimator: Any, config: ModelConfig) -> ModelTables:
     pipeline = estimator.regressor_
     if not isinstance(pipeline, Pipeline):
         raise CompileError(f"expected a Pipeline inside, got {type(pipeline).__name__}")
-    state = _State(
+    state = CompileState(
         columns={
-            **{v: _Number(v) for v in config.numerical_vars},
-            **{v: _Label(v) for v in config.categorical_vars},
+            **{v: Number(v) for v in config.numerical_vars},
+            **{v: Label(v) for v in config.categorical_vars},
         }
     )
     for name, step in pipeline.steps:
@@ -322,7 +70,7 @@ def compile_tables(estimator: Any, config: ModelConfig) -> ModelTables:
         if rule is None:
             raise CompileError(
                 f"pipeline step {name!r} ({type(step).__module__}.{type(step).__name__}) has no "
-                "compile rule: add one to regression_model/training/compiler.py so the model "
+                "compile rule: add one to regression_model/training/compile_rules.py so the model "
                 "tables can express it"
             )
         rule(step, name, state)
@@ -331,25 +79,25 @@ def compile_tables(estimator: Any, config: ModelConfig) -> ModelTables:
     return _fold(state, config)
 
 
-def _weight(state: _State, column: str) -> tuple[float, float, float]:
+def _weight(state: CompileState, column: str) -> tuple[float, float, float]:
     """(coefficient, center, scale) of a column."""
     assert state.coefficients is not None
     center, scale = state.scaling[column]
     return state.coefficients[column], center, scale
 
 
-def _effect(state: _State, column: str, value: float) -> float:
+def _effect(state: CompileState, column: str, value: float) -> float:
     coefficient, center, scale = _weight(state, column)
     return coefficient * ((value - center) / scale)
 
 
-def _fold(state: _State, config: ModelConfig) -> ModelTables:
+def _fold(state: CompileState, config: ModelConfig) -> ModelTables:
     """Fold each variable's columns (value, indicator, dummies) into one term."""
-    by_variable: dict[str, list[tuple[str, _Recipe]]] = {}
+    by_variable: dict[str, list[tuple[str, Recipe]]] = {}
     for column, recipe in state.columns.items():
-        if isinstance(recipe, _Mapped | _Dummy):
+        if isinstance(recipe, Mapped | Dummy):
             variable = recipe.label.variable
-        elif isinstance(recipe, _SplineBasis):
+        elif isinstance(recipe, SplineBasis):
             variable = recipe.number.variable
         else:
             variable = recipe.variable
@@ -359,9 +107,9 @@ def _fold(state: _State, config: ModelConfig) -> ModelTables:
     for variable in config.features:
         columns = by_variable.pop(variable, [])
         kinds = {type(recipe) for _, recipe in columns}
-        if kinds <= {_Number, _Indicator, _SplineBasis} and _Number in kinds:
+        if kinds <= {Number, Indicator, SplineBasis} and Number in kinds:
             numeric.append(_numeric_term(variable, columns, state))
-        elif kinds in ({_Mapped}, {_Dummy}):
+        elif kinds in ({Mapped}, {Dummy}):
             lookup.append(_lookup_term(variable, columns, state))
         elif kinds:
             raise CompileError(
@@ -376,12 +124,14 @@ def _fold(state: _State, config: ModelConfig) -> ModelTables:
     )
 
 
-def _numeric_term(variable: str, columns: list[tuple[str, _Recipe]], state: _State) -> NumericTerm:
-    values = [(c, r) for c, r in columns if isinstance(r, _Number)]
-    indicators = [c for c, r in columns if isinstance(r, _Indicator)]
-    bases = [(c, r) for c, r in columns if isinstance(r, _SplineBasis)]
+def _numeric_term(
+    variable: str, columns: list[tuple[str, Recipe]], state: CompileState
+) -> NumericTerm:
+    values = [(c, r) for c, r in columns if isinstance(r, Number)]
+    indicators = [c for c, r in columns if isinstance(r, Indicator)]
+    bases = [(c, r) for c, r in columns if isinstance(r, SplineBasis)]
     (column, recipe), *others = values
-    assert isinstance(recipe, _Number)
+    assert isinstance(recipe, Number)
     if others or len(indicators) > 1:
         raise CompileError(f"{variable}: more than one column of the same kind")
     if recipe.fill is None:
@@ -406,7 +156,7 @@ def _numeric_term(variable: str, columns: list[tuple[str, _Recipe]], state: _Sta
 
 
 def _spline(
-    variable: str, number: _Number, bases: list[tuple[str, _SplineBasis]], state: _State
+    variable: str, number: Number, bases: list[tuple[str, SplineBasis]], state: CompileState
 ) -> Spline:
     """The weighted, centred sum of a variable's spline columns, written as
     polynomial pieces between the knots and straight lines beyond them."""
@@ -461,7 +211,9 @@ def _spline(
 _UNSEEN = object()
 
 
-def _lookup_term(variable: str, columns: list[tuple[str, _Recipe]], state: _State) -> LookupTerm:
+def _lookup_term(
+    variable: str, columns: list[tuple[str, Recipe]], state: CompileState
+) -> LookupTerm:
     recipes = [r for _, r in columns]
     label = recipes[0].label  # type: ignore[union-attr]
     if label.fill is None:
@@ -472,12 +224,12 @@ def _lookup_term(variable: str, columns: list[tuple[str, _Recipe]], state: _Stat
         final = label.final(raw) if isinstance(raw, str) else label.grouping and label.grouping[1]
         total = 0.0
         for column, recipe in columns:
-            if isinstance(recipe, _Mapped):
+            if isinstance(recipe, Mapped):
                 if final not in recipe.mapping:
                     return None
                 total += _effect(state, column, recipe.mapping[final])
             else:
-                assert isinstance(recipe, _Dummy)
+                assert isinstance(recipe, Dummy)
                 total += _effect(state, column, float(final == recipe.category))
         return total
 
