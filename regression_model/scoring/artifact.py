@@ -19,9 +19,11 @@ it was trained with; the tables need their format version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import operator
 import platform
 import sys
 from dataclasses import dataclass
@@ -142,8 +144,15 @@ def save_artifact(
     return manifest
 
 
-def _incomplete(paths: ArtifactPaths, missing: Exception) -> ArtifactIntegrityError:
-    return ArtifactIntegrityError(f"manifest {paths.manifest} lacks {missing}; {TRAIN_HINT} again")
+def _recorded(paths: ArtifactPaths, manifest: dict[str, Any], *keys: str) -> list[Any]:
+    """The manifest's entries at these keys (``"config.sha256"``: an entry's
+    entry); one that is absent makes the manifest incomplete."""
+    try:
+        return [functools.reduce(operator.getitem, key.split("."), manifest) for key in keys]
+    except (KeyError, TypeError) as exc:
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} lacks {exc}; {TRAIN_HINT} again"
+        ) from exc
 
 
 def _require_file(path: Path) -> None:
@@ -187,11 +196,7 @@ def _checked_manifest(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
             f"manifest {paths.manifest} was edited after training (its manifest_sha256 "
             f"does not match its content); {TRAIN_HINT} again or reinstall the package"
         )
-    try:
-        trained_version = manifest["version"]
-        trained_config_sha = manifest["config"]["sha256"]
-    except (KeyError, TypeError) as exc:
-        raise _incomplete(paths, exc) from exc
+    trained_version, trained_config_sha = _recorded(paths, manifest, "version", "config.sha256")
     if trained_version != __version__:
         raise ArtifactCompatibilityError(
             f"{paths.manifest} was trained as version {trained_version}, "
@@ -222,11 +227,7 @@ def _checked_bytes(path: Path, expected: object) -> bytes:
 
 
 def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTables:
-    try:
-        recorded = manifest["tables"]
-        expected_sha, trained_format = recorded["sha256"], recorded["format"]
-    except (KeyError, TypeError) as exc:
-        raise _incomplete(paths, exc) from exc
+    expected_sha, trained_format = _recorded(paths, manifest, "tables.sha256", "tables.format")
     if trained_format != FORMAT:
         raise ArtifactCompatibilityError(
             f"{paths.tables} has tables format {trained_format}, this package reads format "
@@ -249,11 +250,9 @@ def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTabl
 
 
 def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
-    try:
-        expected_sha = manifest["artifact"]["sha256"]
-        trained_libraries = manifest["environment"]["libraries"]
-    except (KeyError, TypeError) as exc:
-        raise _incomplete(paths, exc) from exc
+    expected_sha, trained_libraries = _recorded(
+        paths, manifest, "artifact.sha256", "environment.libraries"
+    )
     payload = _checked_bytes(paths.pickle, expected_sha)
     for library in VERSION_CHECKED_LIBRARIES:
         trained = str(trained_libraries.get(library, "?"))
