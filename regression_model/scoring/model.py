@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict, overload
+from typing import Any, Literal, NotRequired, Self, TypedDict, overload
 
 import numpy as np
 
@@ -80,13 +80,32 @@ class Model:
     engine: Engine
 
     def __init__(
-        self, config: Config, manifest: dict[str, Any], directory: Path | None = None
+        self,
+        config: Config,
+        form: Any,
+        manifest: dict[str, Any],
+        directory: Path | None = None,
     ) -> None:
+        """From the engine's form of the model (the tables, or the fitted
+        pipeline) already verified: read by :meth:`load`, or shipped to a Dask
+        worker as plain data by a process that did."""
         self.config = config
         #: the artifact's verified manifest: hashes, library versions, metrics
         self.manifest = manifest
         #: the artifact directory it was loaded from (None: shipped as plain data)
         self.directory = directory
+        self._adopt(form)
+
+    @classmethod
+    def load(cls, config: Config, directory: Path) -> Self:
+        """Verify the artifact in ``directory`` against its manifest, then read
+        this engine's form of the model from it."""
+        form, manifest = _READERS[cls.engine](config, directory)
+        return cls(config, form, manifest, directory)
+
+    def _adopt(self, form: Any) -> None:
+        """Keep the engine's form of the model, ready to score."""
+        raise NotImplementedError
 
     def report(self) -> Report:
         """The model report ``regression-model report`` wrote beside the
@@ -207,25 +226,12 @@ class CompiledModel(Model):
     """The model's compiled tables (plain data, scored with NumPy): what serves."""
 
     engine: Engine = "tables"
+    tables: ModelTables
+    scorer: TableScorer
 
-    def __init__(
-        self,
-        config: Config,
-        tables: ModelTables,
-        manifest: dict[str, Any],
-        directory: Path | None = None,
-    ) -> None:
-        """From tables already verified (loaded by :func:`load_model`, or
-        shipped to a Dask worker as plain data by a process that did)."""
-        super().__init__(config, manifest, directory)
-        self.tables = tables
-        self.scorer = TableScorer(tables, config.model)
-
-    @classmethod
-    def load(cls, config: Config, directory: Path) -> CompiledModel:
-        """Verify the artifact in ``directory`` against its manifest, then read it."""
-        tables, manifest = load_tables(config, directory)
-        return cls(config, tables, manifest, directory)
+    def _adopt(self, form: ModelTables) -> None:
+        self.tables = form
+        self.scorer = TableScorer(form, self.config.model)
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
@@ -248,22 +254,11 @@ class PipelineModel(Model):
     (needs the ``[train]`` extra): what the tables are checked against."""
 
     engine: Engine = "pipeline"
+    #: the fitted pipeline (a ``TransformedTargetRegressor``)
+    estimator: Any
 
-    def __init__(
-        self,
-        config: Config,
-        estimator: Any,
-        manifest: dict[str, Any],
-        directory: Path | None = None,
-    ) -> None:
-        super().__init__(config, manifest, directory)
-        self.estimator = estimator
-
-    @classmethod
-    def load(cls, config: Config, directory: Path) -> PipelineModel:
-        """Verify the artifact in ``directory`` against its manifest, then unpickle it."""
-        estimator, manifest = load_pipeline(config, directory)
-        return cls(config, estimator, manifest, directory)
+    def _adopt(self, form: Any) -> None:
+        self.estimator = form
 
     def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(rows):
@@ -271,6 +266,13 @@ class PipelineModel(Model):
         prices = np.asarray(self.estimator.predict(checked.features), dtype="float64")
         return prices, np.empty((0, 0))
 
+
+#: How each engine reads its form of the model from a verified artifact
+#: (the tables' JSON, or the unpickled pipeline).
+_READERS: dict[Engine, Callable[[Config, Path], tuple[Any, dict[str, Any]]]] = {
+    "tables": load_tables,
+    "pipeline": load_pipeline,
+}
 
 _loaded: dict[tuple[str, str | None, str | None, str | None], Model] = {}
 _loading = threading.Lock()
