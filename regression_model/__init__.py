@@ -27,6 +27,7 @@ from regression_model.scoring.artifact import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
 )
+from regression_model.scoring.explanation import Explanation, Factor
 from regression_model.scoring.model import (
     ENGINES,
     CompiledModel,
@@ -37,7 +38,6 @@ from regression_model.scoring.model import (
     load_model,
 )
 from regression_model.scoring.report_files import Report, ReportUnavailableError
-from regression_model.scoring.tables import Explanation, Factor
 from regression_model.scoring.validation import (
     WHOLE_ROW,
     IgnoredField,

@@ -35,8 +35,9 @@ from regression_model.config.core import (
     trained_model_dir,
 )
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
+from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.report_files import Report, read_report
-from regression_model.scoring.tables import Explanation, ModelTables, TableScorer, explain
+from regression_model.scoring.tables import ModelTables, TableScorer
 from regression_model.scoring.validation import (
     WHOLE_ROW,
     IgnoredField,
@@ -167,7 +168,7 @@ class Model:
 
         With ``explain=True`` (the compiled tables only) the result also has
         ``explanations``: per row, ``None`` if unpriced, else the price split
-        into its terms (see :func:`regression_model.scoring.tables.explain`).
+        into its terms (see :func:`regression_model.scoring.explanation.explain`).
 
         ``timings``, when given, receives the seconds spent validating
         (``"validate"``) and scoring (``"score"``), added to what it holds.
@@ -245,7 +246,7 @@ class CompiledModel(Model):
         return np.exp(self.scorer.log_prices(contributions)), contributions
 
     def explanation(self, contributions: np.ndarray, price: float) -> Explanation:
-        """One priced house's terms (see :func:`regression_model.scoring.tables.explain`)."""
+        """One priced house's terms (see :func:`regression_model.scoring.explanation.explain`)."""
         return explain(contributions, self.scorer.names, self.tables.intercept, price)
 
 

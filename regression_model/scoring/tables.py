@@ -5,34 +5,46 @@ The model is a sum. After its feature steps the Lasso adds one term per input
 variable — a lookup from label to number for categorical variables, a small
 formula for numerical ones (fill if missing, years before the sale, log,
 centre and weight, a spline curve, plus the missing-value indicator) — and
-the target transform takes ``exp``. ``training/compiler.py`` derives these tables from the fitted
-pipeline at training time; here they are read from JSON and scored with
-NumPy. Nothing here unpickles or imports scikit-learn, so loading a model
-file cannot run code, and a price costs microseconds.
+the target transform takes ``exp``. ``training/compiler.py`` derives these
+tables from the fitted pipeline at training time; here they are read from
+JSON and scored (the terms' arithmetic is in ``scoring/arithmetic.py``, the
+explanations in ``scoring/explanation.py``). Nothing here unpickles or
+imports scikit-learn, so loading a model file cannot run code, and a price
+costs microseconds.
 
-Every house is scored by the same array operations whatever the batch: the
-element-wise steps do not mix rows, and each row's terms are summed on their
-own (a contiguous row, NumPy's fixed-order pairwise sum), so a house gets the
-same bits alone, in any batch and in any chunk.
+A house gets the same bits alone, in any batch and in any chunk: the
+element-wise steps do not mix rows, a few rows are scored with the same
+arithmetic in Python floats as more are with NumPy, and each row's terms are
+summed on their own (a contiguous row, NumPy's fixed-order pairwise sum).
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from regression_model.config.core import ModelConfig
+from regression_model.scoring.arithmetic import (
+    SplineCurves,
+    logs,
+    weighted,
+    years_before,
+)
 
 #: Version of the tables' JSON layout; a loader refuses any other.
 #: 2: numerical terms may carry a spline (model 0.2.0).
 FORMAT = 2
 
-#: Batches up to this many rows are scored row by row (see ``contributions``).
+#: Batches up to this many rows are scored (and validated) row by row in
+#: Python floats, where NumPy's overhead per call would cost more than the
+#: work: one house's terms in 41 µs instead of 121 µs as a NumPy block of one
+#: row, Model.predict of one house in 134 µs instead of 219 µs (see
+#: ``TableScorer.contributions`` and benchmarks/README.md, "One house, row by
+#: row").
 ROW_BY_ROW_MAX = 4
 #: Rows scored at once by NumPy: an intermediate array of 2048 rows by 23
 #: curves is 377 KB, which a core's cache holds (measured: the terms of 200,000
@@ -129,6 +141,13 @@ class LookupTerm:
     def inputs(self) -> list[str]:
         return [self.variable]
 
+    def value(self, label: str) -> float:
+        """The term for a (present) label."""
+        value = self.table.get(label, self.other)
+        if value is None:
+            raise TablesFormatError(f"{self.variable}: no table entry for {label!r}")
+        return value
+
 
 @dataclass(frozen=True)
 class ModelTables:
@@ -193,85 +212,27 @@ def _numeric_term(data: dict[str, Any]) -> NumericTerm:
     return NumericTerm(**{**data, "spline": None if spline is None else Spline.from_dict(spline)})
 
 
-class _Splines:
-    """The spline curves of some numerical terms, as padded arrays, so that
-    one set of element-wise operations evaluates them all."""
+class _RowConstants(NamedTuple):
+    """The scorer's constants as Python floats and ints, for the row-by-row way."""
 
-    def __init__(self, splines: list[Spline]) -> None:
-        pieces = max(len(s.coefficients) for s in splines)
-        degree = max(len(p) for s in splines for p in s.coefficients) - 1
-        self.low = np.array([s.knots[0] for s in splines])
-        self.high = np.array([s.knots[-1] for s in splines])
-        # Inner knots, padded with +inf (never passed): the piece of t is the
-        # number of inner knots at or below it.
-        self.inner = np.full((len(splines), max(pieces - 1, 1)), np.inf)
-        self.starts = np.zeros((len(splines), pieces))
-        # coefficients[power][spline, piece], padded with zeros
-        self.coefficients = np.zeros((degree + 1, len(splines), pieces))
-        for i, spline in enumerate(splines):
-            self.inner[i, : len(spline.knots) - 2] = spline.knots[1:-1]
-            self.starts[i, : len(spline.knots) - 1] = spline.knots[:-1]
-            for piece, polynomial in enumerate(spline.coefficients):
-                self.coefficients[: len(polynomial), i, piece] = polynomial
-        # flat index of each curve's first piece in starts and coefficients[power]
-        self.first_slot = np.arange(len(splines), dtype=np.intp) * pieces
-        self.below = np.array([s.below for s in splines]).T
-        self.above = np.array([s.above for s in splines]).T
-        # The same numbers as plain lists, for one house at a time (`value`).
-        self._by_spline = [
-            (
-                spline.knots[0],
-                spline.knots[-1],
-                self.inner[i].tolist(),
-                self.starts[i].tolist(),
-                self.coefficients[:, i, :].T.tolist(),  # [piece][power]
-                spline.below,
-                spline.above,
-            )
-            for i, spline in enumerate(splines)
-        ]
-
-    def values(self, t: np.ndarray) -> np.ndarray:
-        """The curves at ``t`` (rows x splines), element by element."""
-        inside = np.clip(t, self.low, self.high)
-        # The piece of each value is the number of inner knots at or below it
-        # (what `value` counts), found by a binary search per curve; then each
-        # value's coefficients are gathered by flat index (curve, piece). This
-        # is how the indices are found, not the arithmetic: the bits are the
-        # same as counting and fancy indexing, in a third less time.
-        piece = np.empty(t.shape, dtype=np.intp)
-        for curve, knots in enumerate(self.inner):
-            piece[:, curve] = np.searchsorted(knots, inside[:, curve], side="right")
-        piece += self.first_slot
-        offset = inside - np.take(self.starts, piece)
-        value = np.take(self.coefficients[-1], piece)
-        for power in range(len(self.coefficients) - 2, -1, -1):
-            value = value * offset + np.take(self.coefficients[power], piece)
-        value = np.where(t < self.low, self.below[0] + self.below[1] * (t - self.low), value)
-        result: np.ndarray = np.where(
-            t > self.high, self.above[0] + self.above[1] * (t - self.high), value
-        )
-        return result
-
-    def value(self, index: int, t: float) -> float:
-        """Curve ``index`` at ``t``, in Python floats: the operations of
-        :meth:`values`, in the same order, so the bits are the same."""
-        low, high, inner, starts, pieces, below, above = self._by_spline[index]
-        if t < low:
-            return below[0] + below[1] * (t - low)
-        if t > high:
-            return above[0] + above[1] * (t - high)
-        piece = bisect.bisect_right(inner, t)  # the inner knots at or below t
-        offset = t - starts[piece]
-        coefficients: list[float] = pieces[piece]
-        value = coefficients[-1]
-        for coefficient in reversed(coefficients[:-1]):
-            value = value * offset + coefficient
-        return value
+    fills: list[float]
+    #: (term, reference fill)
+    elapsed: list[tuple[int, float]]
+    logged: list[int]
+    #: (term, missing effect, present effect)
+    flagged: list[tuple[int, float, float]]
+    #: (curve, term)
+    curved: list[tuple[int, int]]
 
 
 class TableScorer:
-    """Scores validated columns with the tables (arrays prepared once)."""
+    """Scores validated columns with the tables (arrays prepared once).
+
+    The terms' arithmetic is in ``scoring/arithmetic.py``, called by both ways
+    of scoring: NumPy over blocks of rows, and Python floats row by row for
+    up to :data:`ROW_BY_ROW_MAX` rows (see that module for why the bits are
+    the same).
+    """
 
     def __init__(self, tables: ModelTables, config: ModelConfig) -> None:
         self.tables = tables
@@ -306,26 +267,26 @@ class TableScorer:
         self.log_offsets = np.array([numeric[i].log_offset for i in logged], dtype=float)
         curved = [i for i, t in enumerate(numeric) if t.spline is not None]
         self.curved = np.array(curved, dtype=np.intp)
-        self.splines = _Splines([numeric[i].spline for i in curved]) if curved else None  # type: ignore[misc]
+        self.splines = SplineCurves([numeric[i].spline for i in curved]) if curved else None  # type: ignore[misc]
         self.lookup_columns = np.array(
             [categorical.index(t.variable) for t in tables.lookup], dtype=np.intp
         )
         self.names = [t.variable for t in tables.terms]
-        # The same constants as plain lists, for the row-by-row path.
-        self._row_constants = (
-            self.fills.tolist(),
-            self.centers.tolist(),
-            self.weights.tolist(),
-            list(zip(self.elapsed.tolist(), self.reference_fills.tolist(), strict=True)),
-            list(zip(self.logged.tolist(), self.log_offsets.tolist(), strict=True)),
-            list(
+        self._lookups = list(zip(tables.lookup, self.lookup_columns.tolist(), strict=True))
+        # The same constants as Python floats and ints, for the row-by-row way.
+        self._floats = _RowConstants(
+            fills=self.fills.tolist(),
+            elapsed=list(zip(self.elapsed.tolist(), self.reference_fills.tolist(), strict=True)),
+            logged=logged,
+            flagged=list(
                 zip(
-                    self.flagged.tolist(),
+                    flagged,
                     self.missing_effects.tolist(),
                     self.present_effects.tolist(),
                     strict=True,
                 )
             ),
+            curved=list(enumerate(curved)),
         )
 
     def contributions(
@@ -334,25 +295,28 @@ class TableScorer:
         """Each row's term values in log-price, one column per term (C order).
 
         ``numbers``, ``codes`` and ``categories`` are a validation result's
-        columns, for the rows to score. A few rows are scored row by row in
-        Python floats (cheaper than NumPy's per-call overhead), more with NumPy
-        over the whole batch: the same IEEE operations in the same order, and
-        ``np.log`` on a contiguous block in both, so the bits are the same.
+        columns, for the rows to score. Up to :data:`ROW_BY_ROW_MAX` rows are
+        scored row by row in Python floats, more with NumPy a block at a time:
+        the same arithmetic (``scoring/arithmetic.py``), so the same bits.
         """
         if len(numbers) <= ROW_BY_ROW_MAX:
-            return self._contributions_by_row(numbers, codes, categories)
+            return self._by_row(numbers, codes, categories)
         result = np.empty((len(numbers), len(self.names)))
         lookup_values, firsts = self._lookup_values(categories)
         # Block by block: some twenty element-wise passes then run over
         # arrays that stay in the CPU's cache instead of main memory.
         for start in range(0, len(numbers), BLOCK_ROWS):
             stop = start + BLOCK_ROWS
-            self._contributions_of_block(
-                numbers[start:stop], codes[start:stop], lookup_values, firsts, result[start:stop]
+            self._block(
+                numbers[start:stop],
+                codes[start:stop],
+                lookup_values,
+                firsts,
+                result[start:stop],
             )
         return result
 
-    def _contributions_of_block(
+    def _block(
         self,
         numbers: np.ndarray,
         codes: np.ndarray,
@@ -367,18 +331,13 @@ class TableScorer:
         if len(self.elapsed):
             reference = numbers[:, self.references]
             reference = np.where(np.isnan(reference), self.reference_fills, reference)
-            filled[:, self.elapsed] = reference - filled[:, self.elapsed]
+            filled[:, self.elapsed] = years_before(reference, filled[:, self.elapsed])
         if len(self.logged):
-            # np.log on a C-contiguous block whatever the input's layout: NumPy
-            # may pick another loop (and last bit) for strided data, and a
-            # house must get the same bits alone and in any batch.
-            shifted = np.ascontiguousarray(filled[:, self.logged] + self.log_offsets)
-            filled[:, self.logged] = np.log(shifted)
+            filled[:, self.logged] = logs(filled[:, self.logged], self.log_offsets)
         # the curves need t itself, which the next step overwrites
-        curves = None if self.splines is None else self.splines.values(filled[:, self.curved])
+        curves = None if self.splines is None else self.splines.on_block(filled[:, self.curved])
         numeric = result[:, :n_numeric]
-        np.subtract(filled, self.centers, out=filled)
-        np.multiply(filled, self.weights, out=numeric)
+        weighted(filled, self.centers, self.weights, out=numeric)
         if len(self.flagged):
             numeric[:, self.flagged] += np.where(
                 missing[:, self.flagged], self.missing_effects, self.present_effects
@@ -390,44 +349,43 @@ class TableScorer:
             picked += firsts
             result[:, n_numeric:] = np.take(lookup_values, picked)
 
-    def _contributions_by_row(
+    def _by_row(
         self, numbers: np.ndarray, codes: np.ndarray, categories: list[list[str]]
     ) -> np.ndarray:
-        fills, centers, weights, elapsed, logged, flagged = self._row_constants
+        """The steps of :meth:`_block`, in its order, a row at a time: each
+        term in Python floats, the whole-row steps (``logs``, ``weighted``)
+        on the row's small arrays."""
+        floats = self._floats
         values_rows = (numbers if self.identity_columns else numbers[:, self.columns]).tolist()
         reference_rows = numbers[:, self.references].tolist()
         code_rows = codes[:, self.lookup_columns].tolist()
-        lookups = list(zip(self.tables.lookup, self.lookup_columns.tolist(), strict=True))
+        labels = [(term, categories[column]) for term, column in self._lookups]
         rows = []
         for values, references, row_codes in zip(
             values_rows, reference_rows, code_rows, strict=True
         ):
             missing = [math.isnan(value) for value in values]
-            filled = [f if m else v for v, f, m in zip(values, fills, missing, strict=True)]
-            for (term, reference_fill), reference in zip(elapsed, references, strict=True):
-                filled[term] = (reference_fill if math.isnan(reference) else reference) - filled[
-                    term
-                ]
-            if logged:
-                shifted = np.array([filled[term] + offset for term, offset in logged])
-                for (term, _), value in zip(logged, np.log(shifted).tolist(), strict=True):
+            filled = [f if m else v for v, f, m in zip(values, floats.fills, missing, strict=True)]
+            for (term, reference_fill), reference in zip(floats.elapsed, references, strict=True):
+                year = reference_fill if math.isnan(reference) else reference
+                filled[term] = years_before(year, filled[term])
+            if floats.logged:
+                logged = logs(np.array([filled[t] for t in floats.logged]), self.log_offsets)
+                for term, value in zip(floats.logged, logged.tolist(), strict=True):
                     filled[term] = value
-            row = [(f - c) * w for f, c, w in zip(filled, centers, weights, strict=True)]
-            for term, missing_effect, present_effect in flagged:
+            filled_array = np.array(filled)
+            row: list[float] = weighted(
+                filled_array, self.centers, self.weights, out=filled_array
+            ).tolist()
+            for term, missing_effect, present_effect in floats.flagged:
                 row[term] += missing_effect if missing[term] else present_effect
             if self.splines is not None:
-                for index, term in enumerate(self.curved.tolist()):
-                    row[term] += self.splines.value(index, filled[term])
-            for (term, column), code in zip(lookups, row_codes, strict=True):
-                value = (
-                    term.missing
-                    if code < 0
-                    else term.table.get(categories[column][code], term.other)
-                )
-                if value is None:
-                    label = categories[column][code]
-                    raise TablesFormatError(f"{term.variable}: no table entry for {label!r}")
-                row.append(value)
+                for curve, term in floats.curved:
+                    row[term] += self.splines.at(curve, filled[term])
+            row += [
+                term.missing if code < 0 else term.value(term_labels[code])
+                for (term, term_labels), code in zip(labels, row_codes, strict=True)
+            ]
             rows.append(row)
         return np.array(rows, dtype="float64").reshape(len(numbers), len(self.names))
 
@@ -436,71 +394,14 @@ class TableScorer:
         then for the labels of this batch, laid end to end, and where each
         variable's labels start; a row's code plus its start picks its value
         (code -1, missing, lands on the slot before the labels)."""
-        values: list[float | None] = []
+        values: list[float] = []
         firsts = []
-        for term, column in zip(self.tables.lookup, self.lookup_columns, strict=True):
+        for term, column in self._lookups:
             values.append(term.missing)
             firsts.append(len(values))
-            values += [term.table.get(label, term.other) for label in categories[column]]
-        if None in values:
-            unscored = values.index(None)
-            raise TablesFormatError(f"a label has no table entry (value slot {unscored})")
+            values += map(term.value, categories[column])
         return np.array(values, dtype="float64"), np.array(firsts, dtype=np.intp)
 
     def log_prices(self, contributions: np.ndarray) -> np.ndarray:
         """The model's log-price of each row: its terms summed, plus the intercept."""
         return contributions.sum(axis=1) + self.tables.intercept  # type: ignore[no-any-return]
-
-
-class Factor(TypedDict):
-    """One term of the model's sum, for one house (see :func:`explain`)."""
-
-    variable: str
-    log_effect: float
-    factor: float
-    dollars: float
-
-
-class Explanation(TypedDict):
-    """One house's price split into the model's terms (see :func:`explain`)."""
-
-    baseline: float
-    log_baseline: float
-    factors: list[Factor]
-
-
-def explain(
-    contributions: np.ndarray, names: list[str], intercept: float, price: float
-) -> Explanation:
-    """One house's price split into its terms, largest effect first.
-
-    Each term has its effect in log-price (``log_effect``; with the baseline
-    they sum to log(price)), as a factor on the price (``factor``; the
-    baseline times every factor is the price), and in dollars (``dollars``:
-    the price change when the terms are applied in this order, largest first;
-    the baseline plus every term's dollars is the price). Terms that are zero
-    for this house are left out.
-    """
-    order = sorted(
-        (i for i, value in enumerate(contributions) if value != 0.0),
-        key=lambda i: (-abs(contributions[i]), names[i]),
-    )
-    baseline = math.exp(intercept)
-    factors: list[Factor] = []
-    running_log, before = intercept, baseline
-    for position, index in enumerate(order, start=1):
-        effect = float(contributions[index])
-        running_log += effect
-        # The last step ends on the price itself, so the dollars add up to it
-        # rather than to a re-summed log (which may differ in the last bit).
-        reached = price if position == len(order) else math.exp(running_log)
-        factors.append(
-            {
-                "variable": names[index],
-                "log_effect": effect,
-                "factor": math.exp(effect),
-                "dollars": reached - before,
-            }
-        )
-        before = reached
-    return {"baseline": baseline, "log_baseline": intercept, "factors": factors}
