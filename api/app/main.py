@@ -17,12 +17,13 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api import __version__ as api_version
+from api.app.core.body_limit import BodyLimitMiddleware
 from api.app.core.errors import install_error_handlers
 from api.app.core.request_context import REQUEST_ID_HEADER
 from api.app.core.security import API_KEY_HEADER
 from api.app.core.settings import Settings
 from api.app.core.structured_logging import configure_logging
-from api.app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.app.middleware import RequestContextMiddleware
 from api.app.model_service import ModelService
 from api.app.openapi import install_openapi
 from api.app.operations import metrics

@@ -158,6 +158,8 @@ def _unknown_request_keys(body: PredictRequest, *, strict: bool) -> list[dict[st
     """Keys of the request other than ``inputs``, named back like a house's
     unknown fields (``row`` null): a client that puts ``strict`` or ``explain``
     in the body instead of the query must learn that they did nothing."""
+    if not body.model_extra:  # the usual request: no message to build
+        return []
     what = (
         "unknown field of the request, refused (strict mode)"
         if strict
