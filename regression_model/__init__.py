@@ -38,18 +38,11 @@ from regression_model.scoring.model import (
     load_model,
 )
 from regression_model.scoring.report_files import Report, ReportUnavailableError
-from regression_model.scoring.validation import (
-    WHOLE_ROW,
-    IgnoredField,
-    InputData,
-    InputError,
-    ValidationResult,
-    house_input_model,
-    json_type,
-    model_fields,
-    shown_name,
-    validate_inputs,
-)
+from regression_model.scoring.rules import json_type
+from regression_model.scoring.schema import house_input_model, model_fields
+from regression_model.scoring.unknown_fields import IgnoredField, shown_name
+from regression_model.scoring.validation import InputData, validate_inputs
+from regression_model.scoring.validation_result import WHOLE_ROW, InputError, ValidationResult
 from regression_model.version import __version__
 
 __all__ = [

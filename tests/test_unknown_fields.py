@@ -17,11 +17,9 @@ import pytest
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
 from regression_model.scoring import model as predict
-from regression_model.scoring.validation import (
-    WHOLE_ROW,
-    model_fields,
-    validate_inputs,
-)
+from regression_model.scoring.schema import model_fields
+from regression_model.scoring.validation import validate_inputs
+from regression_model.scoring.validation_result import WHOLE_ROW
 
 
 def as_houses(frame: pd.DataFrame) -> list[dict[str, Any]]:

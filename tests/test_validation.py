@@ -9,11 +9,9 @@ import pytest
 
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
-from regression_model.scoring.validation import (
-    WHOLE_ROW,
-    house_input_model,
-    validate_inputs,
-)
+from regression_model.scoring.schema import house_input_model
+from regression_model.scoring.validation import validate_inputs
+from regression_model.scoring.validation_result import WHOLE_ROW
 
 
 @pytest.fixture(scope="module")

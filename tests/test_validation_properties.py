@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 from regression_model.config.core import get_config
 from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.scoring import validation
-from regression_model.scoring.validation import WHOLE_ROW
+from regression_model.scoring.column_validation import validate_columns
+from regression_model.scoring.rules import Problem
+from regression_model.scoring.schema import schema_for
+from regression_model.scoring.validation import frame_rows, validate_rows
+from regression_model.scoring.validation_result import WHOLE_ROW
 
 CONFIG = get_config().model
 RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}
@@ -104,9 +107,9 @@ def test_row_and_column_drivers_give_the_same_verdicts(batch: list[dict[str, Any
     """Small frames are checked value by value, large ones column by column:
     on the same frame both give the same errors and the same values."""
     frame = pd.DataFrame(batch)
-    schema = validation.schema_for(CONFIG)
-    by_rows = validation.validate_rows(validation.frame_rows(frame), schema)
-    by_columns = validation.validate_columns(frame, schema)
+    schema = schema_for(CONFIG)
+    by_rows = validate_rows(frame_rows(frame), schema)
+    by_columns = validate_columns(frame, schema)
     assert by_rows.errors == by_columns.errors
     pd.testing.assert_frame_equal(by_rows.features, by_columns.features)
 
@@ -123,13 +126,13 @@ def test_row_and_column_drivers_give_the_same_verdicts(batch: list[dict[str, Any
 def test_each_value_gets_the_verdict_of_its_rule(field: str, value: Any) -> None:
     """``validate_rows`` decides the plain cases inline (numbers in range,
     labels it has accepted before): always as the field's rule would."""
-    schema = validation.schema_for(CONFIG)
+    schema = schema_for(CONFIG)
     rule = next(r for r in schema.rules if r.name == field)
     for _ in range(2):  # the second time, a label accepted once is known
         verdict = rule.check(value)
-        result = validation.validate_rows([{field: value}], schema)
+        result = validate_rows([{field: value}], schema)
         problems = [e.message for e in result.errors if e.field == field]
-        if isinstance(verdict, validation.Problem):
+        if isinstance(verdict, Problem):
             assert problems == [verdict.message]
             continue
         assert problems == []

@@ -26,7 +26,6 @@ from regression_model import (
     PredictionResult,
     Report,
     ReportUnavailableError,
-    json_type,
     load_model,
 )
 from regression_model import __version__ as model_version
@@ -139,30 +138,14 @@ class ModelService:
         strict: bool = False,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
-        """The model's ``predict`` over ``houses`` (parsed JSON values, one per house).
-
-        A value that is not an object cannot be a house: it is scored as an
-        empty house (which the package rejects on its own) and its error is
-        reworded, so every row keeps its position and the valid rows form the
-        same batch as when calling ``predict`` on the objects alone.
-        """
+        """The model's ``predict`` over ``houses`` (parsed JSON values, one per
+        house): a value that is not an object is an error of its row, so every
+        row keeps its position and the valid rows form the same batch as when
+        calling ``predict`` on the objects alone."""
         model = self.wait(timeout)
-        not_objects = {i: json_type(h) for i, h in enumerate(houses) if not isinstance(h, dict)}
-        rows = [{} if i in not_objects else house for i, house in enumerate(houses)]
-        result = model.predict(rows, explain=explain, strict=strict, timings=timings)
-        if not not_objects:
-            return result
-        errors = [e for e in result["errors"] or [] if e["row"] not in not_objects]
-        errors += [
-            {
-                "row": row,
-                "field": WHOLE_ROW,
-                "message": f"expected a JSON object (one house), got {kind}",
-            }
-            for row, kind in not_objects.items()
-        ]
-        errors.sort(key=lambda error: int(error["row"]))
-        return {**result, "errors": errors or None}
+        return model.predict(
+            houses, explain=explain, strict=strict, refuse_non_objects=True, timings=timings
+        )
 
 
 def _model_report(model: CompiledModel) -> Report | None:

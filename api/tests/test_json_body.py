@@ -8,7 +8,7 @@ import pytest
 
 from api.app.core.exceptions import RequestRejected
 from api.app.core.json_body import json_depth, parse_json_body, value_depth
-from regression_model.scoring.validation import json_type
+from regression_model.scoring.rules import json_type
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from api.tests.helpers import wait_until_ready
 from regression_model import __version__ as model_version
 from regression_model import load_model, make_prediction
 from regression_model.config.core import get_config
-from regression_model.scoring.validation import house_input_model
+from regression_model.scoring.schema import house_input_model
 
 
 def test_health_names_the_service_and_both_versions(client: TestClient) -> None:

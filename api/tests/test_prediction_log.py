@@ -41,7 +41,7 @@ from regression_model.monitoring.log_store import (
     migrate,
     predictions,
 )
-from regression_model.scoring.validation import model_fields
+from regression_model.scoring.schema import model_fields
 
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
 

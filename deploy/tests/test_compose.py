@@ -49,7 +49,7 @@ from api.tests.tooling import works as _works
 from regression_model.config.core import get_config
 from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
-from regression_model.scoring.validation import model_fields
+from regression_model.scoring.schema import model_fields
 from testkit import free_port
 
 pytestmark = pytest.mark.timeout(1800)

@@ -37,16 +37,11 @@ from regression_model.config.core import (
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.report_files import Report, read_report
+from regression_model.scoring.schema import schema_for
 from regression_model.scoring.tables import ModelTables, TableScorer
-from regression_model.scoring.validation import (
-    WHOLE_ROW,
-    IgnoredField,
-    InputData,
-    InputError,
-    ValidationResult,
-    schema_for,
-    validate_inputs,
-)
+from regression_model.scoring.unknown_fields import IgnoredField
+from regression_model.scoring.validation import InputData, validate_inputs
+from regression_model.scoring.validation_result import WHOLE_ROW, InputError, ValidationResult
 
 Engine = Literal["tables", "pipeline"]
 ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
@@ -127,14 +122,20 @@ class Model:
         Kaggle's, the aliases) and the id column."""
         return schema_for(self.config.model).known_fields
 
-    def validate(self, houses: InputData, *, strict: bool = False) -> ValidationResult:
+    def validate(
+        self, houses: InputData, *, strict: bool = False, refuse_non_objects: bool = False
+    ) -> ValidationResult:
         """Each row's verdict, without pricing (see :func:`validate_inputs`)."""
-        return validate_inputs(houses, self.config.model, strict=strict)
+        return validate_inputs(
+            houses, self.config.model, strict=strict, refuse_non_objects=refuse_non_objects
+        )
 
-    def price(self, houses: InputData, *, strict: bool = False) -> PricedBatch:
+    def price(
+        self, houses: InputData, *, strict: bool = False, refuse_non_objects: bool = False
+    ) -> PricedBatch:
         """Validate and price one batch, as arrays (streaming files, Dask)."""
         began = time.perf_counter()
-        checked = self.validate(houses, strict=strict)
+        checked = self.validate(houses, strict=strict, refuse_non_objects=refuse_non_objects)
         validated = time.perf_counter()
         rows = np.flatnonzero(checked.valid)
         prices, contributions = self._score(checked, rows)
@@ -154,6 +155,7 @@ class Model:
         *,
         explain: bool = False,
         strict: bool = False,
+        refuse_non_objects: bool = False,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
         """Price every row of ``houses`` (a DataFrame, list of dicts or dict).
@@ -164,7 +166,9 @@ class Model:
         row was priced). A field that is not a model input is ignored and
         named in ``warnings`` (``None`` when there is none): per row, or with
         ``row`` ``None`` for a column of a DataFrame; with ``strict=True`` it is
-        an error of its row instead.
+        an error of its row instead. A row of a list that is not a dict is a
+        ``TypeError``; with ``refuse_non_objects=True`` (parsed JSON, where a
+        row may be any value) it is an error of its row (field ``*``).
 
         With ``explain=True`` (the compiled tables only) the result also has
         ``explanations``: per row, ``None`` if unpriced, else the price split
@@ -182,7 +186,7 @@ class Model:
         chunks = _chunks(houses)
 
         def price(chunk: Any) -> PricedBatch:
-            batch = self.price(chunk, strict=strict)
+            batch = self.price(chunk, strict=strict, refuse_non_objects=refuse_non_objects)
             # Without explanations the terms are not kept (64 MB per chunk).
             return batch if explain else replace(batch, contributions=np.empty((0, 0)))
 
