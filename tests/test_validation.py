@@ -9,6 +9,7 @@ import pytest
 
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
+from regression_model.scoring.model import load_model
 from regression_model.scoring.schema import house_input_model
 from regression_model.scoring.validation import validate_inputs
 from regression_model.scoring.validation_result import WHOLE_ROW
@@ -216,6 +217,32 @@ def test_wrong_container_type_is_a_type_error() -> None:
         make_prediction(input_data="GrLivArea=5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="row 1"):
         make_prediction(input_data=[{"GrLivArea": 5}, 7])  # type: ignore[list-item]
+
+
+def test_rows_that_are_not_objects_are_errors_of_their_rows_when_asked(
+    good_house: dict[str, Any],
+) -> None:
+    """Parsed JSON (the API's call): any value may stand where a house should;
+    it is an error of its row, and the houses are priced as without it."""
+    model = load_model()
+    rows: list[Any] = [7, good_house, "x", None, [good_house], {"GrLivArea": True}]
+    result = model.predict(rows, refuse_non_objects=True)
+    assert result["predictions"][1] == model.predict([good_house])["predictions"][0]
+    assert result["errors"] == [
+        {
+            "row": 0,
+            "field": WHOLE_ROW,
+            "message": "expected a JSON object (one house), got number",
+        },
+        {
+            "row": 2,
+            "field": WHOLE_ROW,
+            "message": "expected a JSON object (one house), got string",
+        },
+        {"row": 3, "field": WHOLE_ROW, "message": "expected a JSON object (one house), got null"},
+        {"row": 4, "field": WHOLE_ROW, "message": "expected a JSON object (one house), got array"},
+        {"row": 5, "field": "GrLivArea", "message": "expected a number, got a boolean"},
+    ]
 
 
 def test_verdict_of_a_row_does_not_depend_on_its_batch(
