@@ -103,11 +103,11 @@ def _check_number_array(
 ) -> tuple[np.ndarray, np.ndarray]:
     column = values.astype("float64")
     present = ~np.isnan(column)
-    if (
-        values.dtype.kind in "iu"
-        and rule.plainly_fine(column[[values.argmin(), values.argmax()]]).all()
+    if values.dtype.kind in "iu" and all(
+        isinstance(rule.check_number(float(bound)), float)
+        for bound in (values.min(), values.max())
     ):
-        return column, present  # whole numbers, the least and the greatest in range: all fine
+        return column, present  # whole numbers, the least and the greatest taken: all are
     for row in np.flatnonzero(~rule.plainly_fine(column) & present):
         verdict = rule.check_number(float(column[row]))
         if isinstance(verdict, Problem):
