@@ -12,7 +12,7 @@ from __future__ import annotations
 import decimal
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -99,6 +99,11 @@ def _as_float(value: object) -> float | None:
         return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
+def _unknown_code(value: object, codes: Iterable[object]) -> Problem:
+    expected = ", ".join(map(str, codes))
+    return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+
+
 class FieldRule:
     """What one input variable accepts; the single definition of its checks.
 
@@ -112,6 +117,9 @@ class FieldRule:
         self.name = name
         self.numerical = name in config.numerical_vars
         self.low, self.high = config.numerical_ranges.get(name, (-math.inf, math.inf))
+        if self.numerical and not (math.isfinite(self.low) and math.isfinite(self.high)):
+            # check_number takes any number in range: an infinite bound would let infinities in
+            raise ValueError(f"numerical_ranges: the range of {name} must be finite")
         self.integer = name in config.integer_vars
         self.max_length = config.max_label_length
         self.quality_codes = config.quality_codes if name in config.quality_vars else None
@@ -203,10 +211,9 @@ class FieldRule:
             except TypeError:  # unhashable
                 label = None
         if label is None:
-            expected = ", ".join(map(str, self.codes or ()))
             # A whole float (a column with gaps holds 999 as 999.0) is named as the code.
             shown = key if isinstance(key, int) and not _is_bool(value) else value
-            return Problem(f"unknown code {_describe(shown)}; expected one of {expected}")
+            return _unknown_code(shown, self.codes or ())
         return label
 
     def check_label(self, value: object) -> str | Problem | None:
@@ -221,8 +228,7 @@ class FieldRule:
         if not value.strip():
             return Problem("label must not be empty (leave the field out if unknown)")
         if self.quality_codes is not None and value not in self.quality_codes:
-            expected = ", ".join(self.quality_codes)
-            return Problem(f"unknown code {_describe(value)}; expected one of {expected}")
+            return _unknown_code(value, self.quality_codes)
         if len(self.known_labels) < _KNOWN_LABELS_MAX:
             self.known_labels[value] = value
         return value
