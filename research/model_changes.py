@@ -6,16 +6,15 @@ changes added one at a time, starting from model 0.1.0.
 
 Unlike train_research.py, this script uses the package: it measures config
 variants with exactly the evaluation that training reports. test.csv is
-never read. That evaluation and the training data's rule are not public
-names of the package (``regression_model.training`` is internal): this
-script follows them when they move.
+never read. It imports public names only (``regression_model`` and
+``regression_model.training``, the surface for studying and retraining the
+model; tests/test_architecture.py checks it).
 """
 
 from threadpoolctl import threadpool_limits
 
 from regression_model import get_config
-from regression_model.training.evaluation import evaluate
-from regression_model.training.train import load_training_data
+from regression_model.training import evaluate, load_training_data
 
 config = get_config()
 data = load_training_data(config)
