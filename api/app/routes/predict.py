@@ -1,4 +1,4 @@
-"""``POST /api/v1/predict``: price houses with the package's ``make_prediction``."""
+"""``POST /api/v1/predict``: price houses with the package's ``Model`` (loaded once per worker)."""
 
 from __future__ import annotations
 
