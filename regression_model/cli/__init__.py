@@ -1,4 +1,4 @@
-"""``regression-model`` command line: train, report, predict, info, drift,
+"""``regression-model`` command line: train, report, predict, info, export, drift,
 log-migrate, log-prune (the table :data:`SUBCOMMANDS`).
 
 Also reachable as ``python -m regression_model``. The model's commands are
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from regression_model.cli import log_commands, model_commands
+from regression_model.cli import export_commands, log_commands, model_commands
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError
 from regression_model.scoring.artifact import ArtifactError
 from regression_model.version import __version__
@@ -56,6 +56,15 @@ SUBCOMMANDS = (
         "2 a setup problem, 130/143 interrupted (nothing written).",
     ),
     Subcommand("info", "version, artifact hashes and metrics", None, model_commands.info),
+    Subcommand(
+        "export",
+        "write the model as SQL (a query pricing a table of houses; the [sql] extra)",
+        export_commands.export_arguments,
+        export_commands.export,
+        description="Write a query that prices every row of a table of houses (Kaggle's "
+        "columns) inside a SQL engine: per row the key, the price (NULL if refused) and the "
+        "reason. Generated from the model tables: regenerate after every release.",
+    ),
     Subcommand(
         "drift",
         "compare logged houses with the training profile (PSI, KS, unseen labels)",

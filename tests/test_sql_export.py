@@ -1,0 +1,302 @@
+"""The model as SQL (``regression_model.export.to_sql``): run in SQLite,
+DuckDB and PostgreSQL, every test.csv house and generated houses (valid and
+invalid values) get the package's verdict — the same rows refused, for the
+same first field — and a price within 1e-12 relative of ``Model.predict``.
+The other dialects are written and parsed back, and run in DuckDB after
+sqlglot translates them back.
+
+PostgreSQL uses ``TEST_DATABASE_URL`` (skipped without it, failing with
+``REQUIRE_POSTGRES=1``), as the prediction log's tests do.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import sqlglot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from regression_model import CompiledModel, load_model
+from regression_model.cli import main
+from regression_model.config.core import get_config
+from regression_model.data import load_dataset
+from regression_model.export import DIALECTS, EXECUTED_DIALECTS, input_columns, to_sql
+from regression_model.scoring.schema import schema_for
+
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
+RELATIVE = 1e-12
+
+CONFIG = get_config().model
+COLUMNS = input_columns(CONFIG)
+KEY = CONFIG.id_column
+#: Each rule under its Kaggle column name.
+RULES = {name: rule for (name, _), rule in zip(COLUMNS[1:], schema_for(CONFIG).rules, strict=True)}
+
+Row = dict[str, Any]
+#: Runs a query on rows (a table "houses" of COLUMNS), giving (key, price, reason) per row.
+Engine = Callable[[list[Row], str], list[tuple[Any, ...]]]
+
+
+def _model() -> CompiledModel:
+    model = load_model()
+    assert isinstance(model, CompiledModel)
+    return model
+
+
+@functools.cache
+def _query(dialect: str, explain: bool = False) -> str:
+    return to_sql(_model(), dialect, explain=explain)
+
+
+def _values(rows: list[Row]) -> list[tuple[Any, ...]]:
+    return [tuple(row.get(name) for name, _ in COLUMNS) for row in rows]
+
+
+def _sqlite(rows: list[Row], sql: str, *, setup: str = "") -> list[tuple[Any, ...]]:
+    # Untyped columns: SQLite keeps each value's own type (text in a number's
+    # column included), which the query's typeof checks see.
+    with sqlite3.connect(":memory:") as connection:
+        names = ", ".join(f'"{name}"' for name, _ in COLUMNS)
+        connection.execute(f"CREATE TABLE houses ({names})")
+        marks = ", ".join("?" for _ in COLUMNS)
+        connection.executemany(f"INSERT INTO houses VALUES ({marks})", _values(rows))
+        connection.executescript(setup)
+        return connection.execute(sql).fetchall()
+
+
+_ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "TEXT": pa.string()}
+
+
+def _arrow(rows: list[Row]) -> pa.Table:
+    return pa.table(
+        {
+            name: pa.array([row.get(name) for row in rows], _ARROW_TYPES[kind])
+            for name, kind in COLUMNS
+        }
+    )
+
+
+def _duckdb(rows: list[Row], sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect() as connection:
+        connection.register("frame", _arrow(rows))
+        connection.execute("CREATE TABLE houses AS SELECT * FROM frame")
+        return connection.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Engine]:
+    """A schema of its own on the server named by TEST_DATABASE_URL."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if REQUIRE_POSTGRES:
+            pytest.fail("TEST_DATABASE_URL is not set (REQUIRE_POSTGRES=1)")
+        pytest.skip("TEST_DATABASE_URL is not set (.ci/run starts a server)")
+    import psycopg
+
+    schema = f"sql_export_{uuid.uuid4().hex[:12]}"
+    types = {"DOUBLE": "DOUBLE PRECISION", "BIGINT": "BIGINT", "TEXT": "TEXT"}
+    columns = ", ".join(f'"{name}" {types[kind]}' for name, kind in COLUMNS)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+        connection.execute(f"SET search_path TO {schema}")
+
+        def run(rows: list[Row], sql: str) -> list[tuple[Any, ...]]:
+            connection.execute("DROP TABLE IF EXISTS houses")
+            connection.execute(f"CREATE TABLE houses ({columns})")
+            with connection.cursor() as cursor, cursor.copy("COPY houses FROM STDIN") as copy:
+                for values in _values(rows):
+                    copy.write_row(values)
+            return connection.execute(sql).fetchall()
+
+        try:
+            yield run
+        finally:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=EXECUTED_DIALECTS)
+def engine(request: pytest.FixtureRequest) -> tuple[str, Engine]:
+    dialect = request.param
+    if dialect == "postgres":
+        return dialect, request.getfixturevalue("postgres")
+    return dialect, {"sqlite": _sqlite, "duckdb": _duckdb}[dialect]
+
+
+def _package_verdicts(rows: list[Row]) -> tuple[np.ndarray, dict[int, str]]:
+    """The package's prices (NaN where refused) and each refused row's first field."""
+    frame = pd.DataFrame(rows, columns=[name for name, _ in COLUMNS])
+    result = _model().predict(frame)
+    prices = np.array([math.nan if p is None else p for p in result["predictions"]])
+    first: dict[int, str] = {}
+    for error in result["errors"] or ():
+        first.setdefault(error["row"], error["field"])
+    return prices, first
+
+
+def _assert_same_verdicts(rows: list[Row], found: list[tuple[Any, ...]]) -> None:
+    prices, first = _package_verdicts(rows)
+    by_key = {key: (price, reason) for key, price, reason in found}
+    assert len(by_key) == len(rows)
+    for position, row in enumerate(rows):
+        price, reason = by_key[row[KEY]]
+        if position in first:
+            assert price is None, (row, reason)
+            assert reason is not None and reason.split(": ", 1)[0] == first[position], (
+                reason,
+                first[position],
+            )
+        else:
+            assert reason is None, reason
+            assert abs(price / prices[position] - 1) <= RELATIVE, (price, prices[position])
+
+
+def _test_houses() -> list[Row]:
+    frame = load_dataset(get_config().app.test_data_file)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return [{name: row.get(name) for name, _ in COLUMNS} for row in rows]
+
+
+TEST_HOUSES = _test_houses()
+
+
+def test_every_test_house_priced_as_by_the_package(engine: tuple[str, Engine]) -> None:
+    dialect, run = engine
+    _assert_same_verdicts(TEST_HOUSES, run(TEST_HOUSES, _query(dialect)))
+
+
+# Generated houses: a test.csv house with a few of its values replaced.
+_TEXT = st.text(alphabet="abcXYZ _-\t", max_size=6)
+
+
+def _number_values(name: str, *, typed: bool) -> st.SearchStrategy[Any]:
+    rule = RULES[name]
+    inside = st.floats(rule.low, rule.high)
+    values = [
+        st.none(),
+        st.integers(int(rule.low), int(rule.high)),
+        inside,
+        st.sampled_from([rule.low, rule.high, rule.low - 1, rule.high + 0.5, math.inf, -math.inf]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.just(math.nan),
+    ]
+    if not typed:  # SQLite's dynamic types: text in a number's column
+        values.append(st.sampled_from(["12", "abc", ""]))
+    return st.one_of(values)
+
+
+def _label_values(name: str, *, typed: bool) -> st.SearchStrategy[Any]:
+    rule = RULES[name]
+    if rule.codes is not None:
+        codes = st.sampled_from(rule.codes)
+        wrong = st.integers(-5, 300)
+        if typed:
+            return st.one_of(st.none(), codes, wrong)
+        return st.one_of(
+            st.none(), codes, wrong, codes.map(str), codes.map(float), st.just("60.0")
+        )
+    term = next(t for t in _model().tables.lookup if t.variable == rule.name)
+    values = [
+        st.none(),
+        st.sampled_from(sorted(term.table)),
+        st.sampled_from(["NA", "", "  ", "\t", "x" * 41, "é" * 40, "Po", "Ex", "ta"]),
+        _TEXT,
+    ]
+    if not typed:
+        values.append(st.sampled_from([3, 2.5]))
+    return st.one_of(values)
+
+
+def _houses(*, typed: bool) -> st.SearchStrategy[list[Row]]:
+    names = [name for name, _ in COLUMNS[1:]]
+
+    @st.composite
+    def house(draw: st.DrawFn) -> Row:
+        if draw(st.integers(0, 20)) == 0:
+            return {}  # no feature values
+        row = dict(draw(st.sampled_from(TEST_HOUSES)))
+        for name in draw(st.lists(st.sampled_from(names), max_size=4, unique=True)):
+            kind = _number_values if RULES[name].numerical else _label_values
+            row[name] = draw(kind(name, typed=typed))
+        return row
+
+    def keyed(rows: list[Row]) -> list[Row]:
+        return [{**row, KEY: key} for key, row in enumerate(rows)]
+
+    return st.lists(house(), min_size=1, max_size=12).map(keyed)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=_houses(typed=False))
+def test_generated_houses_in_sqlite(rows: list[Row]) -> None:
+    _assert_same_verdicts(rows, _sqlite(rows, _query("sqlite")))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=_houses(typed=True))
+def test_generated_houses_in_duckdb(rows: list[Row]) -> None:
+    _assert_same_verdicts(rows, _duckdb(rows, _query("duckdb")))
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(rows=_houses(typed=True))
+def test_generated_houses_in_postgres(postgres: Engine, rows: list[Row]) -> None:
+    _assert_same_verdicts(rows, postgres(rows, _query("postgres")))
+
+
+@pytest.mark.parametrize("dialect", [d for d in DIALECTS if d not in EXECUTED_DIALECTS])
+def test_other_dialects_parse_back_and_price_alike(dialect: str) -> None:
+    """Written in the dialect, parsed back by sqlglot, translated to DuckDB's
+    and run there: the same verdicts and prices."""
+    sql = _query(dialect)
+    (statement,) = sqlglot.parse(sql, read=dialect)
+    assert statement is not None
+    assert statement.named_selects == [KEY, "price", "reason"]
+    rows = TEST_HOUSES[:200]
+    _assert_same_verdicts(rows, _duckdb(rows, statement.sql("duckdb")))
+
+
+def test_explain_columns_are_the_package_terms() -> None:
+    rows = TEST_HOUSES[:50]
+    result = _model().predict(pd.DataFrame(rows), explain=True)
+    with duckdb.connect() as connection:
+        connection.register("houses", _arrow(rows))
+        found = connection.execute(_query("duckdb", explain=True)).fetch_df()
+    terms = [t.variable for t in _model().tables.terms]
+    assert list(found.columns) == [KEY, "price", "reason", *(f"log_effect_{t}" for t in terms)]
+    for position, explanation in enumerate(result["explanations"]):
+        assert explanation is not None
+        effects = dict.fromkeys(terms, 0.0)
+        effects.update({f["variable"]: f["log_effect"] for f in explanation["factors"]})
+        for variable, effect in effects.items():
+            assert found[f"log_effect_{variable}"][position] == pytest.approx(effect, abs=1e-13)
+
+
+def test_the_command_writes_a_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "model.sql"
+    argv = ["export", "sql", "--dialect", "sqlite", "--view", "prices", "--output", str(output)]
+    assert main(argv) == 0
+    assert "sqlite SQL" in capsys.readouterr().err
+    rows = TEST_HOUSES[:20]
+    _assert_same_verdicts(rows, _sqlite(rows, 'SELECT * FROM "prices"', setup=output.read_text()))
+
+
+def test_an_unknown_dialect_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "sql", "--dialect", "cobol"]) == 2
+    assert "dialect must be one of sqlite, duckdb, postgres" in capsys.readouterr().err
