@@ -124,6 +124,7 @@ class _Query:
         #: term twice): MATERIALIZED keeps the values and terms computed once.
         self.fenced = dialect in _FENCED
         self.rules = {rule.name: rule for rule in self.schema.rules}
+        self.lookups = {term.variable: term for term in self.tables.lookup}
 
     def number(self, rule: FieldRule) -> exp.Expr:
         """A numerical column as a DOUBLE, NULL when missing (NaN too, where
@@ -195,17 +196,61 @@ class _Query:
             found.append((known.not_(), f"unknown code; expected one of {expected}"))
         return found
 
+    def plainly_fine(self, rule: FieldRule) -> exp.Expr:
+        """A condition under which the rule surely takes the value, cheap to
+        test: the rows that meet it for every variable (nearly all) skip the
+        checks one by one. Labels are those of the model's tables the rule
+        itself takes."""
+        raw, value = _col(_column_name(rule)), _col(f"v_{rule.name}")
+        if rule.codes is not None:
+            return exp.or_(raw.is_(exp.null()), value.is_(exp.null()).not_())
+        if rule.numerical:
+            fine: exp.Expr = exp.Between(this=value, low=number(rule.low), high=number(rule.high))
+            if rule.integer:
+                fine = exp.and_(fine, exp.EQ(this=value, expression=exp.Floor(this=value)))
+            if self.sqlite:
+                kinds = [_text("integer"), _text("real")]
+                fine = exp.and_(exp.In(this=exp.Typeof(this=raw), expressions=kinds), fine)
+            return exp.or_(value.is_(exp.null()), fine)
+        fine = exp.or_(value.is_(exp.null()), _col(f"k_{rule.name}").is_(exp.null()).not_())
+        if rule.quality_codes is not None:
+            return fine
+        # A label the tables do not list (scored as their "other"): the rule's
+        # checks, in a CASE so that only such rows pay for TRIM (an OR may
+        # evaluate both sides on every row).
+        text: list[exp.Expr] = [exp.Typeof(this=raw).eq(_text("text"))] if self.sqlite else []
+        other = exp.and_(
+            *text, *(exp.paren(c).not_() for c, _ in self.problems(rule)[len(text) :])
+        )
+        return exp.Case().when(fine, exp.true()).else_(other)
+
+    def listed(self, term: LookupTerm) -> exp.Expr:
+        """A label's value in the tables, for the labels the rule takes (NULL
+        for any other label, or none): one pass of comparisons serves both the
+        check and the term."""
+        rule, label = self.rules[term.variable], _col(f"v_{term.variable}")
+        value = exp.Case()
+        for known, effect in term.table.items():
+            if rule.check(known) == known:
+                value = value.when(exp.EQ(this=label, expression=_text(known)), number(effect))
+        return value
+
     def reason(self) -> exp.Expr:
         """The first problem of the row, as ``field: message``."""
-        reason = exp.Case()
-        given: list[exp.Expr] = []
+        given = [
+            (_col(f"v_{rule.name}") if rule.numerical else _col(_column_name(rule))).is_(
+                exp.null()
+            )
+            for rule in self.schema.rules
+        ]
+        reason = exp.Case().when(exp.and_(*given), _text(f"{WHOLE_ROW}: {NO_FEATURES}"))
+        fine = [exp.paren(self.plainly_fine(rule)) for rule in self.schema.rules]
+        reason = reason.when(exp.and_(*fine), exp.null())
         for rule in self.schema.rules:
             field = _column_name(rule)
             for condition, message in self.problems(rule):
                 reason = reason.when(condition, _text(f"{field}: {message}"))
-            present = _col(f"v_{rule.name}") if rule.numerical else _col(field)
-            given.append(present.is_(exp.null()))
-        return reason.when(exp.and_(*given), _text(f"{WHOLE_ROW}: {NO_FEATURES}"))
+        return reason
 
     def usable(self, rule: FieldRule) -> exp.Expr:
         """A value as the arithmetic takes it: a number within its range, else
@@ -243,10 +288,9 @@ class _Query:
         return value
 
     def lookup_term(self, term: LookupTerm) -> exp.Expr:
-        label = _col(f"x_{term.variable}")
-        value = exp.Case().when(label.is_(exp.null()), number(term.missing))
-        for known, effect in term.table.items():
-            value = value.when(exp.EQ(this=label, expression=_text(known)), number(effect))
+        listed = _col(f"k_{term.variable}")
+        value = exp.Case().when(_col(f"x_{term.variable}").is_(exp.null()), number(term.missing))
+        value = value.when(listed.is_(exp.null()).not_(), listed)
         return value.else_(exp.null() if term.other is None else number(term.other))
 
     def build(self, source: exp.Table, *, explain: bool) -> exp.Select:
@@ -260,13 +304,22 @@ class _Query:
             *(self.number(rule).as_(f"v_{rule.name}", quoted=True) for rule in numerical),
             *(self.label(rule).as_(f"v_{rule.name}", quoted=True) for rule in categorical),
         ).from_(source)
+        lookup_values = [f"k_{term.variable}" for term in self.tables.lookup]
+        labelled = exp.select(
+            exp.Star(),
+            *(
+                self.listed(t).as_(n, quoted=True)
+                for t, n in zip(self.tables.lookup, lookup_values, strict=True)
+            ),
+        ).from_("given")
         # A value outside its range is scored as missing (the row is refused
         # anyway): no value that fails its rule reaches LN, EXP or an overflow.
         checked = exp.select(
             _col(key),
             self.reason().as_("reason", quoted=True),
             *(self.usable(rule).as_(f"x_{rule.name}", quoted=True) for rule in self.schema.rules),
-        ).from_("given")
+            *map(_col, lookup_values),
+        ).from_("labelled")
         valid = exp.column("reason", quoted=True).is_(exp.null())
         numeric, lookup = self.tables.numeric, self.tables.lookup
         transformed = exp.select(
@@ -317,6 +370,7 @@ class _Query:
             )
             .from_("priced")
             .with_("given", as_=given)
+            .with_("labelled", as_=labelled)
             .with_("checked", as_=checked)
             .with_("transformed", as_=transformed, materialized=self.fenced)
             .with_("terms", as_=terms, materialized=self.fenced)

@@ -1,0 +1,166 @@
+"""The model where the data lives: a large Parquet file priced inside DuckDB
+by the exported query (``regression_model.export.to_sql``), next to
+``regression-model predict`` on the same file, in the same run.
+
+    python -m benchmarks.sql_export                     # 1M rows
+    python -m benchmarks.sql_export --rows 10000000     # the issue's 10M rows
+    python -m benchmarks.sql_export --smoke             # 20,000 rows: seconds
+
+Each command runs in a process of its own (``large_files.measure``: wall
+time, CPU time, peak resident memory from the kernel's accounting of that
+process), both writing Parquet: ``predict`` streams the file through the
+package in chunks; DuckDB reads it with ``read_parquet`` behind a view named
+``houses`` and writes the query's result with ``COPY``. Afterwards the two
+outputs are compared row by row (the same rows priced, the largest relative
+price difference), so a fast wrong answer shows. The input is made by
+:mod:`regression_model.batch.resample` (seed 0) in a scratch directory and
+deleted afterwards. Figures are printed and written to
+``results/sql_export.json``, never asserted; the target is DuckDB at least 5x
+faster than ``predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.large_files import RESULTS, best, measure, predict_command, say
+from regression_model import CompiledModel, load_model
+from regression_model.batch.resample import write_houses
+from regression_model.export import to_sql
+
+
+def duckdb_command(query: Path, source: Path, target: Path) -> list[str]:
+    run = [sys.executable, "-m", "benchmarks.sql_export", "--in-duckdb"]
+    return [*run, str(query), str(source), str(target)]
+
+
+def price_in_duckdb(query: Path, source: Path, target: Path) -> None:
+    """The child process's work: the view, then the query's result to Parquet."""
+    import duckdb
+
+    with duckdb.connect() as connection:
+        parquet = str(source).replace("'", "''")
+        connection.execute(f"CREATE VIEW houses AS SELECT * FROM read_parquet('{parquet}')")
+        statement = query.read_text(encoding="utf-8").rstrip().rstrip(";")
+        out = str(target).replace("'", "''")
+        connection.execute(f"COPY ({statement}) TO '{out}' (FORMAT parquet)")
+
+
+def agreement(from_duckdb: Path, from_predict: Path) -> dict[str, Any]:
+    """The two outputs row by row: rows priced by each and by only one, and
+    the largest relative difference of the prices both gave."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    sql_prices = pq.read_table(from_duckdb, columns=["price"])["price"]
+    package = pq.read_table(from_predict, columns=["SalePrice"])["SalePrice"]
+    both = pc.and_(pc.is_valid(sql_prices), pc.is_valid(package))
+    relative = pc.abs(
+        pc.subtract(pc.divide(pc.filter(sql_prices, both), pc.filter(package, both)), 1)
+    )
+    return {
+        "rows": len(package),
+        "priced_sql": len(sql_prices) - sql_prices.null_count,
+        "priced_predict": len(package) - package.null_count,
+        "priced_by_one_only": int(
+            pc.sum(pc.xor(pc.is_valid(sql_prices), pc.is_valid(package))).as_py() or 0
+        ),
+        "max_relative_difference": pc.max(relative).as_py(),
+    }
+
+
+def run(rows: int, repeats: int, scratch: Path) -> dict[str, Any]:
+    model = load_model()
+    assert isinstance(model, CompiledModel)
+    query = scratch / "model.sql"
+    query.write_text(to_sql(model, "duckdb"), encoding="utf-8")
+    source = scratch / "houses.parquet"
+    say(f"making {rows:,} houses (Parquet)")
+    write_houses(source, rows)
+    from_duckdb, from_predict = scratch / "duckdb.parquet", scratch / "predict.parquet"
+    runs: list[dict[str, Any]] = []
+    for _ in range(repeats):  # interleaved, so load from elsewhere hits both alike
+        runs.append(measure("predict", predict_command(source, from_predict), rows))
+        runs.append(measure("DuckDB SQL", duckdb_command(query, source, from_duckdb), rows))
+    predict, sql = best(runs, "predict"), best(runs, "DuckDB SQL")
+    return {
+        "runs": runs,
+        "summary": {
+            "speedup": round(predict["wall_s"] / sql["wall_s"], 2),
+            "predict_peak_rss_mb": predict["peak_rss_mb"],
+            "duckdb_peak_rss_mb": sql["peak_rss_mb"],
+        },
+        "agreement": agreement(from_duckdb, from_predict),
+        "parquet_mb": round(source.stat().st_size / 1e6),
+    }
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["", "pricing a Parquet file: the exported SQL in DuckDB vs regression-model predict"]
+    lines.append(
+        f"  {'run':<12} {'rows':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'rows/s':>11}"
+    )
+    for r in results["runs"]:
+        lines.append(
+            f"  {r['label']:<12} {r['rows']:>11,} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
+            f"{r['peak_rss_mb']:>8.0f} {r['rows_per_s']:>11,}"
+        )
+    s, a = results["summary"], results["agreement"]
+    lines += [
+        "",
+        f"  DuckDB vs predict: {s['speedup']}x faster (target >= 5x); peak memory "
+        f"{s['duckdb_peak_rss_mb']:.0f} MB vs {s['predict_peak_rss_mb']:.0f} MB",
+        f"  agreement: {a['priced_predict']:,} of {a['rows']:,} rows priced by predict, "
+        f"{a['priced_by_one_only']} priced by one only, largest relative price difference "
+        f"{a['max_relative_difference']:.3g}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sql_export", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="default: %(default)s")
+    parser.add_argument("--repeats", type=int, default=1, help="default: %(default)s")
+    parser.add_argument("--smoke", action="store_true", help="20,000 rows")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="default: %(default)s")
+    parser.add_argument("--scratch", type=Path, default=None, help="where the input is made")
+    parser.add_argument("--in-duckdb", nargs=3, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.in_duckdb:
+        price_in_duckdb(*args.in_duckdb)
+        return 0
+    rows = 20_000 if args.smoke else args.rows
+    scratch = Path(tempfile.mkdtemp(prefix="sql-export-", dir=args.scratch))
+    try:
+        results = run(rows, args.repeats, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    results["meta"] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "rows": rows,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    path = args.output / "sql_export.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(render(results))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
