@@ -196,16 +196,23 @@ def summarise(results: dict[str, Any], plan: Plan) -> dict[str, Any]:
     }
 
 
+def run_table(runs: list[dict[str, Any]], label_width: int = 22) -> list[str]:
+    """The lines of a table of :func:`measure`'s runs."""
+    lines = [
+        f"  {'run':<{label_width}} {'rows':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} "
+        f"{'rows/s':>10}"
+    ]
+    for r in runs:
+        lines.append(
+            f"  {r['label']:<{label_width}} {r['rows']:>11,} {r['wall_s']:>8.2f} "
+            f"{r['cpu_s']:>8.2f} {r['peak_rss_mb']:>8.0f} {r['rows_per_s']:>10,}"
+        )
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     lines = ["", "scoring large files (best of the repeats; each run in its own process)"]
-    lines.append(
-        f"  {'run':<22} {'rows':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'rows/s':>10}"
-    )
-    for r in results["runs"]:
-        lines.append(
-            f"  {r['label']:<22} {r['rows']:>11,} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
-            f"{r['peak_rss_mb']:>8.0f} {r['rows_per_s']:>10,}"
-        )
+    lines += run_table(results["runs"])
     d = results["dask"]
     lines.append(
         f"  {'dask local':<22} {d['rows']:>11,} {d['wall_s']:>8.2f} {'':>8} {'':>8} "
@@ -240,20 +247,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results["summary"] = summarise(results, plan)
-    results["meta"] = {
+    results["meta"] = {**run_facts(), "smoke": args.smoke, "plan": asdict(plan)}
+    publish(results, args.output / "large_files.json", render(results))
+    return 0
+
+
+def run_facts() -> dict[str, Any]:
+    """When and on what a run was measured."""
+    return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "smoke": args.smoke,
-        "plan": asdict(plan),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "large_files.json"
+
+
+def publish(results: dict[str, Any], path: Path, text: str) -> None:
+    """Write the results as JSON to ``path`` and print their table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print(render(results))
+    print(text)
     print(f"\nwrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

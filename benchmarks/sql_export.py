@@ -22,10 +22,6 @@ faster than ``predict``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,7 +29,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.large_files import RESULTS, best, measure, predict_command, say
+from benchmarks.large_files import (
+    RESULTS,
+    best,
+    measure,
+    predict_command,
+    publish,
+    run_facts,
+    run_table,
+    say,
+)
 from regression_model import CompiledModel, load_model
 from regression_model.batch.resample import write_houses
 from regression_model.export import to_sql
@@ -107,14 +112,7 @@ def run(rows: int, repeats: int, scratch: Path) -> dict[str, Any]:
 
 def render(results: dict[str, Any]) -> str:
     lines = ["", "pricing a Parquet file: the exported SQL in DuckDB vs regression-model predict"]
-    lines.append(
-        f"  {'run':<12} {'rows':>11} {'wall s':>8} {'CPU s':>8} {'peak MB':>8} {'rows/s':>11}"
-    )
-    for r in results["runs"]:
-        lines.append(
-            f"  {r['label']:<12} {r['rows']:>11,} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} "
-            f"{r['peak_rss_mb']:>8.0f} {r['rows_per_s']:>11,}"
-        )
+    lines += run_table(results["runs"], label_width=12)
     s, a = results["summary"], results["agreement"]
     lines += [
         "",
@@ -147,18 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run(rows, args.repeats, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    results["meta"] = {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "rows": rows,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-    }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "sql_export.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(render(results))
-    print(f"\nwrote {path}")
+    results["meta"] = {**run_facts(), "rows": rows}
+    publish(results, args.output / "sql_export.json", render(results))
     return 0
 
 

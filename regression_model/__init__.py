@@ -12,8 +12,9 @@ benchmarks and users import::
 ``make_prediction(input_data=...)`` is the same call. Public modules too:
 ``regression_model.batch`` (``score_file``: files in bounded memory),
 ``regression_model.batch.dask_scoring`` (the same on a cluster),
-``regression_model.batch.resample`` (large test inputs) and
-``regression_model.monitoring`` (the prediction log, drift).
+``regression_model.batch.resample`` (large test inputs),
+``regression_model.monitoring`` (the prediction log, drift) and
+``regression_model.export`` (the model as SQL; the ``[sql]`` extra).
 Everything else is internal and may change between versions; import-linter
 contracts (``tox -e checks``) keep the service and the benchmarks to these.
 """
