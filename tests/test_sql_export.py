@@ -300,3 +300,21 @@ def test_the_command_writes_a_view(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_an_unknown_dialect_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "sql", "--dialect", "cobol"]) == 2
     assert "dialect must be one of sqlite, duckdb, postgres" in capsys.readouterr().err
+
+
+def test_what_sql_does_not_check_is_as_documented() -> None:
+    """README, "The model in SQL": other columns are not read (the package
+    names them back and prices alike), and ``reason`` gives a row's first
+    problem only, naming the rule rather than the value."""
+    house = dict(TEST_HOUSES[0])
+    two_problems = {**house, KEY: 1, "LotArea": -5.0, "MSZoning": " "}
+    rows = [{**house, KEY: 0}, two_problems]
+    result = _model().predict(pd.DataFrame([{**rows[0], "GrLivArae": 1.0}, two_problems]))
+    assert result["warnings"] is not None  # the package names the unknown column
+    with duckdb.connect() as connection:
+        connection.register("frame", _arrow(rows))
+        connection.execute("CREATE TABLE houses AS SELECT *, 1.0 AS GrLivArae FROM frame")
+        found = connection.execute(_query("duckdb")).fetchall()
+    assert found[0][1] == pytest.approx(result["predictions"][0], rel=RELATIVE)
+    assert [e["field"] for e in result["errors"] or ()] == ["LotArea", "MSZoning"]
+    assert found[1][1:] == (None, "LotArea: must be a finite number between 1 and 1e+07")

@@ -13,10 +13,16 @@ It repeats ``TableScorer``'s arithmetic (``scoring/tables.py``,
 ``scoring/arithmetic.py``) operation by operation in the same order, each
 binary operation parenthesised: fill, years before, log, centre and weight,
 the missing-value indicator's effect, the spline piece by Horner's rule, then
-the terms summed in NumPy's pairwise order (:func:`_pairwise_sum`), the
-intercept added and ``exp`` taken. Constants are written with 17 significant
-digits and cast to DOUBLE, so they are the tables' very numbers. Only ``LN``
-and ``EXP`` are the engine's own (within an ulp of NumPy's).
+the terms summed in NumPy's pairwise order, the intercept added and ``exp``
+taken (``export/sql_arithmetic.py``). Constants are written with 17
+significant digits and cast to DOUBLE, so they are the tables' very numbers.
+Only ``LN`` and ``EXP`` are the engine's own (within an ulp of NumPy's).
+
+The stages, one CTE each: ``given`` (each column as a number or a label),
+``labelled`` (each label's value in the tables), ``checked`` (the reason; the
+values the arithmetic may take), ``transformed`` (each number's ``t``),
+``terms``, ``priced``; then the plausible-price check. A row that meets a cheap
+condition per variable skips the rules one by one (``plainly_fine``).
 
 What SQL cannot see, or sees differently (README, "The model in SQL"): a
 column's declared type replaces the type checks except in SQLite (``typeof``);
@@ -124,7 +130,7 @@ class _Query:
         #: term twice): MATERIALIZED keeps the values and terms computed once.
         self.fenced = dialect in _FENCED
         self.rules = {rule.name: rule for rule in self.schema.rules}
-        self.lookups = {term.variable: term for term in self.tables.lookup}
+        self.listed_variables = {term.variable for term in self.tables.lookup}
 
     def number(self, rule: FieldRule) -> exp.Expr:
         """A numerical column as a DOUBLE, NULL when missing (NaN too, where
@@ -212,8 +218,10 @@ class _Query:
                 kinds = [_text("integer"), _text("real")]
                 fine = exp.and_(exp.In(this=exp.Typeof(this=raw), expressions=kinds), fine)
             return exp.or_(value.is_(exp.null()), fine)
-        fine = exp.or_(value.is_(exp.null()), _col(f"k_{rule.name}").is_(exp.null()).not_())
-        if rule.quality_codes is not None:
+        fine = value.is_(exp.null())
+        if rule.name in self.listed_variables:
+            fine = exp.or_(fine, _col(f"k_{rule.name}").is_(exp.null()).not_())
+        if rule.quality_codes is not None and rule.name in self.listed_variables:
             return fine
         # A label the tables do not list (scored as their "other"): the rule's
         # checks, in a CASE so that only such rows pay for TRIM (an OR may
