@@ -291,3 +291,18 @@ def test_splines_made_before_a_later_transform_cannot_be_compiled(config: Config
             compile_tables(fitted, config.model)
     finally:
         fitted.regressor_.steps = steps
+
+
+def test_a_missing_indicator_of_an_unknown_column_names_both_kinds_it_accepts() -> None:
+    """A rule that accepts a number or a label (the missing-value flags) says
+    so when the column is neither: the union of kinds is named in full."""
+    from feature_engine.imputation import AddMissingIndicator
+
+    from regression_model.training.compile_rules import RULES, CompileState
+
+    step = AddMissingIndicator(variables=["LotFrontage"])
+    step.variables_ = ["LotFrontage"]
+    with pytest.raises(
+        CompileError, match="column 'LotFrontage' is absent, expected number or label"
+    ):
+        RULES[AddMissingIndicator](step, "flags", CompileState(columns={}))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from types import UnionType
+from typing import Any, get_args
 
 import numpy as np
 from feature_engine.encoding import OneHotEncoder, RareLabelEncoder
@@ -113,14 +114,15 @@ class CompileState:
     intercept: float | None = None
 
 
-def _require(state: CompileState, step: str, name: str, kind: type) -> Any:
+def _require(state: CompileState, step: str, name: str, kind: type | UnionType) -> Any:
     recipe = state.columns.get(name)
     if not isinstance(recipe, kind):
         found = type(recipe).__name__.lower() if recipe else "absent"
+        # A union (Number | Label) has no __name__: name each of its types.
+        expected = " or ".join(t.__name__.lower() for t in (get_args(kind) or (kind,)))
         raise CompileError(
             f"step {step!r}: column {name!r} is {found}, "
-            f"expected {kind.__name__.lower()}; the tables cannot express this order "
-            "of steps"
+            f"expected {expected}; the tables cannot express this order of steps"
         )
     return recipe
 
@@ -136,7 +138,7 @@ def _scaling_done(state: CompileState, step: str) -> None:
 def _missing_indicator(step: AddMissingIndicator, name: str, state: CompileState) -> None:
     _scaling_done(state, name)
     for variable in map(str, step.variables_):
-        recipe = _require(state, name, variable, Number | Label)  # type: ignore[arg-type]
+        recipe = _require(state, name, variable, Number | Label)
         if recipe.fill is not None:
             raise CompileError(f"step {name!r}: {variable} was already imputed")
         state.columns[f"{variable}_na"] = Indicator(variable)
