@@ -20,7 +20,8 @@ from sklearn.preprocessing import FunctionTransformer
 from regression_model import load_model, make_prediction
 from regression_model.config.core import Config, get_config
 from regression_model.data import load_dataset
-from regression_model.scoring.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.scoring.tables import FORMAT, ModelTables
+from regression_model.scoring.terms import TablesFormatError
 from regression_model.training.compiler import CompileError, compile_tables
 
 CONFIG = get_config().model

@@ -90,6 +90,18 @@ _SCHEMA = Map(
         "max_slice_rmsle": Float(),
         "plausible_price_range": CommaSeparated(Float()),
         "max_cv_rmsle": Float(),
+        "intervals": Map(
+            {
+                "coverages": CommaSeparated(Float()),
+                "difficulty_categorical_vars": Seq(Str()),
+                "difficulty_numerical_vars": Seq(Str()),
+                "difficulty_penalty": Float(),
+                "difficulty_min_label_houses": Int(),
+                "max_coverage_gap": Float(),
+                "max_slice_shortfall": Float(),
+                "slice_significance": Float(),
+            }
+        ),
         "drift": Map(
             {
                 "psi": Float(),
@@ -113,6 +125,36 @@ class AppConfig(BaseModel):
     pipeline_name: str
     training_data_file: str
     test_data_file: str
+
+
+class IntervalConfig(BaseModel):
+    """The price ranges: their coverages, the model of a house's difficulty
+    that sets each one's width, and the quality gates on them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    coverages: list[float]
+    difficulty_categorical_vars: list[str]
+    difficulty_numerical_vars: list[str]
+    difficulty_penalty: float = Field(gt=0)
+    difficulty_min_label_houses: int = Field(ge=1)
+    max_coverage_gap: float = Field(gt=0, lt=1)
+    max_slice_shortfall: float = Field(gt=0, lt=1)
+    slice_significance: float = Field(gt=0, lt=1)
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether a house's width may depend on its inputs at all."""
+        return bool(self.difficulty_categorical_vars or self.difficulty_numerical_vars)
+
+    @model_validator(mode="after")
+    def _check_coverages(self) -> Self:
+        coverages = self.coverages
+        if not coverages or coverages != sorted(set(coverages)):
+            raise ValueError("intervals.coverages: must be increasing shares")
+        if not all(0.5 <= c < 1 for c in coverages):
+            raise ValueError("intervals.coverages: each must be in [0.5, 1)")
+        return self
 
 
 class ModelConfig(BaseModel):
@@ -162,6 +204,7 @@ class ModelConfig(BaseModel):
     max_slice_rmsle: float
     plausible_price_range: tuple[float, float]
     max_cv_rmsle: float
+    intervals: IntervalConfig
 
     @property
     def features(self) -> list[str]:
@@ -213,6 +256,19 @@ class ModelConfig(BaseModel):
         for key in ("categorical_vars_na_means_none", "quality_vars", "coded_vars", "slice_vars"):
             unknown(key, getattr(self, key), categorical, "categorical")
         unknown("slice_decade_var", [self.slice_decade_var], numerical, "numerical")
+        intervals = self.intervals
+        unknown(
+            "intervals.difficulty_numerical_vars",
+            intervals.difficulty_numerical_vars,
+            numerical,
+            "numerical",
+        )
+        unknown(
+            "intervals.difficulty_categorical_vars",
+            intervals.difficulty_categorical_vars,
+            categorical,
+            "categorical",
+        )
         unknown("baseline_group_var", [self.baseline_group_var], categorical, "categorical")
         unknown("training_exclusions", self.training_exclusions, features, "")
         unknown("variables_to_rename", self.variables_to_rename.values(), features, "")

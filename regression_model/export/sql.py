@@ -47,7 +47,7 @@ from regression_model.export.sql_arithmetic import (
 from regression_model.scoring.model import CompiledModel
 from regression_model.scoring.rules import FieldRule
 from regression_model.scoring.schema import schema_for
-from regression_model.scoring.tables import LookupTerm, NumericTerm
+from regression_model.scoring.terms import LookupTerm, NumericTerm
 from regression_model.scoring.validation_result import NO_FEATURES, WHOLE_ROW
 
 #: Dialects whose queries the tests execute against the package's prices.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from regression_model.scoring.tables import Spline
+from regression_model.scoring.terms import Spline
 
 
 def number(value: float) -> exp.Expr:

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from regression_model.config.core import Config, trained_model_dir
-from regression_model.scoring.tables import FORMAT, ModelTables, TablesFormatError
+from regression_model.scoring.tables import FORMAT, ModelTables
+from regression_model.scoring.terms import TablesFormatError
 from regression_model.version import __version__
 
 #: Libraries whose versions are recorded; the first two must match to load.
@@ -283,10 +284,13 @@ def load_tables(
 
 
 def load_pipeline(config: Config, directory: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Verify, then unpickle, the fitted pipeline of this package version."""
+    """Verify, then unpickle, the fitted pipeline of this package version;
+    with it, the price ranges from the tables."""
     import joblib
 
     paths = ArtifactPaths.for_version(config, directory=directory)
     manifest = _checked_manifest(paths, config)
+    # The price ranges are data in the tables, for both engines.
+    intervals = _checked_tables(paths, manifest).intervals
     payload = _checked_pickle(paths, manifest)
-    return joblib.load(io.BytesIO(payload)), manifest
+    return (joblib.load(io.BytesIO(payload)), intervals), manifest

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,9 +36,10 @@ from regression_model.config.core import (
 )
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.scoring.explanation import Explanation, explain
+from regression_model.scoring.intervals import IntervalScorer, PriceRange
 from regression_model.scoring.report_files import Report, read_report
 from regression_model.scoring.schema import schema_for
-from regression_model.scoring.tables import ModelTables, TableScorer
+from regression_model.scoring.tables import ModelTables, PriceIntervals, TableScorer
 from regression_model.scoring.unknown_fields import IgnoredField
 from regression_model.scoring.validation import InputData, validate_inputs
 from regression_model.scoring.validation_result import WHOLE_ROW, InputError, ValidationResult
@@ -60,6 +61,8 @@ class PredictionResult(TypedDict):
     #: "message"}``, ``row`` None for a column of a frame (every row)
     warnings: list[dict[str, Any]] | None
     version: str
+    #: per row, None if unpriced, else the price's range at each coverage asked
+    intervals: list[list[PriceRange] | None]
     explanations: NotRequired[list[Explanation | None]]
 
 
@@ -90,7 +93,8 @@ class Model:
         self.manifest = manifest
         #: the artifact directory it was loaded from (None: shipped as plain data)
         self.directory = directory
-        self._adopt(form)
+        #: the price ranges, at each coverage the model was calibrated for
+        self.interval_scorer = IntervalScorer(self._adopt(form), config.model)
 
     @classmethod
     def load(cls, config: Config, directory: Path) -> Self:
@@ -99,9 +103,14 @@ class Model:
         form, manifest = _READERS[cls.engine](config, directory)
         return cls(config, form, manifest, directory)
 
-    def _adopt(self, form: Any) -> None:
-        """Keep the engine's form of the model, ready to score."""
+    def _adopt(self, form: Any) -> PriceIntervals:
+        """Keep the engine's form of the model, ready to score; return its ranges."""
         raise NotImplementedError
+
+    @property
+    def coverages(self) -> list[float]:
+        """The coverages of the price ranges every priced house gets."""
+        return list(self.interval_scorer.coverages)
 
     def report(self) -> Report:
         """The model report ``regression-model report`` wrote beside the
@@ -138,15 +147,26 @@ class Model:
         checked = self.validate(houses, strict=strict, refuse_non_objects=refuse_non_objects)
         validated = time.perf_counter()
         rows = np.flatnonzero(checked.valid)
-        prices, contributions = self._score(checked, rows)
+        prices, log_prices, contributions = self._score(checked, rows)
+        ranges = self.interval_scorer.bounds(
+            log_prices, self.interval_scorer.scales(*_columns(checked, rows))
+        )
         timings = {"validate": validated - began, "score": time.perf_counter() - validated}
         return _verdicts(
-            self.config, checked, rows, prices, contributions=contributions, timings=timings
+            self.config,
+            checked,
+            rows,
+            prices,
+            ranges=ranges,
+            contributions=contributions,
+            timings=timings,
         )
 
-    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The prices of the valid ``rows`` and their terms (empty when the
-        engine has none): what each engine does its own way."""
+    def _score(
+        self, checked: ValidationResult, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The prices of the valid ``rows``, their logs and their terms (empty
+        when the engine has none): what each engine does its own way."""
         raise NotImplementedError
 
     def predict(
@@ -156,6 +176,7 @@ class Model:
         explain: bool = False,
         strict: bool = False,
         refuse_non_objects: bool = False,
+        coverages: Sequence[float] | None = None,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
         """Price every row of ``houses`` (a DataFrame, list of dicts or dict).
@@ -170,6 +191,11 @@ class Model:
         ``TypeError``; with ``refuse_non_objects=True`` (parsed JSON, where a
         row may be any value) it is an error of its row (field ``*``).
 
+        ``intervals`` has, per row, ``None`` if unpriced, else the price's range
+        (``{"coverage", "low", "high"}``, dollars) at each of ``coverages``
+        (default: every coverage in :attr:`coverages`; another is a
+        ``ValueError``).
+
         With ``explain=True`` (the compiled tables only) the result also has
         ``explanations``: per row, ``None`` if unpriced, else the price split
         into its terms (see :func:`regression_model.scoring.explanation.explain`).
@@ -179,7 +205,10 @@ class Model:
         """
         if explain and not isinstance(self, CompiledModel):
             raise ValueError("explanations come from the model tables: use engine='tables'")
+        levels = self.interval_scorer.levels(coverages)
+        asked = [self.coverages[level] for level in levels]
         predictions: list[float | None] = []
+        intervals: list[list[PriceRange] | None] = []
         errors: list[InputError] = []
         warnings: list[IgnoredField] = []
         explanations: list[Explanation | None] = []
@@ -200,6 +229,16 @@ class Model:
             for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
                 chunk_prices[row] = None
             predictions += chunk_prices
+            lows, highs = batch.lows[:, levels].tolist(), batch.highs[:, levels].tolist()
+            intervals += [
+                None
+                if price is None
+                else [
+                    {"coverage": c, "low": lo, "high": hi}
+                    for c, lo, hi in zip(asked, low, high, strict=True)
+                ]
+                for price, low, high in zip(chunk_prices, lows, highs, strict=True)
+            ]
             errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
             # A frame's chunks share its columns: their warnings (row None) once.
             warnings += [
@@ -221,6 +260,7 @@ class Model:
             "errors": [e.as_dict() for e in errors] or None,
             "warnings": [w.as_dict() for w in warnings] or None,
             "version": self.version,
+            "intervals": intervals,
         }
         if explain:
             result["explanations"] = explanations
@@ -234,20 +274,23 @@ class CompiledModel(Model):
     tables: ModelTables
     scorer: TableScorer
 
-    def _adopt(self, form: ModelTables) -> None:
+    def _adopt(self, form: ModelTables) -> PriceIntervals:
         self.tables = form
         self.scorer = TableScorer(form, self.config.model)
+        if form.intervals is None:
+            raise ValueError("the model tables have no price ranges")
+        return form.intervals
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
-        numbers, codes = checked.numbers, checked.codes
-        if len(rows) < checked.n_rows:  # no copy when every row passed
-            numbers, codes = numbers[rows], codes[rows]
-        return self.scorer.contributions(numbers, codes, checked.categories)
+        return self.scorer.contributions(*_columns(checked, rows))
 
-    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score(
+        self, checked: ValidationResult, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         contributions = self.contributions(checked, rows)
-        return np.exp(self.scorer.log_prices(contributions)), contributions
+        log_prices = self.scorer.log_prices(contributions)
+        return np.exp(log_prices), log_prices, contributions
 
     def explanation(self, contributions: np.ndarray, price: float) -> Explanation:
         """One priced house's terms (see :func:`regression_model.scoring.explanation.explain`)."""
@@ -262,14 +305,17 @@ class PipelineModel(Model):
     #: the fitted pipeline (a ``TransformedTargetRegressor``)
     estimator: Any
 
-    def _adopt(self, form: Any) -> None:
-        self.estimator = form
+    def _adopt(self, form: tuple[Any, PriceIntervals]) -> PriceIntervals:
+        self.estimator, intervals = form
+        return intervals
 
-    def _score(self, checked: ValidationResult, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score(
+        self, checked: ValidationResult, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not len(rows):
-            return np.empty(0), np.empty((0, 0))
+            return np.empty(0), np.empty(0), np.empty((0, 0))
         prices = np.asarray(self.estimator.predict(checked.features), dtype="float64")
-        return prices, np.empty((0, 0))
+        return prices, np.log(prices), np.empty((0, 0))
 
 
 #: How each engine reads its form of the model from a verified artifact
@@ -326,6 +372,10 @@ class PricedBatch:
     ``contributions`` their terms (one row each)."""
 
     prices: np.ndarray
+    #: (rows, coverages): each row's low and high price at each coverage of
+    #: the model (NaN where the row is not priced)
+    lows: np.ndarray
+    highs: np.ndarray
     errors: list[InputError]
     scored: np.ndarray
     contributions: np.ndarray
@@ -345,6 +395,7 @@ def _verdicts(
     rows: np.ndarray,
     prices: np.ndarray,
     *,
+    ranges: tuple[np.ndarray, np.ndarray],
     contributions: np.ndarray,
     timings: dict[str, float],
 ) -> PricedBatch:
@@ -353,6 +404,9 @@ def _verdicts(
     plausible = (prices >= low) & (prices <= high)
     all_prices = np.full(checked.n_rows, np.nan)
     all_prices[rows[plausible]] = prices[plausible]
+    lows, highs = (np.full((checked.n_rows, r.shape[1]), np.nan) for r in ranges)
+    lows[rows[plausible]] = ranges[0][plausible]
+    highs[rows[plausible]] = ranges[1][plausible]
     implausible = [
         _implausible(row, price, low, high)
         for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True)
@@ -360,7 +414,20 @@ def _verdicts(
     errors = checked.errors
     if implausible:
         errors = sorted([*errors, *implausible], key=lambda e: e.row)
-    return PricedBatch(all_prices, errors, rows, contributions, timings, checked.ignored)
+    return PricedBatch(
+        all_prices, lows, highs, errors, rows, contributions, timings, checked.ignored
+    )
+
+
+def _columns(
+    checked: ValidationResult, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """A validation result's columns for the given (valid) rows, as the
+    scorers take them."""
+    numbers, codes = checked.numbers, checked.codes
+    if len(rows) < checked.n_rows:  # no copy when every row passed
+        numbers, codes = numbers[rows], codes[rows]
+    return numbers, codes, checked.categories
 
 
 def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:

@@ -20,7 +20,6 @@ summed on their own (a contiguous row, NumPy's fixed-order pairwise sum).
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
@@ -34,10 +33,12 @@ from regression_model.scoring.arithmetic import (
     weighted,
     years_before,
 )
+from regression_model.scoring.terms import LookupTerm, NumericTerm, Spline, TablesFormatError
 
 #: Version of the tables' JSON layout; a loader refuses any other.
 #: 2: numerical terms may carry a spline (model 0.2.0).
-FORMAT = 2
+#: 3: the price ranges (``intervals``) (model 0.3.0).
+FORMAT = 3
 
 #: Batches up to this many rows are scored (and validated) row by row in
 #: Python floats, where NumPy's overhead per call would cost more than the
@@ -53,110 +54,58 @@ ROW_BY_ROW_MAX = 4
 BLOCK_ROWS = 2048
 
 
-class TablesFormatError(ValueError):
-    """The tables file does not have the layout this package reads."""
-
-
 @dataclass(frozen=True)
-class Spline:
-    """A curve of one number ``t``, in log-price: a polynomial piece on each
-    interval between consecutive ``knots``, a straight line beyond them.
+class PriceIntervals:
+    """A priced house's ranges, as data: at ``coverages[i]`` the range is
 
-    On ``knots[i] <= t <= knots[i + 1]`` it is
-    ``sum(c * (t - knots[i]) ** k for k, c in enumerate(coefficients[i]))``
-    (at an inner knot both pieces agree; the later one is used). Below
-    ``knots[0]`` it is ``below[0] + below[1] * (t - knots[0])``, above
-    ``knots[-1]`` it is ``above[0] + above[1] * (t - knots[-1])``: the training
-    range ends at the outer knots, and beyond them the curve goes on straight.
-    """
+    ``exp(log_price + scale * low)`` to ``exp(log_price + scale * high)``
 
-    knots: list[float]
-    coefficients: list[list[float]]
-    below: tuple[float, float]
-    above: tuple[float, float]
+    with ``(low, high) = quantiles[i]``, conformal quantiles of the
+    out-of-fold log error divided by its scale, and ``scale`` the house's
+    difficulty: ``exp`` of the ``difficulty`` model's sum of terms (1 for
+    every house when there is none: a constant width in log price)."""
+
+    coverages: list[float]
+    quantiles: list[tuple[float, float]]
+    difficulty: ModelTables | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "coverages": self.coverages,
+            "quantiles": [list(pair) for pair in self.quantiles],
+            "difficulty": None if self.difficulty is None else self.difficulty.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Spline:
-        spline = cls(
-            knots=[float(k) for k in data["knots"]],
-            coefficients=[[float(c) for c in piece] for piece in data["coefficients"]],
-            below=(float(data["below"][0]), float(data["below"][1])),
-            above=(float(data["above"][0]), float(data["above"][1])),
+    def from_dict(cls, data: dict[str, Any]) -> PriceIntervals:
+        difficulty = data["difficulty"]
+        intervals = cls(
+            coverages=[float(c) for c in data["coverages"]],
+            quantiles=[(float(low), float(high)) for low, high in data["quantiles"]],
+            difficulty=None if difficulty is None else ModelTables.from_dict(difficulty),
         )
-        if len(data["below"]) != 2 or len(data["above"]) != 2:
-            raise TablesFormatError("malformed spline: below/above are [value, slope]")
-        knots = spline.knots
-        if len(knots) < 2 or any(b <= a for a, b in itertools.pairwise(knots)):
-            raise TablesFormatError("malformed spline: knots must increase strictly")
-        if len(spline.coefficients) != len(knots) - 1 or not all(spline.coefficients):
-            raise TablesFormatError("malformed spline: one polynomial per interval")
-        return spline
-
-    @property
-    def numbers(self) -> list[float]:
-        return [*self.knots, *(c for p in self.coefficients for c in p), *self.below, *self.above]
-
-
-@dataclass(frozen=True)
-class NumericTerm:
-    """The term of a numerical variable, in log-price:
-
-    ``weight * (t - center) + spline(t) + (missing_effect if missing else present_effect)``
-
-    where ``t`` is the value (``fill`` when missing), turned into
-    ``reference - t`` when ``reference`` is set (years before the sale; the
-    reference filled with ``reference_fill``), then ``log(t + log_offset)``
-    when ``log_offset`` is set; ``spline(t)`` is 0 when there is no spline.
-    """
-
-    variable: str
-    fill: float
-    center: float
-    weight: float
-    missing_effect: float = 0.0
-    present_effect: float = 0.0
-    reference: str | None = None
-    reference_fill: float | None = None
-    log_offset: float | None = None
-    spline: Spline | None = None
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.variable] if self.reference is None else [self.variable, self.reference]
-
-
-@dataclass(frozen=True)
-class LookupTerm:
-    """The term of a categorical variable, in log-price: ``table[label]``;
-    ``missing`` when no label is given; ``other`` for a label the table does
-    not list (grouped with the rare labels in training), or None when such a
-    label cannot be scored (validation refuses it first)."""
-
-    variable: str
-    table: dict[str, float]
-    missing: float
-    other: float | None
-
-    @property
-    def inputs(self) -> list[str]:
-        return [self.variable]
-
-    def value(self, label: str) -> float:
-        """The term for a (present) label."""
-        value = self.table.get(label, self.other)
-        if value is None:
-            raise TablesFormatError(f"{self.variable}: no table entry for {label!r}")
-        return value
+        numbers = [*intervals.coverages, *(q for pair in intervals.quantiles for q in pair)]
+        if not all(math.isfinite(n) for n in numbers):
+            raise TablesFormatError("malformed price ranges: a number is not finite")
+        if len(intervals.coverages) != len(intervals.quantiles) or not all(
+            low <= high for low, high in intervals.quantiles
+        ):
+            raise TablesFormatError("malformed price ranges: one (low, high) per coverage")
+        if difficulty is not None and intervals.difficulty.intervals is not None:  # type: ignore[union-attr]
+            raise TablesFormatError("malformed price ranges: the difficulty has ranges")
+        return intervals
 
 
 @dataclass(frozen=True)
 class ModelTables:
-    """The whole model as data: ``price = exp(intercept + sum of the terms)``."""
+    """The whole model as data: ``price = exp(intercept + sum of the terms)``,
+    and the price's ranges (None only in the difficulty model itself)."""
 
     version: str
     intercept: float
     numeric: list[NumericTerm]
     lookup: list[LookupTerm]
+    intervals: PriceIntervals | None = None
     format: int = field(default=FORMAT)
 
     @property
@@ -171,6 +120,7 @@ class ModelTables:
             "target_inverse": "exp",
             "numeric": [asdict(term) for term in self.numeric],
             "lookup": [asdict(term) for term in self.lookup],
+            "intervals": None if self.intervals is None else self.intervals.to_dict(),
         }
 
     @classmethod
@@ -183,11 +133,13 @@ class ModelTables:
                 )
             if data["target_inverse"] != "exp":
                 raise TablesFormatError(f"unknown target inverse {data['target_inverse']!r}")
+            intervals = data["intervals"]
             tables = cls(
                 version=str(data["version"]),
                 intercept=float(data["intercept"]),
                 numeric=[_numeric_term(term) for term in data["numeric"]],
                 lookup=[LookupTerm(**term) for term in data["lookup"]],
+                intervals=None if intervals is None else PriceIntervals.from_dict(intervals),
             )
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             if isinstance(exc, TablesFormatError):

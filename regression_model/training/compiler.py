@@ -23,13 +23,8 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 
 from regression_model.config.core import ModelConfig
-from regression_model.scoring.tables import (
-    LookupTerm,
-    ModelTables,
-    NumericTerm,
-    Spline,
-    TableScorer,
-)
+from regression_model.scoring.tables import ModelTables, TableScorer
+from regression_model.scoring.terms import LookupTerm, NumericTerm, Spline
 from regression_model.training.compile_rules import (
     RULES,
     CompileError,

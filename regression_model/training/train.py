@@ -8,7 +8,7 @@ the manifest so a reader can tell which inputs made the artifact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from regression_model.training.evaluation import (
     fit_quietly,
     regression_metrics,
 )
+from regression_model.training.intervals import calibrate
 from regression_model.training.pipeline import build_pipeline
 from regression_model.version import __version__
 
@@ -168,7 +169,8 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
     # this small, faster than threads competing for shared cores.
     with threadpool_limits(limits=1):
         evaluation = evaluate(config.model, X, y)
-        problems = quality_problems(config, evaluation)
+        calibration = calibrate(config.model, X, y, evaluation.model.predictions, __version__)
+        problems = quality_problems(config, evaluation) + calibration.problems
         if problems:
             raise ModelQualityError(
                 "; ".join(problems)
@@ -187,7 +189,7 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
     }
     # Serving scores the compiled tables: they must price every training and
     # test house as the fitted pipeline does, or nothing is written.
-    tables = compile_tables(fitted, config.model)
+    tables = replace(compile_tables(fitted, config.model), intervals=calibration.intervals)
     checked_on = [X, load_dataset(config.app.test_data_file)]
     compile_difference = check_tables(tables, fitted, config.model, checked_on)
     data_file = dataset_path(config.app.training_data_file)
@@ -217,6 +219,7 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
         },
         "baselines": evaluation.baseline_report(config.model),
         "slices": evaluation.slices,
+        "intervals": calibration.report,
         "quality_gate": {
             "max_cv_rmsle": config.model.max_cv_rmsle,
             "min_improvement_over_baselines": config.model.min_improvement_over_baselines,

@@ -1,0 +1,76 @@
+"""A price's ranges: the low and high price at each coverage the model was
+calibrated for, computed from the compiled :class:`PriceIntervals`.
+
+A house's range is its log price plus its scale times the conformal
+quantiles of the scaled log error (``training/intervals.py`` derives them).
+The scale, the house's difficulty, is a sum of terms like the price's own,
+so the same :class:`TableScorer` computes it, row by row or in blocks: a
+house gets the same bits alone and in any batch. Both engines call this with
+their own log price, so their ranges agree as closely as their prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import numpy as np
+
+from regression_model.config.core import ModelConfig
+from regression_model.scoring.tables import PriceIntervals, TableScorer
+
+
+class PriceRange(TypedDict):
+    """A priced house's range at one coverage, in dollars: the sale price of a
+    house like it is within ``low``..``high`` with probability ``coverage``."""
+
+    coverage: float
+    low: float
+    high: float
+
+
+class UnknownCoverageError(ValueError):
+    """A coverage was asked for that the model was not calibrated for."""
+
+
+class IntervalScorer:
+    """The ranges of priced houses, at each calibrated coverage."""
+
+    def __init__(self, intervals: PriceIntervals, config: ModelConfig) -> None:
+        self.coverages = intervals.coverages
+        self.lows = np.array([low for low, _ in intervals.quantiles])
+        self.highs = np.array([high for _, high in intervals.quantiles])
+        self.difficulty = (
+            None if intervals.difficulty is None else TableScorer(intervals.difficulty, config)
+        )
+
+    def levels(self, coverages: Sequence[float] | None) -> list[int]:
+        """The positions of the asked ``coverages`` (None: all), refusing any
+        the model was not calibrated for."""
+        if coverages is None:
+            return list(range(len(self.coverages)))
+        unknown = [c for c in coverages if c not in self.coverages]
+        if unknown:
+            raise UnknownCoverageError(
+                f"no price range at coverage {', '.join(map(str, unknown))}: this model "
+                f"has ranges at {', '.join(map(str, self.coverages))}"
+            )
+        return [self.coverages.index(c) for c in dict.fromkeys(coverages)]
+
+    def scales(
+        self, numbers: np.ndarray, codes: np.ndarray, categories: list[list[str]]
+    ) -> np.ndarray:
+        """Each row's scale (its difficulty), from a validation result's
+        columns for the rows to score."""
+        if self.difficulty is None:
+            return np.ones(len(numbers))
+        terms = self.difficulty.contributions(numbers, codes, categories)
+        return np.exp(self.difficulty.log_prices(terms))  # type: ignore[no-any-return]
+
+    def bounds(self, log_prices: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The low and high prices, one row per house and one column per
+        coverage (element-wise: a row's bits never depend on the others)."""
+        spread = scales[:, None]
+        low = np.exp(np.ascontiguousarray(log_prices[:, None] + spread * self.lows))
+        high = np.exp(np.ascontiguousarray(log_prices[:, None] + spread * self.highs))
+        return low, high
