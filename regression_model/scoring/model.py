@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, Self, TypedDict, overload
 
@@ -37,12 +37,13 @@ from regression_model.config.core import (
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.intervals import IntervalScorer, PriceRange
+from regression_model.scoring.priced_batch import PricedBatch, columns, verdicts
 from regression_model.scoring.report_files import Report, read_report
 from regression_model.scoring.schema import schema_for
 from regression_model.scoring.tables import ModelTables, PriceIntervals, TableScorer
 from regression_model.scoring.unknown_fields import IgnoredField
 from regression_model.scoring.validation import InputData, validate_inputs
-from regression_model.scoring.validation_result import WHOLE_ROW, InputError, ValidationResult
+from regression_model.scoring.validation_result import InputError, ValidationResult
 
 Engine = Literal["tables", "pipeline"]
 ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
@@ -149,10 +150,10 @@ class Model:
         rows = np.flatnonzero(checked.valid)
         prices, log_prices, contributions = self._score(checked, rows)
         ranges = self.interval_scorer.bounds(
-            log_prices, self.interval_scorer.scales(*_columns(checked, rows))
+            log_prices, self.interval_scorer.scales(*columns(checked, rows))
         )
         timings = {"validate": validated - began, "score": time.perf_counter() - validated}
-        return _verdicts(
+        return verdicts(
             self.config,
             checked,
             rows,
@@ -283,7 +284,7 @@ class CompiledModel(Model):
 
     def contributions(self, checked: ValidationResult, rows: np.ndarray) -> np.ndarray:
         """The term values of the given (valid) rows of a validation result."""
-        return self.scorer.contributions(*_columns(checked, rows))
+        return self.scorer.contributions(*columns(checked, rows))
 
     def _score(
         self, checked: ValidationResult, rows: np.ndarray
@@ -364,72 +365,6 @@ def load_model(*, engine: Engine = "tables", directory: Path | str | None = None
     return model
 
 
-@dataclass(frozen=True)
-class PricedBatch:
-    """A batch's verdicts: ``prices`` (dollars; NaN where a row is not
-    priced) and ``errors`` (rows counted from the batch's first, in row order).
-    With the tables, ``scored`` are the rows that passed validation and
-    ``contributions`` their terms (one row each)."""
-
-    prices: np.ndarray
-    #: (rows, coverages): each row's low and high price at each coverage of
-    #: the model (NaN where the row is not priced)
-    lows: np.ndarray
-    highs: np.ndarray
-    errors: list[InputError]
-    scored: np.ndarray
-    contributions: np.ndarray
-    #: seconds spent validating ("validate") and scoring ("score")
-    timings: dict[str, float]
-    #: fields that are not model inputs, ignored (see ``validate_inputs``)
-    warnings: list[IgnoredField]
-
-    @property
-    def priced(self) -> int:
-        return int(np.count_nonzero(~np.isnan(self.prices)))
-
-
-def _verdicts(
-    config: Config,
-    checked: ValidationResult,
-    rows: np.ndarray,
-    prices: np.ndarray,
-    *,
-    ranges: tuple[np.ndarray, np.ndarray],
-    contributions: np.ndarray,
-    timings: dict[str, float],
-) -> PricedBatch:
-    """Prices outside the plausible range are refused, like invalid rows."""
-    low, high = config.model.plausible_price_range
-    plausible = (prices >= low) & (prices <= high)
-    all_prices = np.full(checked.n_rows, np.nan)
-    all_prices[rows[plausible]] = prices[plausible]
-    lows, highs = (np.full((checked.n_rows, r.shape[1]), np.nan) for r in ranges)
-    lows[rows[plausible]] = ranges[0][plausible]
-    highs[rows[plausible]] = ranges[1][plausible]
-    implausible = [
-        _implausible(row, price, low, high)
-        for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True)
-    ]
-    errors = checked.errors
-    if implausible:
-        errors = sorted([*errors, *implausible], key=lambda e: e.row)
-    return PricedBatch(
-        all_prices, lows, highs, errors, rows, contributions, timings, checked.ignored
-    )
-
-
-def _columns(
-    checked: ValidationResult, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
-    """A validation result's columns for the given (valid) rows, as the
-    scorers take them."""
-    numbers, codes = checked.numbers, checked.codes
-    if len(rows) < checked.n_rows:  # no copy when every row passed
-        numbers, codes = numbers[rows], codes[rows]
-    return numbers, codes, checked.categories
-
-
 def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:
     """``function`` of each chunk, in order. Several chunks are priced at once
     in threads (NumPy, pandas and pyarrow release the GIL for most of the
@@ -457,13 +392,3 @@ def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
         (start, input_data.iloc[start : start + CHUNK_ROWS])  # type: ignore[union-attr]
         for start in range(0, length, CHUNK_ROWS)
     ]
-
-
-def _implausible(row: int, price: float, low: float, high: float) -> InputError:
-    return InputError(
-        row,
-        WHOLE_ROW,
-        f"the model cannot price this house: it predicts {price:,.6g} dollars, "
-        f"outside the plausible range {low:,.0f} to {high:,.0f}, because its "
-        "values are far outside the training data",
-    )
