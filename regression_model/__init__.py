@@ -29,6 +29,7 @@ from regression_model.scoring.artifact import (
     ArtifactNotFoundError,
 )
 from regression_model.scoring.explanation import Explanation, Factor
+from regression_model.scoring.intervals import PriceRange, UnknownCoverageError
 from regression_model.scoring.model import (
     ENGINES,
     CompiledModel,
@@ -65,8 +66,10 @@ __all__ = [
     "Model",
     "PipelineModel",
     "PredictionResult",
+    "PriceRange",
     "Report",
     "ReportUnavailableError",
+    "UnknownCoverageError",
     "ValidationResult",
     "__version__",
     "example_houses",
