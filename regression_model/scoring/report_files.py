@@ -32,6 +32,8 @@ PLOTS: dict[str, str] = {
     "learning_curve.png": "Learning curve",
     "staleness.png": "Staleness: a model fitted on 2006-2007 sales, on later years",
     "baselines.png": "The model against its baselines",
+    "range_calibration.png": "Price ranges: how often they hold the sale price, against nominal",
+    "range_widths.png": "Price ranges: their widths over the training houses",
 }
 INDEX_FILE = "report.json"
 HTML_FILE = "report.html"

@@ -4,13 +4,14 @@ Writes into a directory (by default the one beside the artifact, where the
 API serves the plots from, see ``scoring/report_files.py``):
 
 - ``report.html``: the cross-validated error and its spread, the baselines,
-  the error of every slice, the penalty search and the trimmed houses, with
+  the error of every slice, the price ranges (coverage and width, by
+  coverage and by slice), the penalty search and the trimmed houses, with
   the plots (``report_page``: ``templates/report.html`` filled with escaped
   values and the tables);
 - PNG plots (``report_plots``: matplotlib, drawn off-screen): predicted vs
   actual, errors by neighbourhood and by price band, the largest terms, how
   the largest numerical terms bend, the learning curve, staleness, the
-  baseline comparison;
+  baseline comparison, the price ranges' calibration and widths;
 - ``report.json``: the index serving reads.
 
 The numbers (``report_facts``) come from training's own evaluation, run
@@ -36,6 +37,7 @@ from regression_model.training.evaluation import evaluate
 from regression_model.training.report_facts import (
     ReportFacts,
     learning_curve,
+    shipped_ranges,
     staleness,
     term_spread,
 )
@@ -78,6 +80,7 @@ def write_report(
         learning,
         stale,
         term_spread(tables, config, data),
+        shipped_ranges(tables, config, data),
     )
     output.mkdir(parents=True, exist_ok=True)
     draw_plots(facts, output)

@@ -1,7 +1,8 @@
 """The facts a model report shows: training's evaluation and manifest, and
 what only the report measures — the learning curve (error against the
-number of training houses), staleness (error as the model ages) and each
-term's spread over the training houses.
+number of training houses), staleness (error as the model ages), each
+term's spread over the training houses and the shipped price ranges of the
+training houses.
 
 The learning curve and staleness refit the model with the penalty it chose
 (no search), many times: fits that training does not need.
@@ -16,6 +17,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from regression_model.config.core import Config, ModelConfig
+from regression_model.scoring.intervals import IntervalScorer
 from regression_model.scoring.tables import ModelTables, TableScorer
 from regression_model.scoring.validation import validate_inputs
 from regression_model.training.evaluation import (
@@ -35,6 +37,18 @@ STALENESS_FIT_YEARS = 2
 
 
 @dataclass(frozen=True)
+class ShippedRanges:
+    """The artifact's price ranges of the valid training houses, as the model
+    serves them: ``prices`` (houses,), ``lows`` and ``highs`` (houses,
+    coverages), in dollars."""
+
+    coverages: list[float]
+    prices: np.ndarray
+    lows: np.ndarray
+    highs: np.ndarray
+
+
+@dataclass(frozen=True)
 class ReportFacts:
     """Everything the plots and the page show."""
 
@@ -47,6 +61,7 @@ class ReportFacts:
     staleness: list[dict[str, float]]
     #: each term's standard deviation over the training houses, in log-price
     spread: dict[str, float]
+    ranges: ShippedRanges
 
 
 def _fixed_penalty_model(config: ModelConfig, alpha: float) -> Any:
@@ -135,3 +150,18 @@ def term_spread(tables: ModelTables, config: Config, data: TrainingData) -> dict
         checked.numbers[checked.valid], checked.codes[checked.valid], checked.categories
     )
     return dict(zip(scorer.names, map(float, contributions.std(axis=0)), strict=True))
+
+
+def shipped_ranges(tables: ModelTables, config: Config, data: TrainingData) -> ShippedRanges:
+    """The ranges the artifact gives the valid training houses, scored by the
+    same scorers as a prediction (what a user of the model sees; the
+    manifest's widths are cross-validated instead)."""
+    if tables.intervals is None:
+        raise ValueError("these model tables have no price ranges: retrain")
+    checked = validate_inputs(data.X, config.model)
+    numbers, codes = checked.numbers[checked.valid], checked.codes[checked.valid]
+    scorer = TableScorer(tables, config.model)
+    log_prices = scorer.log_prices(scorer.contributions(numbers, codes, checked.categories))
+    ranges = IntervalScorer(tables.intervals, config.model)
+    lows, highs = ranges.bounds(log_prices, ranges.scales(numbers, codes, checked.categories))
+    return ShippedRanges(list(ranges.coverages), np.exp(log_prices), lows, highs)

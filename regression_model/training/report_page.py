@@ -59,6 +59,146 @@ def _slice_table(name: str, rows: list[dict[str, Any]], slices: dict[str, Any]) 
     return f"<div><h3>{html.escape(name)}</h3>{table}</div>"
 
 
+def _figures(names: list[str]) -> str:
+    return "".join(
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(PLOTS[name])}">'
+        f"<figcaption>{html.escape(PLOTS[name])}</figcaption></figure>"
+        for name in names
+    )
+
+
+#: The plots shown in the price ranges' section rather than with the others.
+RANGE_PLOTS = ["range_calibration.png", "range_widths.png"]
+#: Marks a slice's coverage more than ``max_slice_shortfall`` below nominal.
+SHORT_MARK = "▼"
+
+
+def _range_choice(report: dict[str, Any]) -> str:
+    """Which range ships and why, with how much narrower the adaptive one is."""
+    levels, why = report["levels"], report["why"]
+    if report["kind"] == "adaptive":
+        versus = ", ".join(
+            f"{abs(level['mean_width_vs_constant']):.1%} "
+            f"{'narrower' if level['mean_width_vs_constant'] < 0 else 'wider'} "
+            f"at {level['coverage']:.0%}"
+            for level in levels
+        )
+        return (
+            "Adaptive: each house's range is scaled by how hard it is to price (a ridge "
+            f"model of its error size), kept because it is {why}. On average it is {versus} "
+            "than the constant range."
+        )
+    tried = ", ".join(
+        f"${level['adaptive']['mean_width']:,.0f} at {level['coverage']:.0%}"
+        for level in levels
+        if level["adaptive"] is not None
+    )
+    beside = f" (the adaptive range's mean widths: {tried})" if tried else ""
+    return f"Constant: the same width in log price for every house, because {why}{beside}."
+
+
+def _range_slice_table(name: str, rows: list[dict[str, Any]], report: dict[str, Any]) -> str:
+    gate = report["quality_gate"]
+    coverages = [level["coverage"] for level in report["levels"]]
+
+    def short(row: dict[str, Any], coverage: float) -> bool:
+        return bool(coverage - row["coverage"][str(coverage)] > gate["max_slice_shortfall"])
+
+    classes = [
+        "small"
+        if r["houses"] < gate["min_slice_houses"]
+        else "short"
+        if any(short(r, c) for c in coverages)
+        else ""
+        for r in rows
+    ]
+    table = _table(
+        ["", "houses", *(f"{c:.0%}" for c in coverages)],
+        [
+            [
+                r["label"],
+                str(r["houses"]),
+                *(
+                    f"{r['coverage'][str(c)]:.1%}{' ' + SHORT_MARK if short(r, c) else ''}"
+                    for c in coverages
+                ),
+            ]
+            for r in rows
+        ],
+        classes,
+    )
+    gated = "" if name in report["slices"]["gated"] else " (reported, not gated)"
+    return f"<div><h3>{html.escape(name + gated)}</h3>{table}</div>"
+
+
+def _points(share: float) -> str:
+    """A difference of coverages, in percentage points."""
+    return f"{100 * share:g} points"
+
+
+def _ranges(report: dict[str, Any]) -> tuple[dict[str, object], dict[str, str]]:
+    """The price ranges' section: its text values and its markup."""
+    gate, levels = report["quality_gate"], report["levels"]
+    percentiles = sorted(levels[0]["width_percentiles"], key=float)
+    text: dict[str, object] = {
+        "ranges_method": report["method"],
+        "ranges_choice": _range_choice(report),
+        "ranges_gate_class": "passed" if gate["passed"] else "failed",
+        "ranges_gate": f"Quality gates {'passed' if gate['passed'] else 'failed'}: each "
+        f"coverage within ±{_points(gate['max_coverage_gap'])} of nominal; no slice of "
+        f"{gate['min_slice_houses']}+ houses more than {_points(gate['max_slice_shortfall'])} "
+        f"below nominal beyond chance (one-sided binomial test at "
+        f"{gate['slice_significance']} over the slices tested).",
+        "ranges_compiled": f"{report['compiled_check']['max_relative_difference']:.2g}",
+        "ranges_compiled_houses": report["compiled_check"]["houses"],
+        "ranges_shortfall": _points(gate["max_slice_shortfall"]),
+        "ranges_min_houses": gate["min_slice_houses"],
+        "short_mark": SHORT_MARK,
+    }
+    markup = {
+        "ranges_table": _table(
+            [
+                "coverage",
+                "sale prices inside",
+                "mean width",
+                "median width",
+                "constant range: inside",
+                "constant: mean width",
+                "constant: median width",
+                "mean width vs constant",
+            ],
+            [
+                [
+                    f"{level['coverage']:.0%}",
+                    f"{level['cv_coverage']:.1%}",
+                    f"${level['mean_width']:,.0f}",
+                    f"${level['median_width']:,.0f}",
+                    f"{level['constant']['cv_coverage']:.1%}",
+                    f"${level['constant']['mean_width']:,.0f}",
+                    f"${level['constant']['median_width']:,.0f}",
+                    f"{level['mean_width_vs_constant']:+.1%}",
+                ]
+                for level in levels
+            ],
+        ),
+        "ranges_width_table": _table(
+            ["coverage", *(f"{p}th percentile" for p in percentiles)],
+            [
+                [
+                    f"{level['coverage']:.0%}",
+                    *(f"${level['width_percentiles'][p]:,.0f}" for p in percentiles),
+                ]
+                for level in levels
+            ],
+        ),
+        "ranges_plots": _figures(RANGE_PLOTS),
+        "ranges_slice_tables": "".join(
+            _range_slice_table(name, rows, report) for name, rows in report["slices"]["by"].items()
+        ),
+    }
+    return text, markup
+
+
 def page(facts: ReportFacts) -> str:
     """The page: ``text`` values are escaped here, ``markup`` escapes its own cells."""
     manifest, config = facts.manifest, facts.config
@@ -105,11 +245,7 @@ def page(facts: ReportFacts) -> str:
                 ),
             ],
         ),
-        "plots": "".join(
-            f'<figure><img src="{html.escape(name)}" alt="{html.escape(title)}">'
-            f"<figcaption>{html.escape(title)}</figcaption></figure>"
-            for name, title in PLOTS.items()
-        ),
+        "plots": _figures([name for name in PLOTS if name not in RANGE_PLOTS]),
         "slice_tables": "".join(
             _slice_table(name, rows, slices) for name, rows in slices["by"].items()
         ),
@@ -145,5 +281,6 @@ def page(facts: ReportFacts) -> str:
             ],
         ),
     }
-    escaped = {key: html.escape(str(value)) for key, value in text.items()}
-    return _template().substitute(escaped, **markup)
+    range_text, range_markup = _ranges(manifest["intervals"])
+    escaped = {key: html.escape(str(value)) for key, value in {**text, **range_text}.items()}
+    return _template().substitute(escaped, **markup, **range_markup)

@@ -141,6 +141,9 @@ def draw_plots(facts: ReportFacts, output: Path) -> None:
     axes.legend(loc="lower right", fontsize=8)
     save(figure, "baselines.png")
 
+    _range_calibration(facts, Figure(figsize=(8.4, 4.0), layout="constrained"), save)
+    _range_widths(facts, Figure(figsize=(8.4, 4.0), layout="constrained"), save, thousands)
+
 
 def _boxes(figure: Any, groups: list[np.ndarray], names: list[str], save: Any, name: str) -> None:
     axes = figure.add_subplot()
@@ -180,3 +183,67 @@ def _curves(facts: ReportFacts, figure: Any, save: Any, ticks: Any) -> None:
     for axes in grid_axes[len(shown) :]:
         axes.set_visible(False)
     save(figure, "term_curves.png")
+
+
+def _range_calibration(facts: ReportFacts, figure: Any, save: Any) -> None:
+    """Cross-validated coverage against nominal on the calibration grid, and
+    how far each is from nominal, with the gate's allowed gap."""
+    report = facts.manifest["intervals"]
+    nominal = 100 * np.array(report["calibration"]["nominal"])
+    achieved = 100 * np.array(report["calibration"]["cv_coverage"])
+    gap = 100 * report["quality_gate"]["max_coverage_gap"]
+    configured = [100 * level["coverage"] for level in report["levels"]]
+    shipped = np.isin(nominal, configured)
+    left, right = figure.subplots(1, 2)
+    limits = [nominal.min() - 5, 100]
+    left.fill_between(
+        limits,
+        [v - gap for v in limits],
+        [v + gap for v in limits],
+        color="#d8dee6",
+        label=f"within ±{gap:.0f} points (the gate)",
+    )
+    left.plot(limits, limits, color="#1d2733", linewidth=1, label="covered = nominal")
+    left.plot(nominal, achieved, "o-", color="#0b6bcb", markersize=4, label="cross-validated")
+    left.plot(
+        nominal[shipped], achieved[shipped], "o", color="#b42318", markersize=7,
+        label="the coverages the model ships",
+    )  # fmt: skip
+    left.set(xlim=limits, ylim=limits, aspect="equal")
+    left.set_xlabel("nominal coverage (%)")
+    left.set_ylabel("sale prices inside their range (%)")
+    left.legend(loc="upper left", fontsize=8)
+    right.axhline(0, color="#1d2733", linewidth=1)
+    for bound in (-gap, gap):
+        right.axhline(bound, color="#b42318", linestyle="--", linewidth=1)
+    right.plot(nominal, achieved - nominal, "o-", color="#0b6bcb", markersize=4)
+    right.plot(nominal[shipped], (achieved - nominal)[shipped], "o", color="#b42318", markersize=7)
+    right.set_ylim(-1.5 * gap, 1.5 * gap)
+    right.set_xlabel("nominal coverage (%)")
+    right.set_ylabel("covered - nominal (percentage points)")
+    right.grid(alpha=0.3)
+    save(figure, "range_calibration.png")
+
+
+def _range_widths(facts: ReportFacts, figure: Any, save: Any, thousands: Any) -> None:
+    """How wide the shipped ranges are over the training houses, in dollars
+    and as a share of the price (one value for every house when constant)."""
+    ranges = facts.ranges
+    widths = ranges.highs - ranges.lows
+    shares = 100 * widths / ranges.prices[:, None]
+    dollars, relative = figure.subplots(1, 2)
+    for column, coverage in enumerate(ranges.coverages):
+        median, median_share = np.median(widths[:, column]), np.median(shares[:, column])
+        style = {"bins": 60, "histtype": "step", "linewidth": 1.5}
+        dollars.hist(widths[:, column], label=f"{coverage:.0%}: median ${median:,.0f}", **style)
+        relative.hist(
+            shares[:, column], label=f"{coverage:.0%}: median {median_share:.0f}%", **style
+        )
+    dollars.xaxis.set_major_formatter(thousands)
+    dollars.set_xlabel("width of the range (high - low)")
+    dollars.set_ylabel("training houses")
+    relative.set_xlabel("width as a share of the price (%)")
+    for axes in (dollars, relative):
+        axes.legend(fontsize=8)
+        axes.grid(alpha=0.3)
+    save(figure, "range_widths.png")
