@@ -24,6 +24,9 @@ from regression_model.predict import make_prediction
 
 ROWS = 20_000
 CHUNK = 1_500
+#: The price's range at each coverage the model was calibrated for (80 % and 90 %).
+RANGES = ["SalePrice_low_80", "SalePrice_high_80", "SalePrice_low_90", "SalePrice_high_90"]
+PRICES = ["SalePrice", *RANGES]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,15 +39,25 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def expected(frame: pd.DataFrame) -> pd.DataFrame:
-    """What the CLI must write: make_prediction of the whole frame, in memory."""
+    """What the CLI must write: make_prediction of the whole frame, in memory
+    (a range's columns named from its coverage, here, as a whole percentage)."""
     result = make_prediction(input_data=frame)
     messages: dict[int, list[str]] = {}
     for error in result["errors"] or []:
         messages.setdefault(error["row"], []).append(f"{error['field']}: {error['message']}")
+    ranges: dict[str, list[float]] = {name: [] for name in RANGES}
+    for row in result["intervals"]:
+        for name in RANGES:  # NaN where not priced
+            ranges[name].append(np.nan)
+        for interval in row or []:
+            percent = round(interval["coverage"] * 100)
+            ranges[f"SalePrice_low_{percent}"][-1] = interval["low"]
+            ranges[f"SalePrice_high_{percent}"][-1] = interval["high"]
     return pd.DataFrame(
         {
             "Id": frame["Id"].to_numpy(),
             "SalePrice": [np.nan if p is None else p for p in result["predictions"]],
+            **ranges,
             "errors": ["; ".join(messages.get(i, [])) for i in range(len(frame))],
         }
     )
@@ -55,18 +68,18 @@ def read_output(path: Path) -> pd.DataFrame:
         frame = pd.read_parquet(path)
         frame["errors"] = frame["errors"].fillna("")
     else:
-        frame = pd.read_csv(path, keep_default_na=False, na_values={"SalePrice": [""]})
+        frame = pd.read_csv(path, keep_default_na=False, na_values=dict.fromkeys(PRICES, ""))
     frame["Id"] = frame["Id"].astype("int64")
-    frame["SalePrice"] = frame["SalePrice"].astype("float64")
+    frame[PRICES] = frame[PRICES].astype("float64")
     return frame
 
 
 def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    assert list(got.columns) == ["Id", *PRICES, "errors"]
     assert got["Id"].tolist() == want["Id"].tolist()
     # to the last bit: CSV prices are written as the shortest round-trip text
-    assert np.array_equal(
-        got["SalePrice"].to_numpy(), want["SalePrice"].to_numpy(), equal_nan=True
-    )
+    for name in PRICES:
+        assert np.array_equal(got[name].to_numpy(), want[name].to_numpy(), equal_nan=True), name
     assert got["errors"].astype(str).tolist() == want["errors"].tolist()
 
 
@@ -129,6 +142,51 @@ def test_bad_rows_carry_their_reasons(want: pd.DataFrame) -> None:
     assert want.loc[want["SalePrice"].notna(), "errors"].eq("").all()
 
 
+def test_each_priced_row_has_its_ranges_and_only_priced_rows_do(want: pd.DataFrame) -> None:
+    priced = want["SalePrice"].notna()
+    assert want.loc[~priced, RANGES].isna().all().all()
+    ranges = want.loc[priced]
+    assert ranges[RANGES].notna().all().all()
+    assert (ranges["SalePrice_low_90"] <= ranges["SalePrice_low_80"]).all()
+    assert (ranges["SalePrice_low_80"] < ranges["SalePrice"]).all()
+    assert (ranges["SalePrice"] < ranges["SalePrice_high_80"]).all()
+    assert (ranges["SalePrice_high_80"] <= ranges["SalePrice_high_90"]).all()
+
+
+def test_coverage_chooses_the_ranges_written(
+    houses: tuple[Path, pd.DataFrame], want: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "few.csv"
+    pd.read_csv(houses[0], nrows=200, dtype=str, keep_default_na=False).to_csv(source, index=False)
+    output = tmp_path / "prices.parquet"
+    argv = ["predict", "--input", str(source), "--output", str(output), "--coverage", "0.9"]
+    assert main(argv) in (0, 3)
+    got = pd.read_parquet(output)
+    assert list(got.columns) == [
+        "Id",
+        "SalePrice",
+        "SalePrice_low_90",
+        "SalePrice_high_90",
+        "errors",
+    ]
+    for name in ("SalePrice_low_90", "SalePrice_high_90"):
+        assert np.array_equal(got[name], want[name].head(200), equal_nan=True)
+    unknown = run_cli(
+        "predict",
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "x.csv"),
+        "--coverage",
+        "0.95",
+    )
+    assert unknown.returncode == 2
+    assert "no price range at coverage 0.95: this model has ranges at 0.8, 0.9" in unknown.stderr
+    assert "nothing written" in unknown.stderr and not (tmp_path / "x.csv").exists()
+    not_a_coverage = run_cli("predict", "--input", str(source), "--coverage", "90")
+    assert not_a_coverage.returncode == 2 and "must be between 0 and 1" in not_a_coverage.stderr
+
+
 def test_the_chunk_size_never_changes_the_output(
     houses: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -162,7 +220,8 @@ def test_csv_parquet_round_trips_keep_ids_and_prices(tmp_path: Path) -> None:
         same = ~text if name.startswith("parquet") else slice(None)
         assert_same(got[same].reset_index(drop=True), reference[same].reset_index(drop=True))
     schema = pq.read_schema(tmp_path / "parquet-to.parquet")
-    assert [str(t) for t in schema.types] == ["int64", "double", "string"]
+    assert schema.names == ["Id", *PRICES, "errors"]
+    assert [str(t) for t in schema.types] == ["int64", *["double"] * len(PRICES), "string"]
     assert pq.read_schema(tmp_path / "csv-to.parquet").field("Id").type == "string"
 
 
@@ -173,7 +232,9 @@ def test_without_an_id_column_rows_are_numbered(tmp_path: Path) -> None:
     score_file(str(source), str(output), config=get_config().model, chunk_rows=7)
     prices = pd.read_csv(output)
     assert prices["Id"].tolist() == list(range(50))
-    assert prices["SalePrice"].tolist() == make_prediction(input_data=frame)["predictions"]
+    result = make_prediction(input_data=frame)
+    assert prices["SalePrice"].tolist() == result["predictions"]
+    assert prices["SalePrice_high_90"].tolist() == [row[1]["high"] for row in result["intervals"]]
 
 
 def test_stdin_to_stdout(houses: tuple[Path, pd.DataFrame], want: pd.DataFrame) -> None:
@@ -188,7 +249,9 @@ def test_stdin_to_stdout(houses: tuple[Path, pd.DataFrame], want: pd.DataFrame) 
     from io import StringIO
 
     got = pd.read_csv(
-        StringIO(done.stdout.decode()), keep_default_na=False, na_values={"SalePrice": [""]}
+        StringIO(done.stdout.decode()),
+        keep_default_na=False,
+        na_values=dict.fromkeys(PRICES, ""),
     )
     assert_same(got, want.head(100))
 
@@ -200,7 +263,7 @@ def test_an_empty_table_gives_the_header(tmp_path: Path) -> None:
     assert (counts.read, counts.priced) == (0, 0)
     assert pq.read_table(output).num_rows == 0
     score_file(str(source), str(tmp_path / "none-out.csv"), config=get_config().model)
-    assert (tmp_path / "none-out.csv").read_text() == "Id,SalePrice,errors\n"
+    assert (tmp_path / "none-out.csv").read_text() == ",".join(["Id", *PRICES, "errors"]) + "\n"
 
 
 def get_test_csv() -> Path:
@@ -394,5 +457,6 @@ def test_a_closed_stdout_stops_quietly(houses: tuple[Path, pd.DataFrame]) -> Non
         timeout=300,
     )
     assert done.returncode == 141, done.stderr
-    assert done.stdout.startswith("Id,SalePrice,errors\n") and len(done.stdout.splitlines()) == 3
+    header = ",".join(["Id", *PRICES, "errors"]) + "\n"
+    assert done.stdout.startswith(header) and len(done.stdout.splitlines()) == 3
     assert "Traceback" not in done.stderr

@@ -69,13 +69,17 @@ def test_predict_writes_id_price_and_errors(artifact_dir: Path, tmp_path: Path) 
     assert done.returncode == 3, done.stderr  # some rows were rejected
     assert "priced 2 of 4 rows" in done.stderr
     prices = pd.read_csv(output, keep_default_na=False)
-    assert list(prices.columns) == ["Id", "SalePrice", "errors"]
+    ranges = ["SalePrice_low_80", "SalePrice_high_80", "SalePrice_low_90", "SalePrice_high_90"]
+    assert list(prices.columns) == ["Id", "SalePrice", *ranges, "errors"]
     assert prices["Id"].tolist() == houses["Id"].tolist()
     assert (
         prices.loc[1, "errors"] == "GrLivArea: -10 is out of range: must be between 1 and 100000"
     )
     assert prices.loc[3, "errors"].startswith("KitchenQual: unknown code 'Luxurious'")
     assert prices.loc[1, "SalePrice"] == "" and float(prices.loc[0, "SalePrice"]) > 0
+    assert prices.loc[1, ranges].eq("").all()  # not priced: no range either
+    low, price, high = (float(prices.loc[0, n]) for n in (ranges[0], "SalePrice", ranges[1]))
+    assert low < price < high
 
 
 def test_predict_all_of_test_csv(artifact_dir: Path, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from regression_model.config.core import get_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROWS = 6_000
+RANGES = ["SalePrice_low_80", "SalePrice_high_80", "SalePrice_low_90", "SalePrice_high_90"]
+PRICES = ["SalePrice", *RANGES]
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +54,21 @@ def in_process(houses: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
     score_file(
         str(directory / "houses.csv"), str(directory / "prices.csv"), config=get_config().model
     )
-    return pd.read_csv(
-        directory / "prices.csv", keep_default_na=False, na_values={"SalePrice": ""}
-    )
+    return read_csv(directory / "prices.csv")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=dict.fromkeys(PRICES, ""))
 
 
 def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """The same columns, ids, reasons, and prices and ranges to the last bit."""
     got = got.reset_index(drop=True)
+    assert list(got.columns) == ["Id", *PRICES, "errors"]
     assert got["Id"].astype("int64").tolist() == want["Id"].tolist()
-    prices = got["SalePrice"].to_numpy(dtype="float64", na_value=np.nan)
-    assert np.array_equal(prices, want["SalePrice"].to_numpy(dtype="float64"), equal_nan=True)
+    for name in PRICES:
+        prices = got[name].to_numpy(dtype="float64", na_value=np.nan)
+        assert np.array_equal(prices, want[name].to_numpy(dtype="float64"), equal_nan=True), name
     assert got["errors"].fillna("").tolist() == want["errors"].tolist()
 
 
@@ -70,7 +77,7 @@ def test_predict_dask_on_two_worker_processes_is_identical(
 ) -> None:
     ddf = dd.from_pandas(houses, npartitions=5)
     scored = predict_dask(ddf, client=client)
-    assert scored.npartitions == 5 and list(scored.columns) == ["Id", "SalePrice", "errors"]
+    assert scored.npartitions == 5 and list(scored.columns) == ["Id", *PRICES, "errors"]
     result = scored.compute()
     assert result.index.equals(houses.index)
     assert_same(result, in_process)
@@ -111,6 +118,25 @@ def test_unknown_columns_are_named_or_refused_on_dask(
     assert strict["errors"].str.contains(refused, regex=False).all()
 
 
+def test_predict_dask_writes_the_ranges_asked_for(
+    client: distributed.Client, houses: pd.DataFrame, in_process: pd.DataFrame
+) -> None:
+    ddf = dd.from_pandas(houses.head(300), npartitions=3)
+    scored = predict_dask(ddf, client=client, coverages=[0.8]).compute()
+    assert list(scored.columns) == [
+        "Id",
+        "SalePrice",
+        "SalePrice_low_80",
+        "SalePrice_high_80",
+        "errors",
+    ]
+    for name in ("SalePrice_low_80", "SalePrice_high_80"):
+        want = in_process[name].head(300).to_numpy(dtype="float64")
+        assert np.array_equal(scored[name].to_numpy(dtype="float64"), want, equal_nan=True)
+    with pytest.raises(ValueError, match=r"no price range at coverage 0\.5"):
+        predict_dask(ddf, client=client, coverages=[0.5])
+
+
 def test_predict_dask_without_id_uses_the_index(client: distributed.Client) -> None:
     frame = pd.concat(list(resampled_houses(40, seed=2))).drop(columns="Id")
     frame.index = frame.index + 1000
@@ -148,7 +174,7 @@ def test_cli_path_reads_directories_and_globs_identically(
             got = pd.read_parquet(target)
         else:
             got = pd.concat(
-                pd.read_csv(p, keep_default_na=False, na_values={"SalePrice": ""})
+                read_csv(p)
                 for p in sorted(target.glob("*.csv"), key=lambda p: int(p.stem.split("-")[-1]))
             )
         want = (

@@ -12,12 +12,14 @@ Streamed chunks (Arrow tables, :func:`table_to_frame`) and Dask partitions
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from regression_model.batch.errors import InputFileError
 from regression_model.config.core import ModelConfig
+from regression_model.scoring.intervals import range_names
 from regression_model.scoring.schema import schema_for
 from regression_model.scoring.unknown_fields import IgnoredField, shown_name
 
@@ -25,8 +27,37 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from regression_model.scoring.model import Model
+
 #: Output column with the reasons a row was not priced ("" when priced).
 ERRORS_COLUMN = "errors"
+
+
+class RangeColumns(NamedTuple):
+    """A price range in the output: its position among the model's coverages
+    (a column of ``PricedBatch.lows`` and ``highs``) and its columns' names."""
+
+    level: int
+    low: str
+    high: str
+
+
+def range_columns(
+    model: Model, config: ModelConfig, coverages: Sequence[float] | None = None
+) -> list[RangeColumns]:
+    """The ranges an output carries: at each of ``coverages`` (None: each the
+    model was calibrated for); another coverage is an ``UnknownCoverageError``."""
+    return [
+        RangeColumns(level, *range_names(config.target, model.coverages[level]))
+        for level in model.interval_scorer.levels(coverages)
+    ]
+
+
+def output_columns(config: ModelConfig, ranges: Sequence[RangeColumns]) -> list[str]:
+    """A scored output's columns: the id, the price, each range's low and
+    high, the reasons."""
+    bounds = [name for columns in ranges for name in (columns.low, columns.high)]
+    return [config.id_column, config.target, *bounds, ERRORS_COLUMN]
 
 
 def input_columns(config: ModelConfig) -> dict[str, list[str]]:

@@ -1,7 +1,7 @@
 """Score on Dask: the same scorer as ``regression-model predict``, partition by
 partition, on a cluster on this machine or an existing one.
 
-    predict_dask(ddf)   # a Dask DataFrame of Id, SalePrice, errors, same partitions
+    predict_dask(ddf)   # a Dask DataFrame of Id, SalePrice, its ranges, errors; same partitions
 
 Each partition goes through exactly the steps of a streamed chunk
 (:func:`regression_model.batch.columns.numbers_from_text`, then
@@ -29,7 +29,7 @@ import shutil
 import signal
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,12 @@ import numpy as np
 import pandas as pd
 
 from regression_model.batch.columns import (
-    ERRORS_COLUMN,
+    RangeColumns,
     check_columns,
     ignored_columns,
     numbers_from_text,
+    output_columns,
+    range_columns,
 )
 from regression_model.batch.errors import (
     BatchFileError,
@@ -121,7 +123,9 @@ def _score_partition(
     frame: pd.DataFrame,
     token: str,
     offsets: list[int] | None,
-    strict: bool = False,
+    *,
+    strict: bool,
+    ranges: tuple[RangeColumns, ...],
     partition_info: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     model = _MODELS.get(token)
@@ -137,7 +141,9 @@ def _score_partition(
         row_numbers: Any = np.arange(start, start + len(frame))
     else:
         row_numbers = frame.index.to_numpy()
-    return score_frame(frame, lambda data: model.price(data, strict=strict), config, row_numbers)
+    return score_frame(
+        frame, lambda data: model.price(data, strict=strict), config, row_numbers, ranges=ranges
+    )
 
 
 class UnknownColumnsWarning(UserWarning):
@@ -151,11 +157,14 @@ def predict_dask(
     allow_missing_columns: bool = False,
     row_offsets: list[int] | None = None,
     strict: bool = False,
+    coverages: Sequence[float] | None = None,
 ) -> dd.DataFrame:
     """Price every row of ``ddf`` (Kaggle columns): a Dask DataFrame with the
     same partitions and index, of ``Id`` (the index's values when ``ddf`` has
     no Id column, or row numbers from ``row_offsets``, each partition's first),
-    the price (NaN when not priced) and ``errors`` ("" when priced).
+    the price and its range at each of ``coverages`` (None: each the model
+    has), as ``SalePrice_low_80``, ``SalePrice_high_80``, ... (NaN when not
+    priced), and ``errors`` ("" when priced).
 
     The model is shipped to ``client``'s workers (default: the current
     client, if any) once; without a client, Dask's local scheduler uses it
@@ -176,19 +185,24 @@ def predict_dask(
         allow_missing=allow_missing_columns,
         strict=strict,
     )
-    token = ship_model(load_model(), client or _current_client())
+    model = load_model()
+    ranges = tuple(range_columns(model, config, coverages))
+    token = ship_model(model, client or _current_client())
     if config.id_column in ddf.columns:
         id_dtype: Any = ddf[config.id_column].dtype
     else:
         id_dtype = "int64" if row_offsets is not None else ddf.index.dtype
+    identifier, *prices, reasons = output_columns(config, ranges)
     meta = pd.DataFrame(
         {
-            config.id_column: pd.Series(dtype=id_dtype),
-            config.target: pd.Series(dtype="float64"),
-            ERRORS_COLUMN: pd.Series(dtype="str"),
+            identifier: pd.Series(dtype=id_dtype),
+            **{name: pd.Series(dtype="float64") for name in prices},
+            reasons: pd.Series(dtype="str"),
         }
     )
-    return ddf[used].map_partitions(_score_partition, token, row_offsets, strict, meta=meta)
+    return ddf[used].map_partitions(
+        _score_partition, token, row_offsets, strict=strict, ranges=ranges, meta=meta
+    )
 
 
 # -- the command line's --dask ------------------------------------------------
@@ -204,11 +218,13 @@ def score_files(
     output_format: str | None = None,
     allow_missing_columns: bool = False,
     strict: bool = False,
+    coverages: Sequence[float] | None = None,
     progress: bool = False,
 ) -> Counts:
     """Read ``source`` (a file, directory or glob of CSV or Parquet), price it
     on the cluster at ``address`` ("local": one started on this machine) and
-    write a directory of CSV or Parquet parts to ``target``."""
+    write a directory of CSV or Parquet parts to ``target`` (the columns of
+    :func:`predict_dask`)."""
     reading = input_format or _format_of_input(source)
     writing = output_format or EXTENSIONS.get(Path(target).suffix.lower(), reading)
     if "-" in (source, target):
@@ -236,6 +252,7 @@ def score_files(
                 allow_missing_columns=allow_missing_columns,
                 row_offsets=offsets,
                 strict=strict,
+                coverages=coverages,
             )
         partial = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
         try:

@@ -6,7 +6,9 @@
 the output (:mod:`~regression_model.batch.writers`), so memory depends on the
 chunk size, not on the file. Every input row gives one output row, in input
 order: its ``Id`` (or its row number, from 0, when the file has no ``Id``
-column), the price (empty when not priced) and the reasons it was not priced.
+column), the price, its range at each coverage (``SalePrice_low_80``,
+``SalePrice_high_80``, ...: the model's, or those asked; all empty when not
+priced) and the reasons it was not priced.
 
 Which columns are read, and how a cell is read, is
 :mod:`~regression_model.batch.columns`: a file whose columns are well typed
@@ -23,7 +25,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +33,11 @@ import numpy as np
 
 from regression_model.batch.columns import (
     ERRORS_COLUMN,
+    RangeColumns,
     check_columns,
     ignored_columns,
+    output_columns,
+    range_columns,
     table_to_frame,
 )
 from regression_model.batch.errors import BatchFileError, Interrupted, MissingDependencyError
@@ -68,10 +73,13 @@ def score_frame(
     price: Callable[[pd.DataFrame], PricedBatch],
     config: ModelConfig,
     row_numbers: Any,
+    *,
+    ranges: Sequence[RangeColumns],
 ) -> pd.DataFrame:
     """One output row per row of ``frame`` (same index): the ``Id`` (or
-    ``row_numbers`` when there is no Id column), the price (NaN when not
-    priced) and the reasons ("" when priced)."""
+    ``row_numbers`` when there is no Id column), the price and its
+    ``ranges``' lows and highs (NaN when not priced) and the reasons ("" when
+    priced)."""
     import pandas as pd
 
     batch = price(frame)
@@ -80,14 +88,11 @@ def score_frame(
         told = f"{error.field}: {error.message}"
         reasons[error.row] = f"{reasons[error.row]}; {told}" if reasons[error.row] else told
     ids = frame[config.id_column].array if config.id_column in frame.columns else row_numbers
-    return pd.DataFrame(
-        {
-            config.id_column: ids,
-            config.target: batch.prices,
-            ERRORS_COLUMN: pd.array(reasons, dtype="str"),
-        },
-        index=frame.index,
-    )
+    columns: dict[str, Any] = {config.id_column: ids, config.target: batch.prices}
+    for level, low, high in ranges:
+        columns[low], columns[high] = batch.lows[:, level], batch.highs[:, level]
+    columns[ERRORS_COLUMN] = pd.array(reasons, dtype="str")
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def score_file(
@@ -101,9 +106,12 @@ def score_file(
     chunk_rows: int = CHUNK_ROWS,
     allow_missing_columns: bool = False,
     strict: bool = False,
+    coverages: Sequence[float] | None = None,
     progress: bool = False,
 ) -> Counts:
-    """Price every row of ``source`` into ``target`` (paths, or ``-``).
+    """Price every row of ``source`` into ``target`` (paths, or ``-``), with
+    the price's range at each of ``coverages`` (None: each the model has;
+    another is an ``UnknownCoverageError``, before anything is written).
     Columns that are not model inputs are ignored and listed in the counts'
     ``ignored``; with ``strict`` they are an error of every row instead."""
     reading = file_format(source, input_format, role="input")
@@ -132,11 +140,12 @@ def score_file(
                 f"engine {engine!r} needs the training libraries: "
                 f"pip install 'ames-regression-model[train]' ({exc})"
             ) from None
+        ranges = range_columns(model, config, coverages)
         output = open_output(
             target,
             writing,
             source,
-            [config.id_column, config.target, ERRORS_COLUMN],
+            output_columns(config, ranges),
             reader.id_type(config.id_column),
         )
         bar = _progress_bar(reader, enabled=progress)
@@ -149,7 +158,7 @@ def score_file(
 
                 for frame in read_ahead(frames):
                     rows = np.arange(counts.read, counts.read + len(frame))
-                    scored = score_frame(frame, price, config, rows)
+                    scored = score_frame(frame, price, config, rows, ranges=ranges)
                     write(scored)
                     counts.read += len(frame)
                     counts.priced += int(scored[config.target].notna().sum())

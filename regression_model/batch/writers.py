@@ -1,7 +1,8 @@
-"""Writing scored rows: ``Id``, the price and the reasons, as CSV (to a file
-or stdout) or Parquet, chunk after chunk. A file is written under a
-temporary name beside the target and renamed when complete, so an error or
-an interruption leaves nothing under the target's name."""
+"""Writing scored rows: ``Id``, the price and its ranges' lows and highs, and
+the reasons, as CSV (to a file or stdout) or Parquet, chunk after chunk. A
+file is written under a temporary name beside the target and renamed when
+complete, so an error or an interruption leaves nothing under the target's
+name."""
 
 from __future__ import annotations
 
@@ -97,12 +98,11 @@ class _CsvAppender:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        identifier, price, reason = scored.columns
+        identifier, *prices, reason = scored.columns
         ids = pa.array(scored[identifier].array, from_pandas=True)
-        prices = scored[price].to_numpy(dtype="float64")
         cells = [
             _quoted(ids.cast(pa.string()).fill_null("")),
-            pc.cast(pa.array(prices, mask=np.isnan(prices)), pa.string()).fill_null(""),
+            *(pc.cast(_dollars(scored[name]), pa.string()).fill_null("") for name in prices),
             _quoted(pa.array(scored[reason].to_numpy(dtype=object), type=pa.string())),
         ]
         cells[-1] = pc.binary_join_element_wise(cells[-1], "\n", "")
@@ -124,6 +124,15 @@ class _CsvAppender:
         self.handle.flush()
 
 
+def _dollars(column: pd.Series) -> pa.Array:
+    """A column of prices (the price, a range's low or high): null where NaN,
+    not priced."""
+    import pyarrow as pa
+
+    values = column.to_numpy(dtype="float64")
+    return pa.array(values, mask=np.isnan(values))
+
+
 def _csv_cell(text: str) -> str:
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
@@ -142,30 +151,34 @@ def _quoted(values: Any) -> Any:
 
 
 class _ParquetAppender:
-    """Prices are null where not priced, reasons null where none."""
+    """Prices (and ranges) are null where not priced, reasons null where none."""
 
     def __init__(self, handle: BinaryIO, columns: list[str], id_type: pa.DataType) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.columns = columns
+        identifier, *prices, reason = columns
         self.schema = pa.schema(
-            [(columns[0], id_type), (columns[1], pa.float64()), (columns[2], pa.string())]
+            [
+                (identifier, id_type),
+                *((name, pa.float64()) for name in prices),
+                (reason, pa.string()),
+            ]
         )
         self.writer = pq.ParquetWriter(handle, self.schema)
 
     def __call__(self, scored: pd.DataFrame) -> None:
         import pyarrow as pa
 
-        identifier, price, reason = self.columns
-        prices = scored[price].to_numpy(dtype="float64")
+        identifier, *prices, reason = self.columns
         reasons = scored[reason].to_numpy(dtype=object)
         ids = pa.array(scored[identifier].array, from_pandas=True)
         self.writer.write_table(
             pa.table(
                 [
                     ids.cast(self.schema.field(0).type),
-                    pa.array(prices, mask=np.isnan(prices)),
+                    *(_dollars(scored[name]) for name in prices),
                     pa.array(reasons, type=pa.string(), mask=reasons == ""),
                 ],
                 schema=self.schema,

@@ -11,3 +11,12 @@ def positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def coverage(text: str) -> float:
+    """A price range's coverage, a probability strictly between 0 and 1
+    (``--coverage``); whether the model has it is the model's to say."""
+    number = float(text)
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (such as 0.8), got {text}")
+    return number

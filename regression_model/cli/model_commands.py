@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from regression_model.batch import FORMATS
-from regression_model.cli.arguments import positive
+from regression_model.cli.arguments import coverage, positive
 from regression_model.config.core import get_config
 from regression_model.scoring.artifact import (
     ArtifactError,
@@ -17,6 +17,7 @@ from regression_model.scoring.artifact import (
     load_tables,
     verify_artifact,
 )
+from regression_model.scoring.intervals import UnknownCoverageError
 from regression_model.scoring.model import CHUNK_ROWS, ENGINES
 from regression_model.scoring.report_files import (
     HTML_FILE,
@@ -62,7 +63,8 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output",
         default="-",
-        help="file for Id, SalePrice, errors (default: CSV on stdout); with --dask a directory",
+        help="file for Id, SalePrice, its ranges (SalePrice_low_80, SalePrice_high_80, ...), "
+        "errors (default: CSV on stdout); with --dask a directory",
     )
     parser.add_argument("--input-format", choices=FORMATS, help="default: from the extension")
     parser.add_argument("--output-format", choices=FORMATS, help="default: from the extension")
@@ -83,6 +85,14 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="refuse, in every row, columns that are not model inputs (default: ignore them, "
         "named on stderr)",
+    )
+    parser.add_argument(
+        "--coverage",
+        type=coverage,
+        action="append",
+        metavar="C",
+        help="write the price range at coverage C, such as 0.8, only (repeatable; default: "
+        "each coverage the model was calibrated for)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -198,6 +208,7 @@ def predict(args: argparse.Namespace) -> int:
                 output_format=args.output_format,
                 allow_missing_columns=args.allow_missing_columns,
                 strict=args.strict,
+                coverages=args.coverage,
                 progress=progress,
             )
         else:
@@ -211,6 +222,7 @@ def predict(args: argparse.Namespace) -> int:
                 chunk_rows=args.chunk_rows,
                 allow_missing_columns=args.allow_missing_columns,
                 strict=args.strict,
+                coverages=args.coverage,
                 progress=progress,
             )
     except batch.BatchFileError as exc:
@@ -218,6 +230,9 @@ def predict(args: argparse.Namespace) -> int:
         return 1
     except batch.ScoringSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except UnknownCoverageError as exc:
+        print(f"error: --coverage: {exc}; nothing written", file=sys.stderr)
         return 2
     except batch.Interrupted as stop:
         print(

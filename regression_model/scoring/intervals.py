@@ -33,6 +33,14 @@ class UnknownCoverageError(ValueError):
     """A coverage was asked for that the model was not calibrated for."""
 
 
+def range_names(price: str, coverage: float) -> tuple[str, str]:
+    """The names of the low and high prices at ``coverage`` beside a price
+    named ``price``, where ranges are columns (files, SQL):
+    ``SalePrice_low_80``, ``SalePrice_high_80``."""
+    percent = f"{coverage * 100:g}"
+    return f"{price}_low_{percent}", f"{price}_high_{percent}"
+
+
 class IntervalScorer:
     """The ranges of priced houses, at each calibrated coverage."""
 
