@@ -52,6 +52,7 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             "regression_model/monitoring/migrations/script.py.mako",
             "regression_model/monitoring/migrations/versions/0001_prediction_log.py",
             "regression_model/monitoring/migrations/versions/0002_ignored_fields.py",
+            "regression_model/monitoring/migrations/versions/0003_price_ranges.py",
             # the report's page template (read with importlib.resources)
             "regression_model/templates/report.html",
         ):

@@ -1,7 +1,8 @@
 """The prediction log: every house priced or rejected is recorded, in SQLite
-and in PostgreSQL, with the model's fields intact (under the model's names)
-and the names of the fields it ignored; nothing is lost when the database is
-locked or down, nothing is written twice, and SIGTERM flushes.
+and in PostgreSQL, with the model's fields intact (under the model's names),
+the names of the fields it ignored and the price ranges answered; nothing is
+lost when the database is locked or down, nothing is written twice, and
+SIGTERM flushes.
 
 PostgreSQL tests use the server ``.ci/run`` starts (``TEST_DATABASE_URL``;
 each test gets its own database) and, for the outage, a server of their own
@@ -33,6 +34,7 @@ from api.tests.conftest import FIGURES
 from api.tests.helpers import running_server
 from api.tests.postgres import Cluster, binaries
 from api.tests.test_metrics import scrape, value
+from regression_model import PriceRange, get_config
 from regression_model import __version__ as model_version
 from regression_model.monitoring.log_store import (
     create_log_engine,
@@ -126,6 +128,7 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
     by_key = {(row["request_id"], row["row"]): row for row in rows}
     expected = sum(len(houses) for _, houses, _ in sent)
     assert len(rows) == expected == len(by_key)  # N x k records, none twice
+    coverages_logged = set()
     for request_id, houses, answer in sent:
         log_ids = {by_key[(request_id, i)]["log_id"] for i in range(len(houses))}
         assert len(log_ids) == 1  # one id per request
@@ -143,6 +146,13 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
                 assert row["inputs"] == house
                 assert row["ignored_fields"] is None
             assert row["price"] == answer["predictions"][i]  # the same float, to the bit
+            # The ranges as answered, every float to the bit; a priced house has
+            # some. (A 422, nothing priced, may answer none at all.)
+            assert row["price_ranges"] == (answer.get("intervals") or [None] * len(houses))[i]
+            assert (row["price"] is None) == (row["price_ranges"] is None)
+            if row["price_ranges"] is not None:
+                coverages = tuple(r["coverage"] for r in row["price_ranges"])
+                coverages_logged.add(coverages)
             errors = [
                 {"field": e["field"], "message": e["message"]}
                 for e in answer["errors"] or []
@@ -152,6 +162,8 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
             assert row["model_version"] == model_version
             logged_at = row["logged_at"].replace(tzinfo=None).timestamp() - time.timezone
             assert started - 1 <= logged_at <= time.time() + 1
+    every = tuple(get_config().model.intervals.coverages)
+    assert coverages_logged == {every}  # the model's coverages
 
 
 @pytest.mark.server
@@ -208,18 +220,22 @@ def test_a_locked_database_spools_then_everything_is_written_once(
     path = tmp_path / "log.sqlite3"
     log = PredictionLog(str(path), tmp_path / "spool", flush_seconds=0.05, timeout=0.2)
     log.retry_seconds = 0.2
+    ranges: list[list[PriceRange] | None] = [
+        [{"coverage": 0.9, "low": 99.25, "high": 150.0000001}],
+        None,
+    ]
     result = ([123.0, None], [{"row": 1, "field": "LotArea", "message": "bad"}], model_version)
-    log.record("before", test_houses[:2], *result)
+    log.record("before", test_houses[:2], *result, ranges=ranges)
     _wait_for(lambda: log.counts["written"] == 2)
     blocker = sqlite3.connect(path, timeout=0.1)
     blocker.execute("BEGIN EXCLUSIVE")
     for i in range(50):
-        log.record(f"during-{i}", test_houses[:2], *result)
+        log.record(f"during-{i}", test_houses[:2], *result, ranges=ranges)
     _wait_for(lambda: log.counts["spooled"] == 100, log=log)
     assert list((tmp_path / "spool").glob("spool-*.jsonl"))
     blocker.rollback()
     blocker.close()
-    log.record("after", test_houses[:2], *result)
+    log.record("after", test_houses[:2], *result, ranges=ranges)
     # "after" is written, or spooled and replayed if it came before the retry.
     counts = log.counts
     _wait_for(lambda: counts["written"] + counts["replayed"] == 104, log=log)
@@ -227,6 +243,7 @@ def test_a_locked_database_spools_then_everything_is_written_once(
     log.close()
     rows = logged_rows(str(path))
     assert len(rows) == 104 == len({(r["request_id"], r["row"]) for r in rows})
+    assert all(r["price_ranges"] == ranges[r["row"]] for r in rows)  # through the spool too
     assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
 
 
@@ -292,6 +309,7 @@ def test_replaying_a_spool_file_twice_writes_nothing_twice(
                 [1.0, 2.0, 3.0],
                 None,
                 model_version,
+                None,
             )
         )
     ]

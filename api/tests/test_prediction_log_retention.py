@@ -1,8 +1,8 @@
 """The prediction log's retention and its schema, in SQLite and PostgreSQL:
 old records are deleted in bounded batches (by the writer, with
 ``retention_days``, and by ``regression-model log-prune``), recent ones are
-kept; the ``ignored_fields`` migration upgrades a log that already holds
-records.
+kept; each migration (``ignored_fields``, ``price_ranges``) upgrades a log
+that already holds records.
 
 PostgreSQL tests use ``TEST_DATABASE_URL`` (skipped without it, failing
 with ``REQUIRE_POSTGRES=1``), as in test_prediction_log.py.
@@ -25,6 +25,7 @@ from sqlalchemy import inspect, select, text
 from api.app.operations.log_records import house_json, records_of
 from api.app.operations.log_writer import PredictionLog
 from api.tests.test_prediction_log import postgres_url  # noqa: F401  (a fixture)
+from regression_model import PriceRange
 from regression_model import __version__ as model_version
 from regression_model.cli import main as cli_main
 from regression_model.monitoring.log_store import (
@@ -35,6 +36,7 @@ from regression_model.monitoring.log_store import (
     migrate,
     predictions,
     prune_log,
+    read_log,
 )
 
 DAY = 86400.0
@@ -61,6 +63,7 @@ def _records(prefix: str, n: int, age_days: float, houses: list[Any]) -> list[di
                 [1.0, 2.0],
                 None,
                 model_version,
+                None,
             )
         )
     ]
@@ -210,20 +213,33 @@ def test_log_prune_refuses_a_bad_span(capsys: pytest.CaptureFixture[str]) -> Non
     assert "neither an ISO 8601 time nor a span" in capsys.readouterr().err
 
 
-def test_the_ignored_fields_migration_upgrades_a_log_with_records(
-    log_url: str, test_houses: list[Any]
+#: What each migration added, and what a record logged after it holds there.
+_RANGES: list[PriceRange] = [{"coverage": 0.8, "low": 151234.56789, "high": 201234.5}]
+_MIGRATIONS = {
+    "0002": ("ignored_fields", ["Colour"]),
+    "0003": ("price_ranges", _RANGES),
+}
+_HEAD = max(_MIGRATIONS)
+
+
+@pytest.mark.parametrize("revision", sorted(_MIGRATIONS))
+def test_each_migration_upgrades_a_log_with_records(
+    revision: str, log_url: str, test_houses: list[Any]
 ) -> None:
-    """A log created by 0001 and holding records: after the upgrade its old
-    records have no ignored fields, and new ones keep theirs."""
+    """A log at the revision before ``revision``, holding a record: after the
+    upgrade to the newest, the old record has nothing in the column
+    ``revision`` added, and a new one keeps its value there (read back by
+    the log's reader too)."""
+    column, value = _MIGRATIONS[revision]
     engine = create_log_engine(log_url)
     try:
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
+            command.upgrade(config, f"{int(revision) - 1:04d}")
         with engine.begin() as connection:
-            assert "ignored_fields" not in {
+            assert column not in {
                 c["name"] for c in inspect(connection).get_columns("predictions")
             }
             connection.execute(
@@ -236,7 +252,7 @@ def test_the_ignored_fields_migration_upgrades_a_log_with_records(
         migrate(engine)
         house = {**test_houses[0], "Colour": "blue"}
         records = records_of(
-            ("after", time.time(), [house_json(house)], [2.0], None, model_version)
+            ("after", time.time(), [house_json(house)], [2.0], None, model_version, [_RANGES])
         )
         with engine.begin() as connection:
             insert_records(connection, records)
@@ -244,12 +260,16 @@ def test_the_ignored_fields_migration_upgrades_a_log_with_records(
             rows = {
                 row.request_id: row
                 for row in connection.execute(
-                    select(predictions.c.request_id, predictions.c.ignored_fields)
+                    select(predictions.c.request_id, predictions.c[column])
                 )
             }
             version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        read_back = [
+            row for chunk in read_log(engine, columns=("request_id", column)) for row in chunk
+        ]
     finally:
         engine.dispose()
-    assert version == [("0002",)]
-    assert rows["before"].ignored_fields is None
-    assert rows["after"].ignored_fields == ["Colour"]
+    assert version == [(_HEAD,)]
+    assert getattr(rows["before"], column) is None
+    assert getattr(rows["after"], column) == value
+    assert sorted(read_back) == [("after", value), ("before", None)]

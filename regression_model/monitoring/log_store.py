@@ -4,7 +4,9 @@ One row per house the API priced or rejected: which request (``request_id``,
 as returned in ``X-Request-ID``) and which house of it (``row``), when, which
 model version, the house's model fields (``inputs``: its inputs under the
 model's names, and its id), the names of the fields it sent that the model
-ignored (``ignored_fields``), and the price or the errors.
+ignored (``ignored_fields``), and the price with its ranges
+(``price_ranges``: ``[{"coverage", "low", "high"}]`` at the coverages the
+response gave) or the errors.
 ``(log_id, row)`` is the primary key: ``log_id`` is made once per request by
 the writer, so writing a record again (after an outage, from the spool file)
 is recognised and skipped — nothing is written twice.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,11 @@ predictions = Table(
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
         comment="names of the fields sent that the model ignored (null: none)",
     ),
+    Column(
+        "price_ranges",
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
+        comment="[{coverage, low, high}] in dollars, as answered (null: not priced)",
+    ),
 )
 
 #: The record fields, in table order (what the writer and the spool file hold).
@@ -84,7 +91,7 @@ FIELDS = tuple(column.name for column in predictions.columns)
 #: statement it steps, and a thread taking the GIL back waits out the
 #: interpreter's switch interval (5 ms) while the event loop is busy, so at
 #: saturation a row per statement capped the writer near 200 rows a second and
-#: the queue grew without end. Statements of 64 rows (576 parameters, under
+#: the queue grew without end. Statements of 64 rows (640 parameters, under
 #: the 999 that SQLite before 3.32 allowed), the rest in powers of two: seven
 #: statement shapes in all, so the driver's cache of prepared statements
 #: stays small (one shape per batch size made the worker's memory creep).
@@ -92,7 +99,7 @@ _SQLITE_MAX_ROWS_PER_STATEMENT = 64
 _SQLITE_INSERT = """
     INSERT INTO predictions
         (log_id, "row", request_id, logged_at, model_version, inputs, price, errors,
-         ignored_fields)
+         ignored_fields, price_ranges)
     VALUES {rows}
     ON CONFLICT DO NOTHING
 """
@@ -101,13 +108,14 @@ _SQLITE_INSERT = """
 _POSTGRESQL_INSERT = """
     INSERT INTO predictions
         (log_id, "row", request_id, logged_at, model_version, inputs, price, errors,
-         ignored_fields)
+         ignored_fields, price_ranges)
     SELECT r.log_id, r."row", r.request_id, r.logged_at, r.model_version,
-           COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors, r.ignored_fields
+           COALESCE(r.inputs, 'null'::jsonb), r.price, r.errors, r.ignored_fields,
+           r.price_ranges
     FROM jsonb_to_recordset(CAST(:records AS jsonb)) AS r(
         log_id varchar, "row" integer, request_id varchar, logged_at timestamptz,
         model_version varchar, inputs jsonb, price double precision, errors jsonb,
-        ignored_fields jsonb)
+        ignored_fields jsonb, price_ranges jsonb)
     ON CONFLICT DO NOTHING
 """
 
@@ -127,7 +135,7 @@ def record_json(record: dict[str, Any]) -> bytes:
 
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
-    return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+    return _SQLITE_INSERT.format(rows=", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
 
 
 def _sqlite_chunks(count: int) -> Iterator[tuple[int, int]]:
@@ -165,8 +173,9 @@ def insert_records(connection: Connection, records: list[dict[str, Any]]) -> Non
                         r["model_version"],
                         r["inputs"].decode(),
                         r["price"],
-                        None if r["errors"] is None else to_json(r["errors"]).decode(),
+                        _json_or_null(r["errors"]),
                         _json_or_null(r.get("ignored_fields")),
+                        _json_or_null(r.get("price_ranges")),
                     )
                 ),
             )
@@ -293,10 +302,13 @@ def read_log(
     model_version: str | None = None,
     latest: int | None = None,
     chunk_rows: int = 10_000,
-) -> Iterator[list[tuple[Any, float | None]]]:
-    """Logged ``(inputs, price)`` pairs in chunks: all since ``since``, or
-    the ``latest`` ones, for one ``model_version`` (default: all versions)."""
-    query = select(predictions.c.inputs, predictions.c.price)
+    columns: Sequence[str] = ("inputs", "price"),
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Logged records in chunks, each a tuple of ``columns`` (default: the
+    ``(inputs, price)`` pairs drift reads; ``FIELDS`` names them all, such
+    as ``price_ranges``): all since ``since``, or the ``latest`` ones, for
+    one ``model_version`` (default: all versions)."""
+    query = select(*(predictions.c[name] for name in columns))
     if since is not None:
         query = query.where(predictions.c.logged_at >= utc(since))
     if model_version is not None:
@@ -308,7 +320,7 @@ def read_log(
             query
         )
         for partition in result.partitions(chunk_rows):
-            yield [(inputs, price) for inputs, price in partition]
+            yield [tuple(row) for row in partition]
 
 
 #: Rows deleted per transaction when pruning: short transactions, so the

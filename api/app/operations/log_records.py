@@ -8,7 +8,9 @@ names (aliases resolved, by ``regression_model.scoring.validation``'s
 names of the fields the model ignored (at most ``IGNORED_FIELDS_MAX``, each
 cut to ``IGNORED_FIELD_LENGTH`` characters), so what a client sends beyond
 the model is never stored. The filtering happens in the writer thread, not
-on the request path (it costs about 40 µs a house).
+on the request path (it costs about 40 µs a house). A priced house's record
+keeps its price ranges as the response gave them (``price_ranges``:
+``[{"coverage", "low", "high"}]``, the coverages the request asked for).
 
 Records are keyed by ``(log_id, row)``, made once per request before the
 first attempt to write it, so that a batch written twice (committed although
@@ -25,12 +27,20 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from regression_model import model_fields
+from regression_model import PriceRange, model_fields
 from regression_model.monitoring.log_store import record_time
 
 #: A queued request: (request id, Unix time, each house as JSON, predictions,
-#: errors, model version).
-Entry = tuple[str, float, list[bytes], Sequence[float | None], list[dict[str, Any]] | None, str]
+#: errors, model version, each house's price ranges or None for none at all).
+Entry = tuple[
+    str,
+    float,
+    list[bytes],
+    Sequence[float | None],
+    list[dict[str, Any]] | None,
+    str,
+    Sequence[Sequence[PriceRange] | None] | None,
+]
 #: One house's record: ``FIELDS`` of the log's table, with ``inputs`` as JSON bytes.
 Record = dict[str, Any]
 
@@ -70,7 +80,7 @@ def logged_fields(house_as_json: bytes) -> tuple[bytes, list[str] | None]:
 
 def records_of(entry: Entry) -> list[Record]:
     """One record per house of a queued request."""
-    request_id, moment, houses, prices, errors, version = entry
+    request_id, moment, houses, prices, errors, version, ranges = entry
     log_id = new_log_id()
     logged_at = record_time(datetime.fromtimestamp(moment, UTC))
     by_row: dict[int, list[dict[str, Any]]] = {}
@@ -92,6 +102,7 @@ def records_of(entry: Entry) -> list[Record]:
                 "price": prices[row],
                 "errors": by_row.get(row),
                 "ignored_fields": ignored,
+                "price_ranges": None if ranges is None else ranges[row],
             }
         )
     return records

@@ -58,6 +58,7 @@ from typing import Any
 from api.app.operations import metrics
 from api.app.operations.log_records import Entry, Record, house_json, records_of
 from api.app.operations.log_storage import Backoff, LogStorage
+from regression_model import PriceRange
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +106,12 @@ class PredictionLog(LogStorage):
         prices: Sequence[float | None],
         errors: list[dict[str, Any]] | None,
         version: str,
+        *,
+        ranges: Sequence[Sequence[PriceRange] | None] | None = None,
     ) -> None:
-        """Queue one request's houses (as JSON) and results. Never raises: a
-        request is answered whatever becomes of its log record."""
+        """Queue one request's houses (as JSON) and results (``ranges``:
+        each house's price ranges as answered). Never raises: a request is
+        answered whatever becomes of its log record."""
         try:
             if self._thread is None:
                 self.start()
@@ -115,7 +119,9 @@ class PredictionLog(LogStorage):
             now = time.monotonic()
             limit = self.max_queued_records * (1 if self._spool_failing else 2)
             with self._lock:
-                self._queue.append((request_id, time.time(), inputs, prices, errors, version))
+                self._queue.append(
+                    (request_id, time.time(), inputs, prices, errors, version, ranges)
+                )
                 self._queued_records += len(inputs)
                 excess = self._in_memory() - limit
                 dropped = self._drop_oldest(excess) if excess > 0 else 0

@@ -135,9 +135,9 @@ async def predict(
             result["version"],
         )
         if len(body.inputs) <= INLINE_HOUSES:
-            log.record(*entry)
+            log.record(*entry, ranges=result["intervals"])
         else:
-            await run_cpu_bound(log.record, *entry)
+            await run_cpu_bound(log.record, *entry, ranges=result["intervals"])
     priced = sum(price is not None for price in result["predictions"])
     # Counts (never values) for the access log line.
     request.state.houses = len(body.inputs)
