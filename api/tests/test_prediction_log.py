@@ -331,6 +331,35 @@ def test_replaying_a_spool_file_twice_writes_nothing_twice(
     assert not list(spool.glob("spool-*.jsonl"))
 
 
+def test_a_spool_file_from_before_the_ranges_replays_with_null_ranges(
+    tmp_path: Path, test_houses: list[Any]
+) -> None:
+    """A worker of the previous release spooled lines without ``price_ranges``
+    (and a current one lines with them): both replay into the migrated log,
+    the old ones with null ranges."""
+    path, spool = tmp_path / "log.sqlite3", tmp_path / "spool"
+    ranges: list[list[PriceRange] | None] = [[{"coverage": 0.8, "low": 1.5, "high": 2.5}]]
+    old, new = (
+        records_of(
+            (name, time.time(), [house_json(test_houses[0])], [2.0], None, model_version, ranges)
+        )[0]
+        for name in ("old", "new")
+    )
+    del old["price_ranges"]
+    spool.mkdir()
+    (spool / "spool-99999-dead.jsonl").write_bytes(
+        spool_line(old) + b"\n" + spool_line(new) + b"\n"
+    )
+    log = PredictionLog(str(path), spool, flush_seconds=0.05)
+    log.start()
+    _wait_for(lambda: log.counts["replayed"] == 2, log=log)
+    log.close()
+    assert {r["request_id"]: r["price_ranges"] for r in logged_rows(str(path))} == {
+        "old": None,
+        "new": ranges[0],
+    }
+
+
 def test_a_record_postgresql_refuses_is_kept_aside_and_the_rest_written(
     postgres_url: str, tmp_path: Path, test_houses: list[Any]
 ) -> None:
