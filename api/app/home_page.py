@@ -140,6 +140,14 @@ def _model_section(model: CompiledModel | None, report: Report | None) -> str:
             ),
         ]
     items += [
+        _metric(
+            f"{level['coverage']:.0%} price range, CV",
+            f"held {level['cv_coverage']:.1%} of prices, "
+            f"median width ${level['median_width']:,.0f}",
+        )
+        for level in manifest.get("intervals", {}).get("levels", [])
+    ]
+    items += [
         _metric("Trained on", f"{data['rows_used']} houses ({data['file']})"),
         _metric("Trained at", _when(str(manifest["trained_at"]))),
         _metric("Model tables sha256", str(manifest["tables"]["sha256"])[:16] + "…"),

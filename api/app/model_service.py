@@ -136,15 +136,23 @@ class ModelService:
         *,
         explain: bool = False,
         strict: bool = False,
+        coverages: Sequence[float] | None = None,
         timings: dict[str, float] | None = None,
     ) -> PredictionResult:
         """The model's ``predict`` over ``houses`` (parsed JSON values, one per
         house): a value that is not an object is an error of its row, so every
         row keeps its position and the valid rows form the same batch as when
-        calling ``predict`` on the objects alone."""
+        calling ``predict`` on the objects alone. ``coverages`` chooses the
+        price ranges (None: all); one the model lacks is an
+        ``UnknownCoverageError``."""
         model = self.wait(timeout)
         return model.predict(
-            houses, explain=explain, strict=strict, refuse_non_objects=True, timings=timings
+            houses,
+            explain=explain,
+            strict=strict,
+            refuse_non_objects=True,
+            coverages=coverages,
+            timings=timings,
         )
 
 

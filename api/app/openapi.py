@@ -17,8 +17,10 @@ from api.app.core.security import (
     route_access,
 )
 from api.app.examples import example_houses
+from api.app.model_service import ModelService, ModelState
+from api.app.routes.predict import COVERAGE
+from regression_model import CompiledModel, get_config
 from regression_model import __version__ as model_version
-from regression_model import get_config
 
 DESCRIPTION = f"""
 Prices houses in Ames, Iowa with the `regression_model` package (model version
@@ -32,6 +34,11 @@ with the known field it is closest to (`"GrLivArae": unknown field, ignored — 
 you mean GrLivArea?`); with `?strict=true` (or the server's `STRICT_FIELDS`) it
 is an error of that house instead. The course API's spelling `ThreeSsnPortch`
 is accepted as `3SsnPorch`.
+
+**Price ranges**: each priced house gets, in `intervals`, its price's range
+at each coverage the model was calibrated for (conformal prediction
+intervals: at 80 %, four houses like it in five sell within it, as measured in
+cross-validation); `?coverage=0.9` asks for that range only.
 
 **Errors** always come as `{{"row", "field", "message"}}` items in `errors`:
 `row` is the house's position in `inputs` (null for errors about the request),
@@ -73,6 +80,34 @@ def _examples() -> dict[str, dict[str, Any]]:
         "minimal": {
             "summary": "A few fields only (the rest is imputed)",
             "value": {"inputs": [{key: houses[0][key] for key in few if key in houses[0]}]},
+        },
+    }
+
+
+def _document_coverages(operation: dict[str, Any]) -> None:
+    """The ``coverage`` values a request may ask for: the config's, which
+    the served model was trained with (its manifest's config hash is checked
+    at load). Listed as the parameter's ``enum`` but checked by the package,
+    so another value gets the package's message naming them."""
+    coverages = get_config().model.intervals.coverages
+    parameter = next(p for p in operation["parameters"] if p["name"] == COVERAGE)
+    array = next(branch for branch in parameter["schema"]["anyOf"] if branch["type"] == "array")
+    array["items"]["enum"] = list(coverages)
+
+
+def _answer_examples(model: CompiledModel) -> dict[str, dict[str, Any]]:
+    """The model's answers to the first request example, with all the price
+    ranges and with one coverage: real prices and ranges, not made up."""
+    house = dict(example_houses()[0])
+    highest = model.coverages[-1]
+    return {
+        "one_house": {
+            "summary": "One house priced, with its ranges (the first of test.csv)",
+            "value": model.predict([house]),
+        },
+        "one_coverage": {
+            "summary": f"The same house with ?coverage={highest}",
+            "value": model.predict([house], coverages=[highest]),
         },
     }
 
@@ -125,9 +160,16 @@ def install_openapi(app: FastAPI) -> None:
                     {"name": "operations", "description": "liveness and readiness"},
                 ],
             )
-            body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]
-            body["content"]["application/json"]["examples"] = _examples()
+            operation = schema["paths"]["/api/v1/predict"]["post"]
+            operation["requestBody"]["content"]["application/json"]["examples"] = _examples()
+            _document_coverages(operation)
             _document_access(schema, app)
+            service: ModelService = app.state.model_service
+            if service.model is not None:
+                answer = operation["responses"]["200"]["content"]["application/json"]
+                answer["examples"] = _answer_examples(service.model)
+            if service.state is ModelState.LOADING:
+                return schema  # built again, with the answers, once the model is loaded
             app.openapi_schema = schema
         return app.openapi_schema
 

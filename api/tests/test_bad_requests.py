@@ -107,6 +107,18 @@ CASES = [
     Case("unknown_field_strict", 422, "owner_email", row=0, json_body=one(owner_email="a@b"),
          path=PREDICT + "?strict=1"),
     Case("strict_not_a_boolean", 422, "strict", json_body=one(), path=PREDICT + "?strict=maybe"),
+    # Price ranges at a coverage the model has none for, or not a number.
+    Case("unknown_coverage", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=0.95"),
+    Case("coverage_as_percent", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=90"),
+    Case("coverage_nan", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=NaN"),
+    Case("coverage_infinite", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=1e999"),
+    Case("coverage_negative", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=-0.8"),
+    Case("coverage_not_a_number", 422, "coverage", json_body=one(),
+         path=PREDICT + "?coverage=0.8&coverage=high"),
+    Case("coverage_huge_number", 422, "coverage", json_body=one(),
+         path=PREDICT + "?coverage=" + "9" * 5000),
+    Case("coverage_repeated_too_often", 422, "coverage", json_body=one(),
+         path=PREDICT + "?" + "&".join(["coverage=0.9"] * 11)),
     # Wrong field types.
     Case("text_for_number", 422, "GrLivArea", row=0, json_body=one(GrLivArea="big")),
     Case("numeric_string", 422, "GrLivArea", row=0, json_body=one(GrLivArea="1500")),

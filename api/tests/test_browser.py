@@ -77,6 +77,13 @@ def test_the_form_prices_an_edited_house(
     expected = make_prediction(input_data=[house])["predictions"][0]
     assert raw_price == expected  # the browser got exactly the package's price
     assert shown == f"${expected:,.0f}"
+    # beside it, its ranges (test_page.py runs their formatter on its own)
+    ranges = make_prediction(input_data=[house])["intervals"][0]
+    assert ranges is not None
+    shown_ranges = page.text_content("#price-range") or ""
+    for price_range in ranges:
+        low, high = price_range["low"], price_range["high"]
+        assert f"${low:,.0f}\N{EN DASH}${high:,.0f}" in shown_ranges, shown_ranges
     # Why this price: the top factors, largest first, as the package explains them
     page.wait_for_selector("#factors li", timeout=10_000)
     shown_factors = page.eval_on_selector_all(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
+import subprocess
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app.home_page import KEY_FIELDS
@@ -74,3 +77,54 @@ def test_the_page_keeps_the_model_card_behind_the_key_when_it_is(client: TestCli
         assert page.status_code == 200
         assert figure not in page.text
         assert "the model card needs the API key" in page.text
+
+
+def _range_script(page: str) -> str:
+    script = re.search(r'<script nonce="[^"]*" id="range-format">(.*?)</script>', page, re.S)
+    assert script is not None
+    return script.group(1)
+
+
+def test_the_form_shows_the_price_ranges_beside_the_price(client: TestClient) -> None:
+    page = client.get("/").text
+    assert re.search(r'<output id="price"[^>]*></output>\s*<span id="price-range"', page)
+    # the answer's ranges go through the page's own formatter into that span
+    assert "rangeOutput.textContent = rangesText(body.intervals" in page
+    assert "function rangesText(ranges)" in _range_script(page)
+
+
+def test_the_page_writes_each_range_as_a_person_reads_it(
+    client: TestClient, test_houses: list[dict[str, Any]]
+) -> None:
+    """The page's formatter, run as the page has it (in node: the browser test
+    needs Chromium), on the API's answer for real houses."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the page's script")
+    body = client.post("/api/v1/predict", json={"inputs": test_houses[:3]}).json()
+    program = (
+        _range_script(client.get("/").text)
+        + f"\nfor (const ranges of {json.dumps(body['intervals'] + [None, []])})"
+        + " console.log(JSON.stringify(rangesText(ranges)));"
+    )
+    shown = subprocess.run(
+        [node, "-e", program], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.splitlines()
+    expected = [
+        "("
+        + "; ".join(
+            f"{r['coverage'] * 100:g} %: ${r['low']:,.0f}\N{EN DASH}${r['high']:,.0f}"
+            for r in ranges
+        )
+        + ")"
+        for ranges in body["intervals"]
+    ]
+    assert [json.loads(line) for line in shown] == [*expected, "", ""]
+    assert expected[0].startswith("(80 %: $") and "; 90 %: $" in expected[0]
+
+
+def test_the_page_says_how_well_the_ranges_held_in_cross_validation(client: TestClient) -> None:
+    page = client.get("/").text
+    for level in load_model().manifest["intervals"]["levels"]:
+        assert f"{level['coverage']:.0%} price range, CV" in page
+        assert f"held {level['cv_coverage']:.1%} of prices" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.tests.conftest import as_json_houses, make_client
 from regression_model import __version__ as model_version
+from regression_model import load_model
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, get_config
 from regression_model.predict import make_prediction
 
@@ -28,6 +30,7 @@ def test_one_house_is_priced_exactly_as_the_package_prices_it(
         "errors": None,
         "warnings": None,
         "version": model_version,
+        "intervals": expected["intervals"],
     }
     assert 10_000 < body["predictions"][0] < 2_000_000
 
@@ -173,3 +176,102 @@ def test_explain_must_be_a_boolean(client: TestClient, house: dict[str, Any]) ->
     response = client.post("/api/v1/predict?explain=perhaps", json={"inputs": [house]})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "explain"
+
+
+def test_each_priced_house_has_its_ranges_around_its_price_and_a_rejected_one_none(
+    client: TestClient, test_houses: list[dict[str, Any]]
+) -> None:
+    houses: list[Any] = [*test_houses[:20], {"GrLivArea": -1}, "not a house"]
+    body = client.post(PREDICT, json={"inputs": houses}).json()
+    assert body["intervals"] == make_prediction(input_data=houses[:21])["intervals"] + [None]
+    coverages = load_model().coverages
+    assert len(coverages) >= 2
+    for price, ranges in zip(body["predictions"][:20], body["intervals"][:20], strict=True):
+        assert [r["coverage"] for r in ranges] == coverages
+        assert all(r["low"] < price < r["high"] for r in ranges), (price, ranges)
+        # a higher coverage is a wider range around the same price
+        assert all(
+            wider["low"] < narrower["low"] and narrower["high"] < wider["high"]
+            for narrower, wider in itertools.pairwise(ranges)
+        )
+    assert body["intervals"][20:] == [None, None]
+
+
+def test_coverage_asks_for_those_ranges_only(client: TestClient, house: dict[str, Any]) -> None:
+    every = client.post(PREDICT, json={"inputs": [house]}).json()["intervals"][0]
+    by_coverage = {r["coverage"]: r for r in every}
+    highest, lowest = max(by_coverage), min(by_coverage)
+    one = client.post(f"{PREDICT}?coverage={highest}", json={"inputs": [house]}).json()
+    assert one["intervals"] == [[by_coverage[highest]]]
+    assert one["predictions"] == make_prediction(input_data=[house])["predictions"]
+    both = client.post(
+        f"{PREDICT}?coverage={highest}&coverage={lowest}&coverage={highest}",
+        json={"inputs": [house]},
+    ).json()
+    assert both["intervals"] == [[by_coverage[highest], by_coverage[lowest]]]  # as asked, once
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0.95", "0.95"),
+        ("80", "80.0"),  # a percentage, not a share
+        ("0", "0.0"),
+        ("-0.9", "-0.9"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+        ("-Infinity", "-inf"),
+        ("1e400", "inf"),
+        ("1e-400", "0.0"),
+    ],
+)
+def test_a_coverage_without_ranges_is_a_422_naming_it_and_the_coverages_there_are(
+    client: TestClient, house: dict[str, Any], value: str, shown: str
+) -> None:
+    coverages = load_model().coverages
+    response = client.post(
+        f"{PREDICT}?coverage={coverages[0]}&coverage={value}", json={"inputs": [house]}
+    )
+    assert response.status_code == 422, response.text
+    there = ", ".join(map(str, coverages))
+    assert response.json()["errors"] == [
+        {
+            "row": None,
+            "field": "coverage",
+            "message": f"no price range at coverage {shown}: this model has ranges at {there} "
+            "(leave coverage out for all)",
+        }
+    ]
+    assert response.json()["predictions"] is None
+
+
+@pytest.mark.parametrize(
+    "query", ["coverage=high", "coverage=", "coverage=0.8%25", "coverage=1,2"]
+)
+def test_a_coverage_that_is_not_a_number_is_a_422_naming_the_parameter(
+    client: TestClient, house: dict[str, Any], query: str
+) -> None:
+    known = load_model().coverages[0]
+    response = client.post(f"{PREDICT}?coverage={known}&{query}", json={"inputs": [house]})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["row"], error["field"]) == (None, "coverage")
+    assert "valid number" in error["message"]
+
+
+def test_ranges_go_with_explanations(client: TestClient, house: dict[str, Any]) -> None:
+    highest = load_model().coverages[-1]
+    body = client.post(
+        f"{PREDICT}?explain=true&coverage={highest}", json={"inputs": [house]}
+    ).json()
+    expected = make_prediction(input_data=[house], explain=True, coverages=[highest])
+    assert body["explanations"] == expected["explanations"]
+    assert body["intervals"] == expected["intervals"]
+
+
+def test_a_batch_scored_off_the_event_loop_is_refused_alike(
+    client: TestClient, test_houses: list[dict[str, Any]]
+) -> None:
+    response = client.post(f"{PREDICT}?coverage=0.5", json={"inputs": test_houses[:40]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "coverage"

@@ -11,12 +11,13 @@ from pydantic import BaseModel, Field
 import regression_model
 from api.app.schemas import ErrorDetail, IgnoredFieldDetail, PredictionResponse
 from api.app.schemas.package_types import documents, fields_of
-from api.app.schemas.predict import Explanation, Factor
+from api.app.schemas.predict import Explanation, Factor, PriceRange
 
 DESCRIBED = [
     (PredictionResponse, regression_model.PredictionResult),
     (Explanation, regression_model.Explanation),
     (Factor, regression_model.Factor),
+    (PriceRange, regression_model.PriceRange),
     (ErrorDetail, regression_model.InputError),
     (IgnoredFieldDetail, regression_model.IgnoredField),
 ]
@@ -70,3 +71,18 @@ def test_an_explained_price_has_the_keys_its_types_name(test_houses: list[Any]) 
         assert list(explanation) == [name for name, _ in fields_of(regression_model.Explanation)]
         for factor in explanation["factors"]:
             assert list(factor) == [name for name, _ in fields_of(regression_model.Factor)]
+
+
+def test_a_priced_house_has_ranges_with_the_keys_their_type_names(test_houses: list[Any]) -> None:
+    result = regression_model.load_model().predict([*test_houses[:5], {"GrLivArea": -1}])
+    required = [name for name, needed in fields_of(regression_model.PredictionResult) if needed]
+    assert list(result) == required  # explanations only with explain=True
+    assert result["intervals"][-1] is None
+    ranges = [r for row in result["intervals"][:-1] for r in row or []]
+    assert len(ranges) == 5 * len(regression_model.load_model().coverages)
+    for price_range in ranges:
+        assert list(price_range) == [name for name, _ in fields_of(regression_model.PriceRange)]
+    # and the response model reads them as they are
+    described = PredictionResponse.model_validate(result).intervals[0]
+    assert described is not None
+    assert [r.model_dump() for r in described] == result["intervals"][0]

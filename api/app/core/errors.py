@@ -52,7 +52,8 @@ def _describe_validation_error(error: dict[str, Any]) -> ErrorDetail:
     given = error.get("input")
     where, path = (loc[0], loc[1:]) if loc else ("body", ())
     if where != "body":  # a header, query or path parameter
-        name = str(path[-1]) if path else str(where)
+        # Its name, not the position of a bad value of a repeated parameter.
+        name = str(path[0]) if path else str(where)
         return ErrorDetail(row=None, field=name, message=str(error.get("msg", "invalid")))
     if kind == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "malformed JSON")

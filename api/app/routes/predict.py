@@ -23,7 +23,7 @@ from api.app.schemas import (
     PredictionResponse,
     PredictRequest,
 )
-from regression_model import shown_name
+from regression_model import UnknownCoverageError, shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 
@@ -31,6 +31,12 @@ router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSO
 #: microseconds a house: cheaper than a hop to the threadpool); larger ones in
 #: the threadpool, so the loop keeps serving other requests meanwhile.
 INLINE_HOUSES = 16
+
+#: The query parameter that asks for ranges at some coverages only.
+COVERAGE = "coverage"
+#: At most this many ``coverage`` values a request (a model has a few
+#: coverages; the bound keeps an error naming them short).
+MAX_COVERAGES = 10
 
 _ERRORS = {
     401: {
@@ -44,8 +50,9 @@ _ERRORS = {
     },
     422: {
         "model": ErrorResponse,
-        "description": "malformed body (invalid JSON, NaN/Infinity, wrong envelope), or no "
-        "house could be priced (`predictions` then holds one null per house)",
+        "description": "malformed body (invalid JSON, NaN/Infinity, wrong envelope), a "
+        "`coverage` the model has no range for, or no house could be priced (`predictions` "
+        "then holds one null per house)",
     },
     503: {"model": ErrorResponse, "description": "the model is not loaded (see /api/v1/ready)"},
 }
@@ -72,6 +79,15 @@ async def predict(
             "of ignoring them with a warning; default: the server's STRICT_FIELDS setting"
         ),
     ] = None,
+    coverage: Annotated[
+        list[float] | None,
+        Query(
+            max_length=MAX_COVERAGES,
+            description="the ranges to return, by coverage (repeatable: `?coverage=0.8"
+            "&coverage=0.9`); default: every coverage the model was calibrated for (the model "
+            "card and this parameter's `enum` list them). Another is a 422 naming them",
+        ),
+    ] = None,
 ) -> Response:
     """Price each house; a house that cannot be priced gets `null` and errors
     naming its row and field, while the others are still priced (200). When no
@@ -83,6 +99,10 @@ async def predict(
     A field the model does not know is never dropped silently: the house is
     priced without it and `warnings` names it (with the known field it is
     closest to, if any); with `?strict=true` it is an error of that house.
+
+    Each priced house also gets its price's ranges in `intervals`: at each
+    coverage, the range a house like it sells within that often (80 %: four
+    houses in five); `?coverage=0.9` returns that range only.
     """
     # Read directly, not as FastAPI dependencies: resolving those per request
     # cost more than pricing the house.
@@ -104,14 +124,28 @@ async def predict(
     envelope = _unknown_request_keys(body, strict=strict)
     if envelope and strict:
         raise RequestRejected(422, [ErrorDetail(**detail) for detail in envelope])
-    if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
-        result = service.predict(
-            body.inputs, wait, explain=explain, strict=strict, timings=timings
-        )
-    else:
-        result = await run_cpu_bound(
-            service.predict, body.inputs, wait, explain=explain, strict=strict, timings=timings
-        )
+    try:
+        if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
+            result = service.predict(
+                body.inputs,
+                wait,
+                explain=explain,
+                strict=strict,
+                coverages=coverage,
+                timings=timings,
+            )
+        else:
+            result = await run_cpu_bound(
+                service.predict,
+                body.inputs,
+                wait,
+                explain=explain,
+                strict=strict,
+                coverages=coverage,
+                timings=timings,
+            )
+    except UnknownCoverageError as unknown:
+        raise request_error(422, COVERAGE, f"{unknown} (leave {COVERAGE} out for all)") from None
     if envelope:
         result["warnings"] = [*envelope, *(result["warnings"] or [])]
     if settings.metrics:

@@ -95,6 +95,35 @@ class Slices(_Lenient):
     by: dict[str, list[SliceMetrics]]
 
 
+class RangeWidth(_Lenient):
+    cv_coverage: float = Field(description="share of prices within their range, in CV")
+    mean_width: float = Field(description="mean high - low, in dollars")
+    median_width: float
+
+
+class RangeLevel(RangeWidth):
+    """The price ranges at one coverage, judged in cross-validation."""
+
+    coverage: float = Field(description="the share of prices the range is meant to hold")
+    width_percentiles: dict[str, float] = Field(description="percentiles of high - low")
+    constant: RangeWidth = Field(
+        description="ranges of one width in log-price for every house, for comparison"
+    )
+
+
+class PriceRanges(_Lenient):
+    """How each priced house's ranges are made, and how well they hold the
+    prices of houses the model did not see (`intervals` of a prediction)."""
+
+    method: str
+    kind: Literal["adaptive", "constant"] = Field(
+        description="adaptive: each house's width follows how hard it is to price"
+    )
+    why: str = Field(description="why this kind was chosen")
+    levels: list[RangeLevel] = Field(description="one per coverage a request may ask for")
+    quality_gate: dict[str, Any]
+
+
 class PlotLink(_Lenient):
     name: str
     title: str
@@ -120,6 +149,9 @@ class ModelCard(_Lenient):
     baselines: Baselines | None = None
     slices: Slices | None = None
     quality_gate: dict[str, Any]
+    intervals: PriceRanges | None = Field(
+        default=None, description="the price ranges: their coverages, widths and calibration"
+    )
     environment: dict[str, Any] = Field(description="Python and library versions of training")
     features: list[FeatureProfile]
     report: ReportLinks | None = Field(

@@ -102,6 +102,18 @@ class Explanation(BaseModel):
     )
 
 
+@documents(regression_model.PriceRange)
+class PriceRange(BaseModel):
+    """A priced house's range at one coverage (a conformal prediction interval)."""
+
+    coverage: float = Field(
+        description="the share of houses like this one whose sale price falls in the range "
+        "(0.8: 80 %), as calibrated on the training houses"
+    )
+    low: float = Field(description="the low end of the range, in dollars")
+    high: float = Field(description="the high end of the range, in dollars (above the price)")
+
+
 @documents(regression_model.PredictionResult)
 class PredictionResponse(BaseModel):
     """A price per house, in input order, or null with that house's errors."""
@@ -119,6 +131,11 @@ class PredictionResponse(BaseModel):
         "`?strict=true` they are errors instead"
     )
     version: str = Field(description="version of the model that priced the houses")
+    intervals: list[list[PriceRange] | None] = Field(
+        description="per house, in input order: its price's ranges, one per coverage asked "
+        "with `?coverage=` (default: every coverage the model was calibrated for), each with "
+        "low < price < high; null when the house was not priced"
+    )
     explanations: list[Explanation | None] | None = Field(
         default=None,
         description="with `?explain=true`: per house, its price split into the model's "
