@@ -211,7 +211,7 @@ def _spline_terms() -> list[Any]:
 def test_the_configured_splines_are_compiled_into_the_tables() -> None:
     terms = _spline_terms()
     assert [t.variable for t in terms] == CONFIG.spline_vars
-    assert load_model().tables.format == FORMAT == 2
+    assert load_model().tables.format == FORMAT == 3
     for term in terms:
         spline = term.spline
         assert spline is not None

@@ -44,7 +44,7 @@ def test_every_test_house_gets_a_finite_positive_price(
 
 def test_result_shape_and_version(test_data: pd.DataFrame) -> None:
     result = make_prediction(input_data=test_data.head(3))
-    assert set(result) == {"predictions", "errors", "warnings", "version"}
+    assert set(result) == {"predictions", "errors", "warnings", "version", "intervals"}
     assert result["version"] == __version__
     assert result["errors"] is None and result["warnings"] is None
     assert all(isinstance(p, float) for p in result["predictions"])

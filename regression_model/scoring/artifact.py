@@ -284,13 +284,10 @@ def load_tables(
 
 
 def load_pipeline(config: Config, directory: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """Verify, then unpickle, the fitted pipeline of this package version;
-    with it, the price ranges from the tables."""
+    """Verify, then unpickle, the fitted pipeline of this package version."""
     import joblib
 
     paths = ArtifactPaths.for_version(config, directory=directory)
     manifest = _checked_manifest(paths, config)
-    # The price ranges are data in the tables, for both engines.
-    intervals = _checked_tables(paths, manifest).intervals
     payload = _checked_pickle(paths, manifest)
-    return (joblib.load(io.BytesIO(payload)), intervals), manifest
+    return joblib.load(io.BytesIO(payload)), manifest

@@ -321,9 +321,17 @@ class PipelineModel(Model):
 
 #: How each engine reads its form of the model from a verified artifact
 #: (the tables' JSON, or the unpickled pipeline).
+def _pipeline_and_ranges(config: Config, directory: Path) -> tuple[Any, dict[str, Any]]:
+    """The fitted pipeline, and the price ranges from the tables: they are
+    data, the same for both engines."""
+    estimator, manifest = load_pipeline(config, directory)
+    tables, _ = load_tables(config, directory)
+    return (estimator, tables.intervals), manifest
+
+
 _READERS: dict[Engine, Callable[[Config, Path], tuple[Any, dict[str, Any]]]] = {
     "tables": load_tables,
-    "pipeline": load_pipeline,
+    "pipeline": _pipeline_and_ranges,
 }
 
 _loaded: dict[tuple[str, str | None, str | None, str | None], Model] = {}

@@ -59,7 +59,7 @@ def verdicts(
     lows[rows[plausible]] = ranges[0][plausible]
     highs[rows[plausible]] = ranges[1][plausible]
     implausible = [
-        implausible(row, price, low, high)
+        implausible_price(row, price, low, high)
         for row, price in zip(rows[~plausible].tolist(), prices[~plausible].tolist(), strict=True)
     ]
     errors = checked.errors
@@ -81,7 +81,7 @@ def columns(
     return numbers, codes, checked.categories
 
 
-def implausible(row: int, price: float, low: float, high: float) -> InputError:
+def implausible_price(row: int, price: float, low: float, high: float) -> InputError:
     return InputError(
         row,
         WHOLE_ROW,
