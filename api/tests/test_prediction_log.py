@@ -96,12 +96,17 @@ def logged_rows(url: str) -> list[dict[str, Any]]:
         engine.dispose()
 
 
+#: Every fourth request asks for one coverage's ranges only.
+ONE_COVERAGE = 0.9
+
+
 def _send(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str, Any, dict[str, Any]]]:
     """POST each body; (request id, houses sent, answer) per request."""
     sent = []
     with httpx.Client(base_url=url, timeout=30) as client:
-        for body in bodies:
-            response = client.post("/api/v1/predict", json=body)
+        for i, body in enumerate(bodies):
+            params = {"coverage": ONE_COVERAGE} if i % 4 == 1 else {}
+            response = client.post("/api/v1/predict", json=body, params=params)
             assert response.status_code in (200, 422), response.text
             sent.append((response.headers["X-Request-ID"], body["inputs"], response.json()))
     return sent
@@ -129,7 +134,7 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
     expected = sum(len(houses) for _, houses, _ in sent)
     assert len(rows) == expected == len(by_key)  # N x k records, none twice
     coverages_logged = set()
-    for request_id, houses, answer in sent:
+    for position, (request_id, houses, answer) in enumerate(sent):
         log_ids = {by_key[(request_id, i)]["log_id"] for i in range(len(houses))}
         assert len(log_ids) == 1  # one id per request
         for i, house in enumerate(houses):
@@ -152,6 +157,7 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
             assert (row["price"] is None) == (row["price_ranges"] is None)
             if row["price_ranges"] is not None:
                 coverages = tuple(r["coverage"] for r in row["price_ranges"])
+                assert position % 4 != 1 or coverages == (ONE_COVERAGE,)  # those asked only
                 coverages_logged.add(coverages)
             errors = [
                 {"field": e["field"], "message": e["message"]}
@@ -163,7 +169,7 @@ def check_every_field(rows: list[dict[str, Any]], sent: list[Any], started: floa
             logged_at = row["logged_at"].replace(tzinfo=None).timestamp() - time.timezone
             assert started - 1 <= logged_at <= time.time() + 1
     every = tuple(get_config().model.intervals.coverages)
-    assert coverages_logged == {every}  # the model's coverages
+    assert coverages_logged == {every, (ONE_COVERAGE,)}  # the model's coverages, or the one asked
 
 
 @pytest.mark.server
