@@ -245,6 +245,6 @@ def test_log_migrate_creates_the_schema(tmp_path: Path) -> None:
     engine = create_log_engine(str(log))
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [
-            ("0003",)
+            ("0004",)
         ]
     engine.dispose()

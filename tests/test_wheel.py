@@ -53,6 +53,7 @@ def test_wheel_contains_data_config_and_verified_artifact(wheel: Path) -> None:
             "regression_model/monitoring/migrations/versions/0001_prediction_log.py",
             "regression_model/monitoring/migrations/versions/0002_ignored_fields.py",
             "regression_model/monitoring/migrations/versions/0003_price_ranges.py",
+            "regression_model/monitoring/migrations/versions/0004_outcomes_and_shadow_prices.py",
             # the report's page template (read with importlib.resources)
             "regression_model/templates/report.html",
         ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ from regression_model.monitoring.log_store import (
     create_log_engine,
     insert_records,
     migrate,
+    outcomes,
     predictions,
     prune_log,
     read_log,
+    shadow_prices,
 )
 
 DAY = 86400.0
@@ -219,7 +221,8 @@ _MIGRATIONS = {
     "0002": ("ignored_fields", ["Colour"]),
     "0003": ("price_ranges", _RANGES),
 }
-_HEAD = max(_MIGRATIONS)
+#: The newest revision (0004 adds tables, not a column: tested below).
+_HEAD = "0004"
 
 
 @pytest.mark.parametrize("revision", sorted(_MIGRATIONS))
@@ -273,3 +276,58 @@ def test_each_migration_upgrades_a_log_with_records(
     assert getattr(rows["before"], column) is None
     assert getattr(rows["after"], column) == value
     assert sorted(read_back) == [("after", value), ("before", None)]
+
+
+def test_the_outcome_and_shadow_tables_come_with_an_upgrade_keeping_the_log(
+    log_url: str,
+) -> None:
+    """0004 adds the outcomes and shadow_prices tables to a log at 0003 that
+    holds records; the records stay, and both tables take rows."""
+    engine = create_log_engine(log_url)
+    try:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.execute(
+                text(
+                    'INSERT INTO predictions (log_id, "row", request_id, logged_at, '
+                    "model_version, inputs, price, errors) VALUES ('a', 0, 'kept', "
+                    "'2026-01-01 00:00:00+00:00', '0.2.0', '{\"LotArea\": 1}', 1.0, NULL)"
+                )
+            )
+            assert not {"outcomes", "shadow_prices"} & set(inspect(connection).get_table_names())
+        migrate(engine)
+        with engine.begin() as connection:
+            assert {"outcomes", "shadow_prices"} <= set(inspect(connection).get_table_names())
+            connection.execute(
+                outcomes.insert(),
+                [
+                    {
+                        "reference": "key:1461",
+                        "house_key": "1461",
+                        "sale_price": 130_000.0,
+                        "sale_date": date(2026, 11, 30),
+                        "received_at": datetime(2026, 12, 1, tzinfo=UTC),
+                    }
+                ],
+            )
+            connection.execute(
+                shadow_prices.insert(),
+                [
+                    {
+                        "log_id": "a",
+                        "row": 0,
+                        "challenger_version": "0.3.1",
+                        "logged_at": datetime(2026, 1, 1, tzinfo=UTC),
+                        "price": 2.0,
+                    }
+                ],
+            )
+            kept = connection.execute(select(predictions.c.request_id)).scalars().all()
+            stored = connection.execute(select(outcomes.c.sale_price)).scalars().all()
+    finally:
+        engine.dispose()
+    assert kept == ["kept"]
+    assert stored == [130_000.0]

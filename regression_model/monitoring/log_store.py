@@ -36,6 +36,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Connection,
+    Date,
     DateTime,
     Double,
     Engine,
@@ -80,6 +81,31 @@ predictions = Table(
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"),
         comment="[{coverage, low, high}] in dollars, as answered (null: not priced)",
     ),
+)
+
+#: Realised sale prices, referenced by a logged request's house or by the key
+#: the client sent with the house (see migration 0004).
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("reference", String(200), primary_key=True),
+    Column("request_id", String(64), nullable=True, index=True),
+    Column("row", Integer, nullable=True),
+    Column("house_key", String(64), nullable=True, index=True),
+    Column("sale_price", Double(), nullable=False, comment="dollars"),
+    Column("sale_date", Date(), nullable=False, index=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A challenger model's prices of the logged houses it shadowed.
+shadow_prices = Table(
+    "shadow_prices",
+    metadata,
+    Column("log_id", String(32), primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("challenger_version", String(64), primary_key=True),
+    Column("logged_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("price", Double(), nullable=True, comment="dollars; null when refused"),
 )
 
 #: The record fields, in table order (what the writer and the spool file hold).
