@@ -61,18 +61,34 @@ def price_in_duckdb(query: Path, source: Path, target: Path) -> None:
         connection.execute(f"COPY ({statement}) TO '{out}' (FORMAT parquet)")
 
 
+def _largest_relative_difference(ours: Any, theirs: Any) -> float | None:
+    import pyarrow.compute as pc
+
+    both = pc.and_(pc.is_valid(ours), pc.is_valid(theirs))
+    relative = pc.abs(pc.subtract(pc.divide(pc.filter(ours, both), pc.filter(theirs, both)), 1))
+    return pc.max(relative).as_py()  # type: ignore[no-any-return]
+
+
 def agreement(from_duckdb: Path, from_predict: Path) -> dict[str, Any]:
     """The two outputs row by row: rows priced by each and by only one, and
-    the largest relative difference of the prices both gave."""
+    the largest relative difference of the prices both gave, and of their
+    ranges' lows and highs (the columns both have the same names)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     sql_prices = pq.read_table(from_duckdb, columns=["price"])["price"]
     package = pq.read_table(from_predict, columns=["SalePrice"])["SalePrice"]
-    both = pc.and_(pc.is_valid(sql_prices), pc.is_valid(package))
-    relative = pc.abs(
-        pc.subtract(pc.divide(pc.filter(sql_prices, both), pc.filter(package, both)), 1)
+    ranges = [
+        name
+        for name in pq.read_schema(from_predict).names
+        if name.startswith("SalePrice_") and name in pq.read_schema(from_duckdb).names
+    ]
+    sql_ranges, package_ranges = (
+        pq.read_table(path, columns=ranges) for path in (from_duckdb, from_predict)
     )
+    differences = [
+        _largest_relative_difference(sql_ranges[name], package_ranges[name]) for name in ranges
+    ]
     return {
         "rows": len(package),
         "priced_sql": len(sql_prices) - sql_prices.null_count,
@@ -80,7 +96,18 @@ def agreement(from_duckdb: Path, from_predict: Path) -> dict[str, Any]:
         "priced_by_one_only": int(
             pc.sum(pc.xor(pc.is_valid(sql_prices), pc.is_valid(package))).as_py() or 0
         ),
-        "max_relative_difference": pc.max(relative).as_py(),
+        "max_relative_difference": _largest_relative_difference(sql_prices, package),
+        "ranges": ranges,
+        "ranges_given_by_one_only": sum(
+            int(
+                pc.sum(pc.xor(pc.is_valid(sql_ranges[n]), pc.is_valid(package_ranges[n]))).as_py()
+                or 0
+            )
+            for n in ranges
+        ),
+        "max_relative_difference_ranges": max(
+            (d for d in differences if d is not None), default=None
+        ),
     }
 
 
@@ -121,6 +148,8 @@ def render(results: dict[str, Any]) -> str:
         f"  agreement: {a['priced_predict']:,} of {a['rows']:,} rows priced by predict, "
         f"{a['priced_by_one_only']} priced by one only, largest relative price difference "
         f"{a['max_relative_difference']:.3g}",
+        f"  ranges ({', '.join(a['ranges'])}): {a['ranges_given_by_one_only']} bounds given by "
+        f"one only, largest relative difference {a['max_relative_difference_ranges']:.3g}",
     ]
     return "\n".join(lines)
 

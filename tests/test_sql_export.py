@@ -1,7 +1,8 @@
 """The model as SQL (``regression_model.export.to_sql``): run in SQLite,
 DuckDB and PostgreSQL, every test.csv house and generated houses (valid and
 invalid values) get the package's verdict — the same rows refused, for the
-same first field — and a price within 1e-12 relative of ``Model.predict``.
+same first field — and a price and price ranges within 1e-12 relative of
+``Model.predict``.
 The other dialects are written and parsed back, and run in DuckDB after
 sqlglot translates them back.
 
@@ -11,6 +12,7 @@ PostgreSQL uses ``TEST_DATABASE_URL`` (skipped without it, failing with
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -44,9 +46,12 @@ COLUMNS = input_columns(CONFIG)
 KEY = CONFIG.id_column
 #: Each rule under its Kaggle column name.
 RULES = {name: rule for (name, _), rule in zip(COLUMNS[1:], schema_for(CONFIG).rules, strict=True)}
+#: The price's range at each coverage the model was calibrated for (80 % and 90 %).
+RANGES = ["SalePrice_low_80", "SalePrice_high_80", "SalePrice_low_90", "SalePrice_high_90"]
 
 Row = dict[str, Any]
-#: Runs a query on rows (a table "houses" of COLUMNS), giving (key, price, reason) per row.
+#: Runs a query on rows (a table "houses" of COLUMNS), giving per row
+#: (key, price, each of RANGES, reason).
 Engine = Callable[[list[Row], str], list[tuple[Any, ...]]]
 
 
@@ -135,32 +140,46 @@ def engine(request: pytest.FixtureRequest) -> tuple[str, Engine]:
     return dialect, {"sqlite": _sqlite, "duckdb": _duckdb}[dialect]
 
 
-def _package_verdicts(rows: list[Row]) -> tuple[np.ndarray, dict[int, str]]:
-    """The package's prices (NaN where refused) and each refused row's first field."""
+def _package_verdicts(
+    rows: list[Row], model: CompiledModel | None = None
+) -> tuple[np.ndarray, dict[int, str]]:
+    """The package's prices and ranges (a row per house: the price, then the
+    low and high at each coverage; NaN where refused) and each refused row's
+    first field."""
     frame = pd.DataFrame(rows, columns=[name for name, _ in COLUMNS])
-    result = _model().predict(frame)
-    prices = np.array([math.nan if p is None else p for p in result["predictions"]])
+    result = (model or _model()).predict(frame)
+    prices = np.full((len(rows), 1 + len(RANGES)), math.nan)
+    for position, (price, ranges) in enumerate(
+        zip(result["predictions"], result["intervals"], strict=True)
+    ):
+        if price is not None and ranges is not None:
+            bounds = [bound for r in ranges for bound in (r["low"], r["high"])]
+            prices[position] = [price, *bounds]
     first: dict[int, str] = {}
     for error in result["errors"] or ():
         first.setdefault(error["row"], error["field"])
     return prices, first
 
 
-def _assert_same_verdicts(rows: list[Row], found: list[tuple[Any, ...]]) -> None:
-    prices, first = _package_verdicts(rows)
-    by_key = {key: (price, reason) for key, price, reason in found}
+def _assert_same_verdicts(
+    rows: list[Row], found: list[tuple[Any, ...]], model: CompiledModel | None = None
+) -> None:
+    prices, first = _package_verdicts(rows, model)
+    by_key = {key: (values, reason) for key, *values, reason in found}
     assert len(by_key) == len(rows)
     for position, row in enumerate(rows):
-        price, reason = by_key[row[KEY]]
+        values, reason = by_key[row[KEY]]
+        assert len(values) == 1 + len(RANGES)
         if position in first:
-            assert price is None, (row, reason)
+            assert values == [None] * len(values), (row, reason)
             assert reason is not None and reason.split(": ", 1)[0] == first[position], (
                 reason,
                 first[position],
             )
         else:
             assert reason is None, reason
-            assert abs(price / prices[position] - 1) <= RELATIVE, (price, prices[position])
+            relative = np.abs(np.array(values, dtype=float) / prices[position] - 1)
+            assert (relative <= RELATIVE).all(), (values, prices[position])
 
 
 def _test_houses() -> list[Row]:
@@ -267,7 +286,7 @@ def test_other_dialects_parse_back_and_price_alike(dialect: str) -> None:
     sql = _query(dialect)
     (statement,) = sqlglot.parse(sql, read=dialect)
     assert statement is not None
-    assert statement.named_selects == [KEY, "price", "reason"]
+    assert statement.named_selects == [KEY, "price", *RANGES, "reason"]
     rows = TEST_HOUSES[:200]
     _assert_same_verdicts(rows, _duckdb(rows, statement.sql("duckdb")))
 
@@ -279,7 +298,13 @@ def test_explain_columns_are_the_package_terms() -> None:
         connection.register("houses", _arrow(rows))
         found = connection.execute(_query("duckdb", explain=True)).fetch_df()
     terms = [t.variable for t in _model().tables.terms]
-    assert list(found.columns) == [KEY, "price", "reason", *(f"log_effect_{t}" for t in terms)]
+    assert list(found.columns) == [
+        KEY,
+        "price",
+        *RANGES,
+        "reason",
+        *(f"log_effect_{t}" for t in terms),
+    ]
     for position, explanation in enumerate(result["explanations"]):
         assert explanation is not None
         effects = dict.fromkeys(terms, 0.0)
@@ -317,4 +342,60 @@ def test_what_sql_does_not_check_is_as_documented() -> None:
         found = connection.execute(_query("duckdb")).fetchall()
     assert found[0][1] == pytest.approx(result["predictions"][0], rel=RELATIVE)
     assert [e["field"] for e in result["errors"] or ()] == ["LotArea", "MSZoning"]
-    assert found[1][1:] == (None, "LotArea: must be a finite number between 1 and 1e+07")
+    assert found[1][1:] == (
+        *[None] * (1 + len(RANGES)),
+        "LotArea: must be a finite number between 1 and 1e+07",
+    )
+
+
+def test_ranges_of_a_constant_width_as_the_package_gives_them(
+    engine: tuple[str, Engine],
+) -> None:
+    """A model whose ranges have no difficulty model (every house the same
+    width in log price) prices its ranges in SQL as the package does."""
+    model = _model()
+    assert model.tables.intervals is not None
+    tables = dataclasses.replace(
+        model.tables, intervals=dataclasses.replace(model.tables.intervals, difficulty=None)
+    )
+    constant = CompiledModel(model.config, tables, model.manifest)
+    dialect, run = engine
+    rows = TEST_HOUSES[:300]
+    sql = to_sql(constant, dialect)
+    assert '"scale"' not in sql
+    _assert_same_verdicts(rows, run(rows, sql), constant)
+    # the widths in log price are the same for every house, and not the model's own
+    found = np.array([row[1:-1] for row in run(rows, sql) if row[1] is not None], dtype=float)
+    widths = np.log(found[:, 2]) - np.log(found[:, 1])
+    assert np.ptp(widths) < 1e-9
+    assert not np.allclose(
+        _package_verdicts(rows)[0][:, 1], _package_verdicts(rows, constant)[0][:, 1]
+    )
+
+
+def test_coverage_chooses_the_ranges(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = TEST_HOUSES[:30]
+    with duckdb.connect() as connection:
+        connection.register("houses", _arrow(rows))
+        found = connection.execute(to_sql(_model(), "duckdb", coverages=[0.9])).fetch_df()
+    assert list(found.columns) == [KEY, "price", "SalePrice_low_90", "SalePrice_high_90", "reason"]
+    prices, _ = _package_verdicts(rows)
+    assert np.allclose(found["SalePrice_high_90"], prices[:, 4], rtol=RELATIVE, atol=0)
+    assert main(["export", "sql", "--coverage", "0.8"]) == 0
+    assert '"SalePrice_high_80"' in capsys.readouterr().out
+    assert main(["export", "sql", "--coverage", "0.95"]) == 2
+    assert "no price range at coverage 0.95" in capsys.readouterr().err
+
+
+def test_a_value_near_zero_underflows_in_no_engine(engine: tuple[str, Engine]) -> None:
+    """PostgreSQL raises an error where a product underflows to zero (IEEE
+    gives 0), as a spline's ``(t - 0) ** 3`` at ``t = 1e-188`` does: the
+    query scores such a value as 0 there, to the same price."""
+    dialect, run = engine
+    rows = [
+        {**house, KEY: key, "BsmtFinSF2": value}
+        for key, (house, value) in enumerate(
+            zip(TEST_HOUSES, [7.5e-188, 5e-324, 0.0], strict=False)
+        )
+    ]
+    _assert_same_verdicts(rows, run(rows, _query(dialect)))

@@ -1,5 +1,5 @@
 """The SQL export's benchmark keeps working: a tiny run writes its JSON, and
-DuckDB's prices agree with ``predict``'s. No figure is asserted."""
+DuckDB's prices and ranges agree with ``predict``'s. No figure is asserted."""
 
 from __future__ import annotations
 
@@ -19,5 +19,13 @@ def test_a_tiny_run_writes_its_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     agreement = results["agreement"]
     assert agreement["priced_by_one_only"] == 0
     assert agreement["max_relative_difference"] <= 1e-12
+    assert agreement["ranges"] == [
+        "SalePrice_low_80",
+        "SalePrice_high_80",
+        "SalePrice_low_90",
+        "SalePrice_high_90",
+    ]
+    assert agreement["ranges_given_by_one_only"] == 0
+    assert agreement["max_relative_difference_ranges"] <= 1e-12
     # the scratch input is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sql_export.json"]

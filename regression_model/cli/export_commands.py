@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from regression_model.cli.arguments import coverage
+
 SQL_EXTRA_HINT = "the SQL export needs sqlglot: pip install 'ames-regression-model[sql]'"
 
 
@@ -32,6 +34,14 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--explain", action="store_true", help="add one column per term: log_effect_<variable>"
     )
+    parser.add_argument(
+        "--coverage",
+        type=coverage,
+        action="append",
+        metavar="C",
+        help="give the price range at coverage C, such as 0.8, only (repeatable; default: "
+        "each coverage the model was calibrated for)",
+    )
     parser.add_argument("--view", metavar="NAME", help="write CREATE VIEW NAME AS the query")
 
 
@@ -46,8 +56,15 @@ def export(args: argparse.Namespace) -> int:
     model = load_model()
     assert isinstance(model, CompiledModel)
     try:
-        sql = to_sql(model, args.dialect, table=args.table, explain=args.explain, view=args.view)
-    except ValueError as exc:
+        sql = to_sql(
+            model,
+            args.dialect,
+            table=args.table,
+            explain=args.explain,
+            coverages=args.coverage,
+            view=args.view,
+        )
+    except ValueError as exc:  # an unknown dialect or coverage
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.output is None:
