@@ -26,7 +26,9 @@ from regression_model.predict import make_prediction
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 REFERENCE_FILE = REFERENCE_DIR / "predictions_test.csv"
 TOLERANCES_FILE = REFERENCE_DIR / "tolerances.yml"
-COLUMNS = ("Id", "prediction", "version")
+#: The price; then, per coverage of the model, its range's bounds
+#: (``low_80``, ``high_80``, ...) between it and ``version``.
+PRICE = "prediction"
 CAPTURE_COMMAND = "tox -e capture_predictions"
 
 _TOLERANCES_SCHEMA = Map(
@@ -59,12 +61,29 @@ def load_tolerances(path: Path = TOLERANCES_FILE) -> Tolerances:
     return tolerances
 
 
+def range_columns(coverages: list[float]) -> list[str]:
+    """The columns of the ranges' bounds at these coverages, low then high."""
+    return [f"{bound}_{coverage * 100:g}" for coverage in coverages for bound in ("low", "high")]
+
+
+def price_columns(frame: pd.DataFrame) -> list[str]:
+    """The price and its ranges' bounds: every column compared house by house."""
+    return [column for column in frame.columns if column not in {"Id", "version"}]
+
+
 def read_predictions(path: Path = REFERENCE_FILE) -> pd.DataFrame:
-    """A predictions file as ``Id`` (int), ``prediction`` (float, NaN when the
-    house was refused) and ``version`` (str)."""
-    frame = pd.read_csv(path, dtype={"Id": "int64", "prediction": "float64", "version": str})
-    if tuple(frame.columns) != COLUMNS:
-        raise ValueError(f"{path}: expected columns {list(COLUMNS)}, got {list(frame.columns)}")
+    """A predictions file as ``Id`` (int), ``prediction`` and the ranges'
+    bounds (float, NaN when the house was refused) and ``version`` (str)."""
+    frame = pd.read_csv(path, dtype={"Id": "int64", "version": str})
+    names = list(frame.columns)
+    bounds = names[2:-1]
+    coverages = sorted({float(name.split("_")[1]) / 100 for name in bounds})
+    if names[:2] != ["Id", PRICE] or names[-1] != "version" or bounds != range_columns(coverages):
+        raise ValueError(
+            f"{path}: expected columns Id, {PRICE}, low_C, high_C per coverage C, version; "
+            f"got {names}"
+        )
+    frame[[PRICE, *bounds]] = frame[[PRICE, *bounds]].astype("float64")
     if frame["Id"].duplicated().any():
         duplicated = sorted(frame.loc[frame["Id"].duplicated(), "Id"].tolist())
         raise ValueError(f"{path}: Ids listed twice: {duplicated[:10]}")
@@ -72,15 +91,22 @@ def read_predictions(path: Path = REFERENCE_FILE) -> pd.DataFrame:
 
 
 def write_predictions(frame: pd.DataFrame, path: Path = REFERENCE_FILE) -> None:
-    """Write ``Id, prediction, version`` sorted by Id, every float digit kept
-    (``repr`` round-trips), an empty field for a refused house."""
+    """Write the Id, the price columns and the version sorted by Id, every
+    float digit kept (``repr`` round-trips), an empty field for a refused house."""
     ordered = frame.sort_values("Id")
+    columns = ["Id", *price_columns(frame), "version"]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for house, price, version in ordered[list(COLUMNS)].itertuples(index=False):
-            writer.writerow([int(house), "" if math.isnan(price) else repr(float(price)), version])
+        writer.writerow(columns)
+        for house, *prices, version in ordered[columns].itertuples(index=False):
+            writer.writerow(
+                [
+                    int(house),
+                    *("" if math.isnan(price) else repr(float(price)) for price in prices),
+                    version,
+                ]
+            )
 
 
 def current_predictions() -> pd.DataFrame:
@@ -93,10 +119,16 @@ def current_predictions() -> pd.DataFrame:
     houses = load_dataset(config.app.test_data_file)
     result = make_prediction(input_data=houses)
     prices = [np.nan if p is None else p for p in result["predictions"]]
+    coverages = config.model.intervals.coverages
+    bounds = np.full((len(houses), 2 * len(coverages)), np.nan)
+    for row, ranges in enumerate(result["intervals"]):
+        for level, price_range in enumerate(ranges or []):
+            bounds[row, 2 * level : 2 * level + 2] = price_range["low"], price_range["high"]
     return pd.DataFrame(
         {
             "Id": houses[config.model.id_column].astype("int64"),
-            "prediction": np.asarray(prices, dtype="float64"),
+            PRICE: np.asarray(prices, dtype="float64"),
+            **dict(zip(range_columns(coverages), bounds.T, strict=True)),
             "version": result["version"],
         }
     )
@@ -125,6 +157,8 @@ class DifferentialReport:
     reference_version: str
     current_version: str
     tolerances: Tolerances
+    #: the column compared: the price, or a bound of a range (``low_90``)
+    column: str
     n_compared: int
     #: Every house compared, with ``reference``, ``current`` and
     #: ``relative_change``, largest absolute change first.
@@ -155,8 +189,8 @@ class DifferentialReport:
         largest = self.changes["relative_change"].abs().max() if len(self.changes) else 0.0
         identical = int((self.changes["relative_change"] == 0).sum())
         lines = [
-            f"Differential check {verdict}: model {self.current_version} against the "
-            f"reference from model {self.reference_version}",
+            f"Differential check {verdict} ({self.column}): model {self.current_version} "
+            f"against the reference from model {self.reference_version}",
             f"  {self.n_compared} houses compared by Id; {len(self.moved)} moved more than "
             f"{t.per_house_relative_change:.2%} (largest move {largest:.2%}); "
             f"{identical} identical to the last bit",
@@ -213,8 +247,29 @@ def _single_version(frame: pd.DataFrame) -> str:
     return versions[0] if len(versions) == 1 else "/".join(versions)
 
 
-def compare_predictions(
+def compare_all(
     reference: pd.DataFrame, current: pd.DataFrame, tolerances: Tolerances
+) -> list[DifferentialReport]:
+    """The price and each range bound, compared like the price. Raises when
+    the two list ranges at different coverages (the model's coverages
+    changed: review the new ranges and accept them)."""
+    if price_columns(reference) != price_columns(current):
+        raise ValueError(
+            f"the reference has columns {price_columns(reference)}, the current model "
+            f"{price_columns(current)}: its ranges' coverages changed; if meant, accept "
+            f"them with `{CAPTURE_COMMAND}`"
+        )
+    return [
+        compare_predictions(reference, current, tolerances, column)
+        for column in price_columns(reference)
+    ]
+
+
+def compare_predictions(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    tolerances: Tolerances,
+    column: str = PRICE,
 ) -> DifferentialReport:
     """Match houses by ``Id`` (row order is irrelevant) and measure every move.
 
@@ -223,8 +278,8 @@ def compare_predictions(
     bound, when an Id is missing or added, or when a house that was priced is
     now refused (or the reverse).
     """
-    ref = reference.set_index("Id")["prediction"]
-    cur = current.set_index("Id")["prediction"]
+    ref = reference.set_index("Id")[column]
+    cur = current.set_index("Id")[column]
     for name, ids in (("reference", ref.index), ("current", cur.index)):
         if ids.duplicated().any():
             raise ValueError(
@@ -266,6 +321,7 @@ def compare_predictions(
         reference_version=_single_version(reference),
         current_version=_single_version(current),
         tolerances=tolerances,
+        column=column,
         n_compared=len(common),
         changes=changes,
         statistics=statistics,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +17,7 @@ from regression_model.config.core import Config
 
 from .compare import (
     Tolerances,
+    compare_all,
     compare_predictions,
     current_predictions,
     load_tolerances,
@@ -46,10 +46,27 @@ def _frame(prices: dict[int, float], version: str = "0.0.0") -> pd.DataFrame:
 
 
 def test_current_model_matches_the_previous_release(reference: pd.DataFrame) -> None:
-    report = compare_predictions(reference, current_predictions(), load_tolerances())
-    print(report.format())
-    assert report.passed, "\n" + report.format()
-    assert report.n_compared == len(reference)
+    reports = compare_all(reference, current_predictions(), load_tolerances())
+    assert [report.column for report in reports] == [
+        "prediction",
+        "low_80",
+        "high_80",
+        "low_90",
+        "high_90",
+    ]
+    for report in reports:
+        print(report.format())
+        assert report.passed, "\n" + report.format()
+        assert report.n_compared == len(reference)
+
+
+def test_a_range_that_moves_fails_like_a_price(reference: pd.DataFrame) -> None:
+    current = current_predictions()
+    current["high_90"] *= 1.02
+    failed = [r.column for r in compare_all(reference, current, TOLERANCES) if not r.passed]
+    assert failed == ["high_90"]
+    with pytest.raises(ValueError, match="coverages changed"):
+        compare_all(reference, current.drop(columns=["low_90", "high_90"]), TOLERANCES)
 
 
 def test_reference_prices_every_house_of_the_test_set(
@@ -57,6 +74,7 @@ def test_reference_prices_every_house_of_the_test_set(
 ) -> None:
     assert sorted(reference["Id"]) == sorted(test_data[config.model.id_column])
     assert reference["prediction"].notna().all()
+    assert reference[["low_80", "high_80", "low_90", "high_90"]].notna().all().all()
     assert reference["version"].nunique() == 1
 
 
@@ -66,7 +84,7 @@ def test_reference_file_round_trips_every_digit(reference: pd.DataFrame, tmp_pat
     write_predictions(reference.sample(frac=1, random_state=0), shuffled)
     assert in_order.read_bytes() == shuffled.read_bytes()
     again = read_predictions(in_order)
-    assert np.array_equal(again["prediction"].to_numpy(), reference["prediction"].to_numpy())
+    assert again.equals(reference)
 
 
 def test_houses_are_matched_by_id_not_by_position() -> None:
