@@ -230,7 +230,9 @@ class Model:
             for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
                 chunk_prices[row] = None
             predictions += chunk_prices
-            lows, highs = batch.lows[:, levels].tolist(), batch.highs[:, levels].tolist()
+            every_level = levels == list(range(batch.lows.shape[1]))
+            lows = (batch.lows if every_level else batch.lows[:, levels]).tolist()
+            highs = (batch.highs if every_level else batch.highs[:, levels]).tolist()
             intervals += [
                 None
                 if price is None
