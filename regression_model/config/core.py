@@ -112,6 +112,9 @@ _SCHEMA = Map(
                 "min_records": Int(),
             }
         ),
+        "performance": Map(
+            {"min_outcomes": Int(), "rmsle_margin": Float(), "coverage_margin": Float()}
+        ),
     }
 )
 
@@ -334,6 +337,16 @@ class DriftConfig(BaseModel):
     min_records: int = Field(ge=1)
 
 
+class PerformanceConfig(BaseModel):
+    """When realised errors (sale prices that came back) are judged, and how."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_outcomes: int = Field(ge=1)
+    rmsle_margin: float = Field(ge=0)
+    coverage_margin: float = Field(ge=0, lt=1)
+
+
 class Config(BaseModel):
     """The whole configuration, as loaded from one YAML file."""
 
@@ -342,6 +355,7 @@ class Config(BaseModel):
     app: AppConfig
     model: ModelConfig
     drift: DriftConfig
+    performance: PerformanceConfig
     source: Path
     sha256: str
 
@@ -366,9 +380,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config(
             app=AppConfig(**{k: v for k, v in data.items() if k in app_keys}),
             model=ModelConfig(
-                **{k: v for k, v in data.items() if k not in app_keys and k != "drift"}
+                **{
+                    k: v
+                    for k, v in data.items()
+                    if k not in app_keys and k not in ("drift", "performance")
+                }
             ),
             drift=DriftConfig(**data["drift"]),
+            performance=PerformanceConfig(**data["performance"]),
             source=source.resolve(),
             sha256=hashlib.sha256(raw).hexdigest(),
         )
