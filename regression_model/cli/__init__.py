@@ -1,5 +1,5 @@
 """``regression-model`` command line: train, report, predict, info, export, drift,
-log-migrate, log-prune (the table :data:`SUBCOMMANDS`).
+performance, log-migrate, log-prune (the table :data:`SUBCOMMANDS`).
 
 Also reachable as ``python -m regression_model``. The model's commands are
 in ``model_commands``, the prediction log's in ``log_commands``.
@@ -14,7 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from regression_model.cli import export_commands, log_commands, model_commands
+from regression_model.cli import (
+    export_commands,
+    log_commands,
+    model_commands,
+    performance_commands,
+)
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError
 from regression_model.scoring.artifact import ArtifactError
 from regression_model.version import __version__
@@ -70,6 +75,16 @@ SUBCOMMANDS = (
         "compare logged houses with the training profile (PSI, KS, unseen labels)",
         log_commands.drift_arguments,
         log_commands.drift,
+    ),
+    Subcommand(
+        "performance",
+        "score the logged prices against the sale prices that came back (outcomes)",
+        performance_commands.performance_arguments,
+        performance_commands.performance,
+        description="RMSLE, bias, MAE and the price ranges' coverage of the logged prices "
+        "whose houses sold (outcomes), overall and by slice, beside the cross-validated "
+        "figures of the manifest; judged only over performance.min_outcomes sales (config). "
+        "Exit status: 0, 1 with --fail-on-worse when worse, 2 a setup problem.",
     ),
     Subcommand(
         "log-migrate",
