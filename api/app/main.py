@@ -29,7 +29,8 @@ from api.app.openapi import install_openapi
 from api.app.operations import metrics
 from api.app.operations.drift_reports import DriftReports
 from api.app.operations.log_writer import PredictionLog
-from api.app.routes import drift, health, model_card, page, predict
+from api.app.operations.outcome_store import OutcomeStore
+from api.app.routes import drift, health, model_card, outcomes, page, predict
 from api.app.routes import metrics as metrics_route
 
 #: Where the docs page's JavaScript, CSS and icon are served from (the app itself).
@@ -90,6 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.model_service = ModelService()
     app.state.prediction_log = log = _prediction_log(settings)
+    app.state.outcome_store = (
+        None
+        if log is None
+        else OutcomeStore(log.url, timeout=settings.prediction_log_timeout_seconds)
+    )
     app.state.drift_reports = (
         DriftReports(
             log, window=settings.drift_window, max_age_seconds=settings.drift_cache_seconds
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         predict.router,
+        outcomes.router,
         model_card.router,
         drift.router,
         health.router,

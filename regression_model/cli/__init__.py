@@ -18,6 +18,7 @@ from regression_model.cli import (
     export_commands,
     log_commands,
     model_commands,
+    outcome_commands,
     performance_commands,
 )
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError
@@ -85,6 +86,14 @@ SUBCOMMANDS = (
         "whose houses sold (outcomes), overall and by slice, beside the cross-validated "
         "figures of the manifest; judged only over performance.min_outcomes sales (config). "
         "Exit status: 0, 1 with --fail-on-worse when worse, 2 a setup problem.",
+    ),
+    Subcommand(
+        "outcomes",
+        "store sale prices of priced houses (outcomes) from a CSV file: outcomes import FILE",
+        outcome_commands.outcomes_arguments,
+        outcome_commands.outcomes,
+        description="Realised sale prices, stored beside the prediction log as POST "
+        "/api/v1/outcomes stores them. `outcomes import FILE --help` lists the columns.",
     ),
     Subcommand(
         "log-migrate",
