@@ -257,19 +257,22 @@ def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the rows whose reference is not recorded yet; the references inserted."""
     inserted: set[str] = set()
     dialect = connection.dialect.name
-    for chunk in _chunks(rows):
-        if dialect in ("sqlite", "postgresql"):
-            # Atomic per row: two clients posting the same outcome at once
-            # store it once, and neither fails.
-            insert = (sqlite if dialect == "sqlite" else postgresql).insert(outcomes)
-            statement = insert.values(list(chunk)).on_conflict_do_nothing()
-            inserted.update(connection.scalars(statement.returning(outcomes.c.reference)))
-        else:  # another database: look first (not atomic against a concurrent writer)
-            present = set(_recorded(connection, [r["reference"] for r in chunk]))
-            new = [r for r in chunk if r["reference"] not in present]
-            if new:
-                connection.execute(outcomes.insert(), new)
-            inserted.update(r["reference"] for r in new)
+    if not rows:
+        return inserted
+    if dialect in ("sqlite", "postgresql"):
+        # Atomic per row: two clients posting the same outcome at once store
+        # it once, and neither fails. One statement, compiled once and cached;
+        # SQLAlchemy batches the rows into multi-row VALUES ("insertmanyvalues").
+        insert = (sqlite if dialect == "sqlite" else postgresql).insert(outcomes)
+        statement = insert.on_conflict_do_nothing().returning(outcomes.c.reference)
+        inserted.update(connection.scalars(statement, rows))
+        return inserted
+    for chunk in _chunks(rows):  # another database: look first (not atomic)
+        present = set(_recorded(connection, [r["reference"] for r in chunk]))
+        new = [r for r in chunk if r["reference"] not in present]
+        if new:
+            connection.execute(outcomes.insert(), new)
+        inserted.update(r["reference"] for r in new)
     return inserted
 
 
