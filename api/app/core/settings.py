@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="when set, /predict and /drift (what clients sent) require it in the "
-        "X-API-Key header; see METRICS_REQUIRE_KEY and MODEL_CARD_REQUIRE_KEY",
+        description="when set, /predict, /outcomes and /drift (what clients sent) require it "
+        "in the X-API-Key header; see METRICS_REQUIRE_KEY and MODEL_CARD_REQUIRE_KEY",
     )
     metrics_require_key: bool = Field(
         default=False,
