@@ -54,6 +54,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # After uvicorn has drained the requests: write (or spool) what is queued.
         if log is not None:
             await run_in_threadpool(log.close)
+        store: OutcomeStore | None = app.state.outcome_store
+        if store is not None:
+            await run_in_threadpool(store.close)
 
 
 def _prediction_log(settings: Settings) -> PredictionLog | None:

@@ -343,3 +343,30 @@ def test_the_documented_outcome_has_both_forms(sqlite_client: TestClient) -> Non
     assert schemas["OutcomeByRequest"]["additionalProperties"] is False
     responses = document["paths"][OUTCOMES]["post"]["responses"]
     assert {"200", "401", "409", "413", "422", "503"} <= set(responses)
+
+
+def test_concurrent_posts_share_two_database_jobs_in_each_event_loop(tmp_path: Path) -> None:
+    """Requests beyond the two jobs wait their turn (no error), and an app
+    started again (another event loop, as under a new TestClient) does too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.app.core.settings import Settings
+    from api.app.main import create_app
+
+    app = create_app(Settings(_env_file=None, prediction_log_path=tmp_path / "log.sqlite3"))  # type: ignore[call-arg]
+    for start in (0, 1):
+        with TestClient(app) as client:
+            bodies = [
+                {
+                    "outcomes": [
+                        {"key": f"{start}-{n}-{i}", "sale_price": 1e5, "sale_date": "2010-06-01"}
+                        for i in range(500)
+                    ]
+                }
+                for n in range(6)
+            ]
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda body: client.post(OUTCOMES, json=body), bodies))
+            assert [a.status_code for a in answers] == [200] * 6
+            assert all(a.json()["stored"] == 500 for a in answers)
+    assert len(stored(str(tmp_path / "log.sqlite3"))) == 2 * 6 * 500

@@ -56,8 +56,8 @@ class OutcomeStore:
         self._engine: Engine | None = None
         self._migrated = False
         self._lock = threading.Lock()
-        # Bounds the threads a burst of requests holds while the database is slow.
-        self._slots = asyncio.Semaphore(concurrent_jobs)
+        self._concurrent_jobs = concurrent_jobs
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     def __repr__(self) -> str:  # never the URL: it may hold a password
         return "OutcomeStore()"
@@ -91,9 +91,17 @@ class OutcomeStore:
             checked, errors = await run_cpu_bound(validate_outcomes, items)
         if not checked:  # nothing to store: the database is not asked
             return RecordedOutcomes(errors, StoredOutcomes())
-        async with self._slots:
+        async with self._job_slots():
             stored = await run_in_threadpool(self._store, checked)
         return RecordedOutcomes(errors, stored)
+
+    def _job_slots(self) -> asyncio.Semaphore:
+        """Bounds the threads a burst of requests holds while the database is
+        slow; one per event loop (a semaphore belongs to the loop it waited in)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self._concurrent_jobs))
+        return self._slots[1]
 
     def close(self) -> None:
         if self._engine is not None:
