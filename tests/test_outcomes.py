@@ -67,6 +67,9 @@ def _problems(item: Any) -> list[tuple[str, str]]:
         ({"key": "1461\x00"}, "key", "whitespace or a control character"),
         ({"key": 1461.5}, "key", "as a string or whole number, got number"),
         ({"key": False}, "key", "got boolean"),
+        # A 30-digit number reaches the package as a float (the API's parser
+        # reads integers over 18 digits so), no longer that number exactly.
+        ({"key": 1.2345678901234568e29}, "key", "got number"),
         ({"request_id": "abc", "row": 0}, "key", "give key or request_id and row, not both"),
         ({"SalePrice": 1}, "SalePrice", "unknown field, refused — did you mean sale_price?"),
         ({"saledate": 1}, "saledate", "did you mean sale_date?"),

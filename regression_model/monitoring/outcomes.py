@@ -122,8 +122,9 @@ def _plain_text(value: Any, what: str, kinds: str = "a string") -> str | None:
 
 def _whole(value: Any) -> Any:
     """A JSON number without a fraction (5 or 5.0: JSON has one kind of
-    number) as an int; anything else as it is."""
-    if isinstance(value, float) and value.is_integer():
+    number) as an int, up to 2**53 (beyond, a float is not that whole number
+    exactly: a 30-digit key would become another); anything else as it is."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
         return int(value)
     return value
 
