@@ -321,3 +321,16 @@ def test_a_file_without_the_columns_stores_nothing(
     sales.write_text(header + "\n" + ",".join(["1"] * len(header.split(","))) + "\n")
     status, _, err = _import(sales, tmp_path / "log.sqlite3", capsys)
     assert status == 1 and says in err and "nothing stored" in err
+
+
+def test_a_database_that_fails_is_exit_2_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sales = tmp_path / "sales.csv"
+    sales.write_text("Id,SalePrice,YrSold,MoSold\n1,208500,2008,2\n")
+    not_a_database = tmp_path / "a-directory"
+    not_a_database.mkdir()
+    status, _, err = _import(sales, not_a_database, capsys)
+    assert status == 2
+    assert "error: the prediction log's database failed (OperationalError" in err
+    assert "Traceback" not in err
