@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regression_model.cli import (
+    compare_commands,
     export_commands,
     log_commands,
     model_commands,
@@ -94,6 +95,17 @@ SUBCOMMANDS = (
         outcome_commands.outcomes,
         description="Realised sale prices, stored beside the prediction log as POST "
         "/api/v1/outcomes stores them. `outcomes import FILE --help` lists the columns.",
+    ),
+    Subcommand(
+        "compare",
+        "the champion's logged prices against a shadow challenger's (and their realised errors)",
+        compare_commands.compare_arguments,
+        compare_commands.compare,
+        description="How far a shadow challenger (the service's CHALLENGER_MODEL_DIR) "
+        "disagrees with the prices the service answered: quantiles of the relative "
+        "difference, the shares beyond 1/5/10 %%, by slice, the houses that moved most, and "
+        "both models' realised RMSLE on the houses whose sale price came back. Exit status: "
+        "0, 1 no shadow prices, 2 a setup problem.",
     ),
     Subcommand(
         "log-migrate",
