@@ -18,6 +18,7 @@ from regression_model.cli import (
     compare_commands,
     export_commands,
     log_commands,
+    market_commands,
     model_commands,
     outcome_commands,
     performance_commands,
@@ -106,6 +107,15 @@ SUBCOMMANDS = (
         "difference, the shares beyond 1/5/10 %%, by slice, the houses that moved most, and "
         "both models' realised RMSLE on the houses whose sale price came back. Exit status: "
         "0, 1 no shadow prices, 2 a setup problem.",
+    ),
+    Subcommand(
+        "market-data",
+        "write the sold houses of the log (inputs and sale prices) as training rows",
+        market_commands.market_data_arguments,
+        market_commands.market_data,
+        description="Write the houses whose sale prices came back (outcomes) as rows of "
+        "train.csv's format: the logged inputs under Kaggle's names and the price they sold "
+        "for, one row per Id (its latest sale), for the config's market_data_files.",
     ),
     Subcommand(
         "log-migrate",

@@ -16,10 +16,12 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from strictyaml import (
     CommaSeparated,
+    EmptyList,
     Float,
     Int,
     Map,
     MapPattern,
+    Optional,
     Seq,
     Str,
     YAMLError,
@@ -48,6 +50,7 @@ _SCHEMA = Map(
         "pipeline_name": Str(),
         "training_data_file": Str(),
         "test_data_file": Str(),
+        Optional("market_data_files"): EmptyList() | Seq(Str()),
         "id_column": Str(),
         "target": Str(),
         "variables_to_rename": MapPattern(Str(), Str()),
@@ -128,6 +131,8 @@ class AppConfig(BaseModel):
     pipeline_name: str
     training_data_file: str
     test_data_file: str
+    #: sold houses added to the training data (regression_model.training.market)
+    market_data_files: tuple[str, ...] = ()
 
 
 class IntervalConfig(BaseModel):
