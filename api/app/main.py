@@ -30,6 +30,7 @@ from api.app.operations import metrics
 from api.app.operations.drift_reports import DriftReports
 from api.app.operations.log_writer import PredictionLog
 from api.app.operations.outcome_store import OutcomeStore
+from api.app.operations.shadow import Shadow
 from api.app.routes import drift, health, model_card, outcomes, page, predict
 from api.app.routes import metrics as metrics_route
 
@@ -46,6 +47,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log: PredictionLog | None = app.state.prediction_log
     if log is not None:
         log.start()
+    shadow: Shadow | None = app.state.shadow
+    if shadow is not None:
+        shadow.start()
     try:
         yield
     finally:
@@ -54,6 +58,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # After uvicorn has drained the requests: write (or spool) what is queued.
         if log is not None:
             await run_in_threadpool(log.close)
+        if shadow is not None:
+            await run_in_threadpool(shadow.close)
         store: OutcomeStore | None = app.state.outcome_store
         if store is not None:
             await run_in_threadpool(store.close)
@@ -98,6 +104,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         None
         if log is None
         else OutcomeStore(log.url, timeout=settings.prediction_log_timeout_seconds)
+    )
+    app.state.shadow = (
+        None
+        if settings.challenger_model_dir is None
+        else Shadow(
+            settings.challenger_model_dir,
+            settings.prediction_log_url,
+            max_queued_houses=settings.shadow_max_queued_houses,
+            timeout=settings.prediction_log_timeout_seconds,
+        )
     )
     app.state.drift_reports = (
         DriftReports(
