@@ -31,6 +31,7 @@ meanwhile counted as failed, so memory never grows and the thread lives on.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import threading
@@ -43,13 +44,17 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Engine, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, insert
 
 from api.app.examples import canary_house
 from api.app.operations.log_storage import Backoff
 from regression_model import CompiledModel, challenger_label, load_challenger
-from regression_model.monitoring.log_store import create_log_engine, migrate, shadow_prices
+from regression_model.monitoring.log_store import (
+    create_log_engine,
+    migrate,
+    record_time,
+    shadow_prices,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,10 @@ ERROR_LOG_SECONDS = 10.0
 #: of 999 (one statement per row would release the GIL per row, and the
 #: thread would wait out the switch interval for it each time).
 ROWS_PER_STATEMENT = 64
+#: The row's columns, in the order of each row's values.
+COLUMNS = ("log_id", "row", "challenger_version", "logged_at", "price")
+#: The driver's placeholder, for the databases written with a plain statement.
+_PLACEHOLDERS = {"sqlite": "?", "postgresql": "%s"}
 
 SHADOW_PRICES = Counter(
     "shadow_prices_total",
@@ -235,12 +244,12 @@ class Shadow:
             finally:
                 self._busy = 0
 
-    def _priced(self, batch: list[Shadowed]) -> list[dict[str, Any]]:
+    def _priced(self, batch: list[Shadowed]) -> list[tuple[Any, ...]]:
         """The challenger's price of every house of ``batch`` (None: it refused
         the house), one row of ``shadow_prices`` each; empty when it failed."""
         model = self.model
         assert model is not None and self.label is not None
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for strict in (False, True):
             requests = [request for request in batch if request.strict is strict]
             if not requests:
@@ -257,21 +266,16 @@ class Shadow:
                 continue
             start = 0
             for request in requests:
-                logged_at = datetime.fromtimestamp(request.moment, UTC)
-                for row in range(len(request.houses)):
-                    rows.append(
-                        {
-                            "log_id": request.log_id,
-                            "row": row,
-                            "challenger_version": self.label,
-                            "logged_at": logged_at,
-                            "price": prices[start + row],
-                        }
-                    )
+                # The time as the log's records carry it (UTC, with its offset).
+                logged_at = record_time(datetime.fromtimestamp(request.moment, UTC))
+                rows += [
+                    (request.log_id, row, self.label, logged_at, prices[start + row])
+                    for row in range(len(request.houses))
+                ]
                 start += len(request.houses)
         return rows
 
-    def _store(self, rows: list[dict[str, Any]]) -> None:
+    def _store(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert ``rows``; when the database fails (or is in backoff), they
         are lost, counted and logged."""
         if not rows:
@@ -283,9 +287,7 @@ class Shadow:
         try:
             engine = self._connected()
             with engine.begin() as connection:
-                for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                    chunk = rows[start : start + ROWS_PER_STATEMENT]
-                    connection.execute(_insert(engine).values(chunk))
+                _insert(connection, rows)
         except Exception as exc:
             delay = self._database.failed(now, self.retry_seconds, self.max_backoff_seconds)
             self._tally("failed", len(rows))
@@ -324,11 +326,31 @@ class Shadow:
         logger.error(message, *args)
 
 
-def _insert(engine: Engine) -> Any:
-    """An insert into ``shadow_prices`` that skips a row already stored (a
-    house shadowed twice), where the dialect can say so."""
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(shadow_prices).on_conflict_do_nothing()
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(shadow_prices).on_conflict_do_nothing()
-    return insert(shadow_prices)
+def _insert(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (``COLUMNS``), skipping one already stored (a house
+    shadowed twice). SQLite and PostgreSQL: plain statements of many rows,
+    prepared once per row count (SQLAlchemy's compiling of a many-row insert
+    cost more than pricing the houses: 65 µs a row); others through
+    SQLAlchemy."""
+    placeholder = _PLACEHOLDERS.get(connection.dialect.name)
+    if placeholder is None:
+        moments = {row[3]: datetime.fromisoformat(row[3]) for row in rows}
+        values = [
+            dict(zip(COLUMNS, (*row[:3], moments[row[3]], row[4]), strict=True)) for row in rows
+        ]
+        connection.execute(insert(shadow_prices), values)
+        return
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        connection.exec_driver_sql(
+            _statement(placeholder, len(chunk)), tuple(value for row in chunk for value in row)
+        )
+
+
+@functools.cache
+def _statement(placeholder: str, rows: int) -> str:
+    one = "(" + ", ".join([placeholder] * len(COLUMNS)) + ")"
+    return (
+        'INSERT INTO shadow_prices (log_id, "row", challenger_version, logged_at, price) '
+        f"VALUES {', '.join([one] * rows)} ON CONFLICT DO NOTHING"
+    )
