@@ -15,6 +15,7 @@ Outcomes are inserted with the ``outcomes`` table directly, as the ingestion
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -207,6 +208,13 @@ def test_too_few_outcomes_are_not_judged_and_since_selects_the_sales(
         drift_wait_seconds=120,
     ) as client:
         wait_until_ready(client)
+        # No sale yet: every gauge the alert rules read is there, NaN where
+        # there is nothing to measure (a comparison with NaN never fires).
+        empty = gauges(client)
+        assert empty[("performance_outcomes_matched", "")] == 0
+        assert math.isnan(empty[("performance_rmsle", "")])
+        assert math.isnan(empty[("performance_range_coverage_shortfall", "0.9")])
+        assert empty[("performance_min_outcomes", "")] == get_config().performance.min_outcomes
         answer = client.post("/api/v1/predict", json={"inputs": test_houses[:5]})
         request_id = answer.headers["X-Request-ID"]
         wait_for_records(client, 5)

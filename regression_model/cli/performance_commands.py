@@ -121,7 +121,8 @@ def _figure(value: float | None, form: str) -> str:
 def _row(name: str, figures: dict[str, Any]) -> str:
     cv = figures["cross_validation"]
     coverage = "  ".join(
-        f"{level['coverage']:.0%}:{level['realised']:.2f}" for level in figures["coverage"]
+        f"{level['coverage']:.0%}:{_figure(level['realised'], '.2f')}"
+        for level in figures["coverage"]
     )
     return (
         f"{name:<28} {figures['outcomes']:>7,} {_figure(figures['rmsle'], '.4f'):>7} "
@@ -141,7 +142,8 @@ def format_performance_table(report: dict[str, Any]) -> str:
     for level in overall["coverage"]:
         cv = _figure(level["cv_coverage"], ".3f")
         lines.append(
-            f"  {level['coverage']:.0%} range: {level['realised']:.3f} of {level['outcomes']:,} "
+            f"  {level['coverage']:.0%} range: {_figure(level['realised'], '.3f')} of "
+            f"{level['outcomes']:,} "
             f"sales inside (CV {cv}, nominal {level['coverage']:.2f}): {level['verdict']}"
         )
     for name, rows in report["slices"].items():

@@ -156,6 +156,10 @@ class PerformanceAccumulator:
         levels = {
             float(level["coverage"]): level for level in self.manifest["intervals"]["levels"]
         }
+        # Every coverage of the model is reported overall, with no sales yet too
+        # (realised None), so that the gauges and their alerts always exist.
+        for coverage in levels:
+            self.overall.covered.setdefault(coverage, [0, 0])
         overall = self._judged(
             self.overall,
             {"rmsle": cv["rmsle_mean"], "rmsle_std": cv["rmsle_std"], "mae": cv["mae_mean"]},
@@ -223,8 +227,8 @@ class PerformanceAccumulator:
             verdict = CONSISTENT
         coverage = []
         for level, (inside, count) in sorted(sums.covered.items()):
-            realised = inside / count
-            if count < thresholds.min_outcomes:
+            realised = inside / count if count else None
+            if realised is None or count < thresholds.min_outcomes:
                 judged = TOO_FEW
             elif realised < level - thresholds.coverage_margin:
                 judged = BELOW_NOMINAL

@@ -47,6 +47,7 @@ def plot_performance(
     scatter.set_xscale("log")
     scatter.set_yscale("log")
     for axis in (scatter.xaxis, scatter.yaxis):
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
         axis.set_minor_formatter(ticker.NullFormatter())
     scatter.set_xlabel("sale price (thousand dollars)")
@@ -59,7 +60,8 @@ def plot_performance(
         months = days.astype("datetime64[M]")
         shown = np.unique(months)
         rmsle = [float(np.sqrt(np.mean(errors[months == m] ** 2))) for m in shown]
-        middle = shown.astype("datetime64[D]") + np.timedelta64(14, "D")
+        # Each month's point at the mean day of its sales.
+        middle = [days[months == m].astype("int64").mean().astype("datetime64[D]") for m in shown]
         timeline.plot(middle, rmsle, color="#c0392b", marker="o", label="RMSLE of the month")
     timeline.axhline(0, color="#5d6d7e", linewidth=1)
     timeline.axhline(cv_rmsle, color="#c0392b", linestyle="--", linewidth=1, label="CV RMSLE")

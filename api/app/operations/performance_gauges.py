@@ -10,6 +10,7 @@ these gauges, so changing the config changes the alerts.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -17,6 +18,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 class PerformanceCollector(Collector):
@@ -68,21 +73,20 @@ class PerformanceCollector(Collector):
             "a price range is below nominal when it covers more than this less",
             thresholds["coverage_margin"],
         )
-        cv_rmsle = overall["cross_validation"]["rmsle"]
-        if cv_rmsle is not None:
-            yield GaugeMetricFamily(
-                "performance_cv_rmsle",
-                "the served model's cross-validated RMSLE (its manifest)",
-                cv_rmsle,
-            )
+        # A figure there is none of yet (no sale matched) is NaN, not absent: the
+        # series exist from the start, and a comparison with NaN never fires.
+        yield GaugeMetricFamily(
+            "performance_cv_rmsle",
+            "the served model's cross-validated RMSLE (its manifest)",
+            _number(overall["cross_validation"]["rmsle"]),
+        )
         for name, text in (
             ("rmsle", "realised RMSLE of the matched sales"),
             ("bias", "realised mean log error (above 0: priced too high)"),
             ("mae", "realised mean absolute error, dollars"),
         ):
-            if overall[name] is not None:
-                metric = "performance_mae_dollars" if name == "mae" else f"performance_{name}"
-                yield GaugeMetricFamily(metric, text, overall[name])
+            metric = "performance_mae_dollars" if name == "mae" else f"performance_{name}"
+            yield GaugeMetricFamily(metric, text, _number(overall[name]))
         realised = GaugeMetricFamily(
             "performance_range_coverage",
             "share of matched sale prices inside the price range of each coverage",
@@ -100,7 +104,8 @@ class PerformanceCollector(Collector):
         )
         for level in overall["coverage"]:
             label = [f"{level['coverage']:g}"]
-            realised.add_metric(label, level["realised"])
-            shortfall.add_metric(label, level["coverage"] - level["realised"])
+            share = _number(level["realised"])
+            realised.add_metric(label, share)
+            shortfall.add_metric(label, level["coverage"] - share)
             counted.add_metric(label, level["outcomes"])
         yield from (realised, shortfall, counted)

@@ -22,7 +22,9 @@ class RangeCoverage(_Lenient):
 
     coverage: float = Field(description="the range's nominal coverage, such as 0.8")
     outcomes: int = Field(description="matched sales whose logged price had this range")
-    realised: float = Field(description="share of those sale prices inside the range")
+    realised: float | None = Field(
+        description="share of those sale prices inside the range (None: no sale yet)"
+    )
     cv_coverage: float | None = Field(description="the share in cross-validation")
     verdict: Literal["too few outcomes", "below nominal", "at nominal"]
 
