@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,12 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, text
 
 from regression_model import __version__, load_model, make_prediction, model_fields
 from regression_model.config.core import Config
 from regression_model.monitoring.log_store import (
     create_log_engine,
+    database_url,
     migrate,
     outcomes,
     predictions,
@@ -53,11 +56,41 @@ def _houses(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine = create_log_engine(str(tmp_path / "log.sqlite3"))
     migrate(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    """A fresh database on the server named by TEST_DATABASE_URL."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail("TEST_DATABASE_URL is not set (REQUIRE_POSTGRES=1)")
+        pytest.skip("TEST_DATABASE_URL is not set (.ci/run starts a server)")
+    name = f"performance_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    engine = create_log_engine(base.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """The log in SQLite and in PostgreSQL: the join's SQL (a JSON field read
+    as text, row-value IN lists) in both."""
+    return request.getfixturevalue(f"{request.param}_engine")  # type: ignore[no-any-return]
 
 
 def log_request(
@@ -295,8 +328,9 @@ def test_verdicts_too_few_then_worse_then_ranges_below_nominal(
 
 
 def test_the_command_prints_the_table_writes_json_and_a_png(
-    tmp_path: Path, engine: Engine, train_data: pd.DataFrame
+    tmp_path: Path, sqlite_engine: Engine, train_data: pd.DataFrame
 ) -> None:
+    engine = sqlite_engine
     frame = train_data.iloc[400:520]
     houses = _houses(frame.drop(columns="SalePrice"))
     log_request(engine, houses, request_id="cli", logged_at=datetime.now(UTC) - 30 * DAY)
