@@ -14,9 +14,10 @@ price. :func:`matched_outcomes` pairs it with a logged prediction:
 
 Only priced houses of the model version judged are candidates; an outcome
 with none is unmatched (:mod:`~regression_model.monitoring.performance`
-counts it). Outcomes stream in chunks; each chunk's houses are found with
-one query per rule (the key's: a pass over the logged ids of that version,
-which no index covers), so memory is bounded by the chunk.
+counts it). Outcomes stream in chunks; a chunk's request references are
+found through the log's ``request_id`` index; the key references are kept
+(a key, a date and a reference each) and matched at the end in one pass over
+the ids of that version's priced houses, which no index covers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, tuple_
+from sqlalchemy import Connection, Engine, and_, or_, select
 
 from regression_model.config.core import Config
 from regression_model.monitoring.log_store import outcomes, predictions, utc
@@ -94,6 +95,7 @@ def matched_outcomes(
         query = query.where(outcomes.c.sale_date >= since)
     if latest is not None:
         query = query.order_by(outcomes.c.sale_date.desc(), outcomes.c.reference).limit(latest)
+    keyed: list[Any] = []
     with engine.connect() as connection:
         found = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(
             query
@@ -103,55 +105,89 @@ def matched_outcomes(
         for partition in found.partitions(chunk_rows):
             chunk = list(partition)
             by_request = [o for o in chunk if o.request_id is not None and o.row is not None]
-            by_key = [o for o in chunk if o.house_key is not None and o.request_id is None]
-            matched = _by_request(engine, by_request, model_version)
-            matched += _by_key(engine, config, by_key, model_version, chunk_rows)
-            yield len(chunk), matched
+            keyed += [o for o in chunk if o.house_key is not None and o.request_id is None]
+            yield len(chunk), _by_request(engine, by_request, model_version)
+    # The keys at the end, all in one pass over the logged ids (see _by_key).
+    for sales in _by_key(engine, config, keyed, model_version, chunk_rows):
+        yield 0, sales
 
 
 def _by_request(engine: Engine, chunk: list[Any], model_version: str) -> list[MatchedSale]:
     if not chunk:
         return []
     wanted = {(o.request_id, o.row): o for o in chunk}
+    # The request_id index finds the candidates (a row-value IN of
+    # (request_id, row) is a scan of the log in SQLite); the rows are picked here.
     query = (
-        select(predictions.c.request_id, *_LOGGED)
-        .where(tuple_(predictions.c.request_id, predictions.c.row).in_(list(wanted)))
+        select(predictions.c.request_id, predictions.c.row, predictions.c.logged_at,
+               predictions.c.log_id)
+        .where(predictions.c.request_id.in_({o.request_id for o in chunk}))
+        .where(predictions.c.row.in_({o.row for o in chunk}))
         .where(predictions.c.price.is_not(None))
         .where(predictions.c.model_version == model_version)
-    )
-    latest: dict[tuple[str, int], Any] = {}
+    )  # fmt: skip
+    latest: dict[tuple[str, int], tuple[datetime, str, int]] = {}
     with engine.connect() as connection:
-        for logged in connection.execute(query):
-            key = (logged.request_id, logged.row)
-            if key not in latest or utc(logged.logged_at) > utc(latest[key].logged_at):
-                latest[key] = logged
-    return [_sale(wanted[key], logged) for key, logged in latest.items()]
+        for request_id, row, logged_at, log_id in connection.execute(query):
+            key = (request_id, row)
+            found = (utc(logged_at), log_id, row)
+            if key in wanted and (key not in latest or found > latest[key]):
+                latest[key] = found
+        records = _records(connection, [found[1:] for found in latest.values()])
+    return [
+        _sale(wanted[key], records[found[1:]])
+        for key, found in latest.items()
+        if found[1:] in records
+    ]
+
+
+#: Houses fetched per statement by their primary key (two parameters each).
+_RECORDS_PER_STATEMENT = 250
+
+
+def _records(connection: Connection, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The logged houses of these ``(log_id, row)`` keys, each found through
+    the primary key (``log_id = ? AND row = ?`` joined by OR: both SQLite and
+    PostgreSQL search the index for each; a row-value IN is a scan in SQLite)."""
+    records = {}
+    for start in range(0, len(keys), _RECORDS_PER_STATEMENT):
+        part = keys[start : start + _RECORDS_PER_STATEMENT]
+        query = select(*_LOGGED).where(
+            or_(*(and_(predictions.c.log_id == log_id, predictions.c.row == row)
+                  for log_id, row in part))
+        )  # fmt: skip
+        records.update({(r.log_id, r.row): r for r in connection.execute(query)})
+    return records
 
 
 def _by_key(
-    engine: Engine, config: Config, chunk: list[Any], model_version: str, chunk_rows: int
-) -> list[MatchedSale]:
-    """The key rule: one pass over the candidates' ids (logged houses carry no
-    index on their id), keeping per outcome the latest logged on or before
-    its sale day and the latest overall; then those houses' records."""
-    if not chunk:
-        return []
+    engine: Engine, config: Config, keyed: list[Any], model_version: str, chunk_rows: int
+) -> Iterator[list[MatchedSale]]:
+    """The key rule, for every keyed outcome at once: one pass over the ids of
+    the version's priced houses (no index covers an id inside the logged
+    JSON, so a pass per chunk of outcomes read the log again and again),
+    keeping per outcome the latest logged on or before its sale day and the
+    latest overall; then those houses' records, ``chunk_rows`` at a time."""
+    if not keyed:
+        return
     logged_id = predictions.c.inputs[config.model.id_column].as_string()
     pending: dict[str, list[Any]] = {}
-    for outcome in chunk:
+    for outcome in keyed:
         pending.setdefault(outcome.house_key, []).append(outcome)
     best_before: dict[str, tuple[datetime, str, int]] = {}
     best_any: dict[str, tuple[datetime, str, int]] = {}
     candidates = (
         select(logged_id, predictions.c.logged_at, predictions.c.log_id, predictions.c.row)
-        .where(logged_id.in_(list(pending)))
         .where(predictions.c.price.is_not(None))
         .where(predictions.c.model_version == model_version)
     )
     with engine.connect() as connection:
-        for key, logged_at, log_id, row in connection.execute(candidates):
-            found = (utc(logged_at), log_id, row)
+        scan = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(
+            candidates
+        )
+        for key, logged_at, log_id, row in scan:
             for outcome in pending.get(key, ()):
+                found = (utc(logged_at), log_id, row)
                 ref = outcome.reference
                 if found[0] < _day_after(outcome.sale_date) and (
                     ref not in best_before or found > best_before[ref]
@@ -159,22 +195,13 @@ def _by_key(
                     best_before[ref] = found
                 if ref not in best_any or found > best_any[ref]:
                     best_any[ref] = found
-        chosen = {
-            o.reference: best_before.get(o.reference) or best_any.get(o.reference) for o in chunk
-        }
-        keys = sorted({(c[1], c[2]) for c in chosen.values() if c is not None})
-        records = {}
-        for start in range(0, len(keys), chunk_rows):
-            part = keys[start : start + chunk_rows]
-            query = select(*_LOGGED).where(
-                tuple_(predictions.c.log_id, predictions.c.row).in_(part)
-            )
-            records.update({(r.log_id, r.row): r for r in connection.execute(query)})
-    return [
-        _sale(o, records[chosen[o.reference][1:]])  # type: ignore[index]
-        for o in chunk
-        if chosen[o.reference] is not None and chosen[o.reference][1:] in records  # type: ignore[index]
-    ]
+    chosen = [(o, best_before.get(o.reference) or best_any.get(o.reference)) for o in keyed]
+    matched = [(outcome, best[1:]) for outcome, best in chosen if best is not None]
+    for start in range(0, len(matched), chunk_rows):
+        part = matched[start : start + chunk_rows]
+        with engine.connect() as connection:
+            records = _records(connection, [key for _, key in part])
+        yield [_sale(outcome, records[key]) for outcome, key in part if key in records]
 
 
 def _day_after(day: date) -> datetime:
