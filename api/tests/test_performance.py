@@ -29,12 +29,18 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from api.app.operations.performance_reports import (
+    MAX_WAITING,
+    PerformanceReportError,
+    PerformanceReports,
+)
 from api.tests.conftest import as_json_houses, make_client
 from api.tests.helpers import wait_until_ready
-from regression_model import get_config
+from api.tests.test_prediction_log import postgres_url  # noqa: F401  (a fixture)
+from regression_model import get_config, load_model
 from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, CONFIG_ENV_VAR, load_config
 from regression_model.data import load_dataset
-from regression_model.monitoring.log_store import outcomes, predictions
+from regression_model.monitoring.log_store import create_log_engine, migrate, outcomes, predictions
 from regression_model.training.train import run_training
 
 HELD_OUT = 300
@@ -256,3 +262,39 @@ def test_no_log_or_an_unreadable_database_is_a_503_not_a_500(tmp_path: Path) -> 
     assert answer.status_code == 503, answer.text
     assert "database cannot be read" in answer.json()["errors"][0]["message"]
     assert answer.headers["Retry-After"]
+
+
+def test_computations_are_bounded_a_hung_one_is_abandoned_and_the_next_works(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A locked table hangs the child's report: the days queued behind it stop
+    at MAX_WAITING (one more is refused, not queued), the hung computation is
+    abandoned after compute_timeout (its child terminated) and the reports
+    after it are computed by a new child."""
+
+    url = str(request.getfixturevalue("postgres_url"))
+    engine = create_log_engine(url)
+    migrate(engine)
+    manifest = load_model().manifest
+    reports = PerformanceReports(url, timeout=60, max_age_seconds=0, compute_timeout=5)
+    try:
+        with engine.connect() as locker:
+            locker.exec_driver_sql("BEGIN")
+            locker.exec_driver_sql("LOCK TABLE outcomes IN ACCESS EXCLUSIVE MODE")
+            hung = reports.refresh(manifest, None)
+            queued = [
+                reports.refresh(manifest, date(2026, 1, day)) for day in range(1, 1 + MAX_WAITING)
+            ]
+            assert all(job is not None for job in queued)
+            assert reports.refresh(manifest, date(2026, 2, 1)) is None  # the line is full
+            assert reports.refresh(manifest, date(2026, 1, 1)) is queued[0]  # shared
+            assert hung is not None
+            with pytest.raises(PerformanceReportError, match="no performance report within 5 s"):
+                hung.result(timeout=60)
+            locker.exec_driver_sql("ROLLBACK")
+        for job in queued:
+            assert job is not None and job.result(timeout=120).report["outcomes"] == 0
+        assert reports.cached(date(2026, 1, 1)) is not None
+    finally:
+        reports.close()
+        engine.dispose()
