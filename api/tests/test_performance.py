@@ -276,7 +276,9 @@ def test_computations_are_bounded_a_hung_one_is_abandoned_and_the_next_works(
     engine = create_log_engine(url)
     migrate(engine)
     manifest = load_model().manifest
-    reports = PerformanceReports(url, timeout=60, max_age_seconds=0, compute_timeout=5)
+    reports = PerformanceReports(
+        url, timeout=60, max_age_seconds=0, compute_timeout=5, idle_seconds=1
+    )
     try:
         with engine.connect() as locker:
             locker.exec_driver_sql("BEGIN")
@@ -295,6 +297,13 @@ def test_computations_are_bounded_a_hung_one_is_abandoned_and_the_next_works(
         for job in queued:
             assert job is not None and job.result(timeout=120).report["outcomes"] == 0
         assert reports.cached(date(2026, 1, 1)) is not None
+        # Idle for a second: the child stops; the next report starts another.
+        deadline = time.monotonic() + 30
+        while reports._pool is not None:
+            assert time.monotonic() < deadline, "the idle child did not stop"
+            time.sleep(0.1)
+        again = reports.refresh(manifest, date(2026, 3, 1))
+        assert again is not None and again.result(timeout=120).report["outcomes"] == 0
     finally:
         reports.close()
         engine.dispose()

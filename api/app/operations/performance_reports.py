@@ -21,6 +21,8 @@ says why each of these is needed):
   route's 503 with ``Retry-After``). A computation taking longer than
   ``COMPUTE_TIMEOUT_SECONDS`` is abandoned: the child is terminated and the
   next report starts another.
+- The child stops after ``IDLE_SECONDS`` without a report, and starts again
+  (about a second) when needed.
 - **Requests wait, scrapes never do.** A scrape shows the latest whole-window
   report and queues a refresh when it is older than ``DRIFT_CACHE_SECONDS``.
   A failed refresh (database unreadable) keeps the previous report.
@@ -54,6 +56,9 @@ MAX_OUTCOMES = 100_000
 COMPUTE_TIMEOUT_SECONDS = 120.0
 #: Added to the child's nice value (drift_process.py says why 10).
 NICENESS = 10
+#: Without a report for this long, the child process stops (started again,
+#: about a second, when needed).
+IDLE_SECONDS = 60.0
 #: How often a computation's wait looks whether the service is stopping.
 CLOSE_POLL_SECONDS = 0.2
 #: Failures are logged at ERROR at most this often, the others at DEBUG.
@@ -143,6 +148,7 @@ class PerformanceReports:
         max_reports: int = MAX_REPORTS,
         max_waiting: int = MAX_WAITING,
         compute_timeout: float = COMPUTE_TIMEOUT_SECONDS,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         self.url = url
         self.timeout = timeout
@@ -151,6 +157,8 @@ class PerformanceReports:
         self.max_reports = max_reports
         self.max_waiting = max_waiting
         self.compute_timeout = compute_timeout
+        self.idle_seconds = idle_seconds
+        self._idle_timer: threading.Timer | None = None
         self._lock = threading.Lock()
         self._reports: OrderedDict[date | None, CachedReport] = OrderedDict()
         self._jobs: dict[date | None, Future[CachedReport]] = {}
@@ -197,6 +205,8 @@ class PerformanceReports:
         self._runner.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             pool, self._pool = self._pool, None
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
         if pool is not None:
             pool.terminate()
             pool.join()
@@ -219,10 +229,12 @@ class PerformanceReports:
             self._log_failure(exc)
             with self._lock:
                 self._jobs.pop(key, None)
+                self._stop_when_idle()
             raise
         with self._lock:
             self._jobs.pop(key, None)
             self._reports[key] = entry
+            self._stop_when_idle()
             self._reports.move_to_end(key)
             while len(self._reports) > self.max_reports + 1:  # the whole window's besides
                 oldest = next(k for k in self._reports if k is not None)
@@ -256,6 +268,23 @@ class PerformanceReports:
             pending.wait(CLOSE_POLL_SECONDS)
         answer: dict[str, Any] = pending.get()
         return answer
+
+    def _stop_when_idle(self) -> None:
+        """(Under the lock) stop the child ``idle_seconds`` from now unless a
+        report is asked for meanwhile."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = threading.Timer(self.idle_seconds, self._stop_if_idle)
+        self._idle_timer.daemon = True
+        self._idle_timer.start()
+
+    def _stop_if_idle(self) -> None:
+        with self._lock:
+            if self._jobs or self._pool is None:
+                return  # in use (a computation queued or running), or stopped
+            pool, self._pool = self._pool, None
+        pool.terminate()
+        pool.join()
 
     def _log_failure(self, exc: Exception) -> None:
         if self._closed.is_set():
