@@ -277,6 +277,12 @@ def test_the_figures_are_the_log_errors_of_the_matched_sales(
         r for r in load_model().manifest["slices"]["by"]["Neighborhood"] if r["label"] == "CollgCr"
     )
     assert collgcr["cross_validation"]["rmsle"] == manifest_row["rmsle"]
+    # The sales missed most, largest first.
+    largest = np.argsort(-np.abs(errors), kind="stable")[:10]
+    assert [sale["log_error"] for sale in report["largest_errors"]] == pytest.approx(
+        errors[largest].tolist(), rel=1e-12
+    )
+    assert report["largest_errors"][0]["reference"] == f"request:big:{largest[0]}"
     # Judged: 150 sales >= min_outcomes (100) overall; the small slices are not.
     assert report["verdict"] == CONSISTENT
     assert collgcr["outcomes"] < 100 and collgcr["verdict"] == TOO_FEW

@@ -149,6 +149,13 @@ def format_performance_table(report: dict[str, Any]) -> str:
     for name, rows in report["slices"].items():
         lines.append(f"\nby {name}")
         lines += [_row(f"  {row['label']}"[:28], row) for row in rows]
+    if report["largest_errors"]:
+        lines.append("\nlargest errors (ln predicted - ln sold)")
+        lines += [
+            f"  {sale['log_error']:+.3f}  {sale['price']:>11,.0f} vs {sale['sale_price']:>11,.0f} "
+            f"sold {sale['sale_date']}  {sale['reference']}"
+            for sale in report["largest_errors"]
+        ]
     thresholds = report["thresholds"]
     lines += [
         "",

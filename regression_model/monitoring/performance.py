@@ -30,6 +30,7 @@ both use it, so they report the same numbers.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -53,6 +54,9 @@ AT_NOMINAL = "at nominal"
 DECADE_SLICE = "decade built"
 PREDICTED_PRICE_SLICE = "predicted price band"
 MISSING_LABEL = "missing"
+#: The sales of largest error listed in the report: one sale can move the
+#: RMSLE of a few hundred by a third (README, "Realised performance").
+LARGEST_ERRORS = 10
 
 
 def price_band_labels(edges: Sequence[float]) -> list[str]:
@@ -133,6 +137,8 @@ class PerformanceAccumulator:
         self.keep_points = keep_points
         #: per sale: sale day (numpy datetime64[D]), predicted and sale prices
         self.points: list[tuple[np.datetime64, float, float]] = []
+        #: the LARGEST_ERRORS sales of largest |log error| (a heap: smallest first)
+        self._largest: list[tuple[float, str, MatchedSale]] = []
 
     def add(self, outcomes_read: int, sales: Sequence[MatchedSale]) -> None:
         """Count ``outcomes_read`` outcomes, of which ``sales`` were matched."""
@@ -144,6 +150,11 @@ class PerformanceAccumulator:
             self.overall.add(sale, log_error)
             for name, label in slice_labels(self.config, sale.inputs, sale.price).items():
                 self.slices.setdefault(name, {}).setdefault(label, _Sums()).add(sale, log_error)
+            entry = (abs(log_error), sale.reference, sale)
+            if len(self._largest) < LARGEST_ERRORS:
+                heapq.heappush(self._largest, entry)
+            elif entry[:2] > self._largest[0][:2]:
+                heapq.heapreplace(self._largest, entry)
             if self.keep_points:
                 self.points.append(
                     (np.datetime64(sale.sale_date, "D"), sale.price, sale.sale_price)
@@ -188,6 +199,16 @@ class PerformanceAccumulator:
                 if row["verdict"] == WORSE
             ],
             "slices": slices,
+            "largest_errors": [
+                {
+                    "reference": sale.reference,
+                    "sale_date": sale.sale_date.isoformat(),
+                    "price": sale.price,
+                    "sale_price": sale.sale_price,
+                    "log_error": math.log(sale.price) - math.log(sale.sale_price),
+                }
+                for _, _, sale in sorted(self._largest, key=lambda e: e[:2], reverse=True)
+            ],
         }
 
     def _slice_cv(

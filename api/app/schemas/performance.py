@@ -59,6 +59,16 @@ class SliceName(_Lenient):
     label: str
 
 
+class LargeError(_Lenient):
+    """A sale among those the model missed most."""
+
+    reference: str = Field(description="the outcome: request:<request id>:<row> or key:<key>")
+    sale_date: date
+    price: float = Field(description="the price the model gave, dollars")
+    sale_price: float
+    log_error: float = Field(description="ln(price) - ln(sale_price)")
+
+
 class PerformanceThresholds(_Lenient):
     """config.yml's ``performance`` section."""
 
@@ -90,4 +100,8 @@ class PerformanceReport(_Lenient):
     )
     slices: dict[str, list[SliceFigures]] = Field(
         description="by each slice_vars of the config, decade built and predicted price band"
+    )
+    largest_errors: list[LargeError] = Field(
+        description="the 10 matched sales of largest |log error|, largest first: one sale can "
+        "move the RMSLE of a few hundred by a third"
     )
