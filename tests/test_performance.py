@@ -43,9 +43,7 @@ from regression_model.monitoring.performance import (
     TOO_FEW,
     WORSE,
     PerformanceAccumulator,
-    price_band_labels,
 )
-from regression_model.training.evaluation import price_band_labels as training_band_labels
 
 SOLD = date(2026, 10, 1)
 DAY = timedelta(days=1)
@@ -270,7 +268,7 @@ def test_the_figures_are_the_log_errors_of_the_matched_sales(
     decades = {row["label"] for row in report["slices"][DECADE_SLICE]}
     assert decades == {f"{y // 10 * 10}s" for y in frame["YearBuilt"]}
     assert {row["label"] for row in report["slices"][PREDICTED_PRICE_SLICE]} <= set(
-        price_band_labels(config.model.price_bands)
+        config.model.price_band_labels
     )
     collgcr = next(r for r in report["slices"]["Neighborhood"] if r["label"] == "CollgCr")
     manifest_row = next(
@@ -286,12 +284,6 @@ def test_the_figures_are_the_log_errors_of_the_matched_sales(
     # Judged: 150 sales >= min_outcomes (100) overall; the small slices are not.
     assert report["verdict"] == CONSISTENT
     assert collgcr["outcomes"] < 100 and collgcr["verdict"] == TOO_FEW
-
-
-def test_the_band_labels_are_trainings(config: Config) -> None:
-    edges = config.model.price_bands
-    assert price_band_labels(edges) == training_band_labels(edges)
-    assert price_band_labels([50_000, 125_500]) == training_band_labels([50_000, 125_500])
 
 
 def test_verdicts_too_few_then_worse_then_ranges_below_nominal(

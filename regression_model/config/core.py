@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Self
@@ -218,6 +219,19 @@ class ModelConfig(BaseModel):
     def features(self) -> list[str]:
         """Every input variable the model uses, numerical first."""
         return [*self.numerical_vars, *self.categorical_vars]
+
+    @property
+    def price_band_labels(self) -> list[str]:
+        """The labels of the price bands ``price_bands`` cut: "under $100k",
+        "$100k-$150k", ..., "$300k and over" (training's slices, the
+        ranges' slices and realised performance all label houses so)."""
+
+        def dollars(value: float) -> str:
+            return f"${value / 1000:,.0f}k"
+
+        edges = self.price_bands
+        inner = [f"{dollars(low)}-{dollars(high)}" for low, high in itertools.pairwise(edges)]
+        return [f"under {dollars(edges[0])}", *inner, f"{dollars(edges[-1])} and over"]
 
     @property
     def nominal_vars(self) -> list[str]:

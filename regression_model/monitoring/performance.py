@@ -31,7 +31,6 @@ both use it, so they report the same numbers.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,17 +58,6 @@ MISSING_LABEL = "missing"
 LARGEST_ERRORS = 10
 
 
-def price_band_labels(edges: Sequence[float]) -> list[str]:
-    """The bands' labels as training writes them ("under $100k", "$100k-$150k",
-    ..., "$300k and over"); a test holds the two in step."""
-
-    def dollars(value: float) -> str:
-        return f"${value / 1000:,.0f}k"
-
-    inner = [f"{dollars(low)}-{dollars(high)}" for low, high in itertools.pairwise(edges)]
-    return [f"under {dollars(edges[0])}", *inner, f"{dollars(edges[-1])} and over"]
-
-
 def slice_labels(config: Config, inputs: Mapping[str, Any], price: float) -> dict[str, str]:
     """A logged house's label in each slice (as training labels its houses)."""
     model = config.model
@@ -82,7 +70,7 @@ def slice_labels(config: Config, inputs: Mapping[str, Any], price: float) -> dic
         labels[DECADE_SLICE] = f"{int(year) // 10 * 10}s"
     else:
         labels[DECADE_SLICE] = MISSING_LABEL
-    bands = price_band_labels(model.price_bands)
+    bands = model.price_band_labels
     labels[PREDICTED_PRICE_SLICE] = bands[int(np.searchsorted(model.price_bands, price, "right"))]
     return labels
 
