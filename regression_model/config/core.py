@@ -1,4 +1,5 @@
-"""Load ``config.yml``: strictyaml schema first, then typed pydantic objects.
+"""Load ``config.yml``: strictyaml schema first (``config/yaml_schema.py``),
+then typed pydantic objects.
 
 strictyaml rejects missing keys, unknown keys and wrong scalar types with the
 line and key that caused it; pydantic then checks the relations between
@@ -15,19 +16,9 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from strictyaml import (
-    CommaSeparated,
-    EmptyList,
-    Float,
-    Int,
-    Map,
-    MapPattern,
-    Optional,
-    Seq,
-    Str,
-    YAMLError,
-    load,
-)
+from strictyaml import YAMLError, load
+
+from regression_model.config.yaml_schema import SCHEMA
 
 # This file is regression_model/config/core.py (no import of the package: no cycle).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -43,84 +34,6 @@ ARTIFACT_DIR_ENV_VAR = "REGRESSION_MODEL_ARTIFACT_DIR"
 
 class ConfigError(ValueError):
     """The config file is missing, unreadable or inconsistent."""
-
-
-_SCHEMA = Map(
-    {
-        "package_name": Str(),
-        "pipeline_name": Str(),
-        "training_data_file": Str(),
-        "test_data_file": Str(),
-        Optional("market_data_files"): EmptyList() | Seq(Str()),
-        "id_column": Str(),
-        "target": Str(),
-        "variables_to_rename": MapPattern(Str(), Str()),
-        "input_aliases": MapPattern(Str(), Str()),
-        "training_exclusions": MapPattern(Str(), Float()),
-        "numerical_vars": Seq(Str()),
-        "categorical_vars": Seq(Str()),
-        "categorical_vars_na_means_none": Seq(Str()),
-        "missing_label": Str(),
-        "numerical_vars_with_na_indicator": Seq(Str()),
-        "temporal_vars": Seq(Str()),
-        "temporal_reference_var": Str(),
-        "log_vars": Seq(Str()),
-        "log1p_vars": Seq(Str()),
-        "quality_vars": Seq(Str()),
-        "quality_mappings": MapPattern(Str(), Int()),
-        "coded_vars": MapPattern(Str(), CommaSeparated(Int())),
-        "numerical_ranges": MapPattern(Str(), CommaSeparated(Float())),
-        "integer_vars": Seq(Str()),
-        "max_label_length": Int(),
-        "rare_label_tolerance": Float(),
-        "rare_label_n_categories": Int(),
-        "rare_label": Str(),
-        "spline_vars": Seq(Str()),
-        "spline_knots": Int(),
-        "alpha_grid": CommaSeparated(Float()),
-        "trim_threshold": Float(),
-        "tuning_folds": Int(),
-        "max_iter": Int(),
-        "random_state": Int(),
-        "cv_folds": Int(),
-        "cv_repeats": Int(),
-        "baseline_group_var": Str(),
-        "baseline_linear_vars": Seq(Str()),
-        "min_improvement_over_baselines": Float(),
-        "slice_vars": Seq(Str()),
-        "slice_decade_var": Str(),
-        "price_bands": CommaSeparated(Float()),
-        "min_slice_houses": Int(),
-        "max_slice_rmsle": Float(),
-        "plausible_price_range": CommaSeparated(Float()),
-        "max_cv_rmsle": Float(),
-        "intervals": Map(
-            {
-                "coverages": CommaSeparated(Float()),
-                "difficulty_categorical_vars": Seq(Str()),
-                "difficulty_numerical_vars": Seq(Str()),
-                "difficulty_penalty": Float(),
-                "difficulty_min_label_houses": Int(),
-                "max_coverage_gap": Float(),
-                "max_slice_shortfall": Float(),
-                "slice_significance": Float(),
-            }
-        ),
-        "drift": Map(
-            {
-                "psi": Float(),
-                "ks_statistic": Float(),
-                "ks_p_value": Float(),
-                "unseen_share": Float(),
-                "price_shift": Float(),
-                "min_records": Int(),
-            }
-        ),
-        "performance": Map(
-            {"min_outcomes": Int(), "rmsle_margin": Float(), "coverage_margin": Float()}
-        ),
-    }
-)
 
 
 class AppConfig(BaseModel):
@@ -391,7 +304,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {source}: {exc}") from exc
     try:
-        data = load(raw.decode("utf-8"), _SCHEMA, label=str(source)).data
+        data = load(raw.decode("utf-8"), SCHEMA, label=str(source)).data
     except YAMLError as exc:
         raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
     app_keys = set(AppConfig.model_fields)
