@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import inprocess, load, report, servers
+from benchmarks import inprocess, load, report, servers, shadow
 from benchmarks.data import SEED, request_body
 from regression_model import ENGINES
 from testkit import Server
@@ -68,6 +68,8 @@ class Plan:
     extra_cold_starts: int
     workers: tuple[int, ...] = (1, 2)
     bodies: tuple[int, ...] = (1, 100)
+    #: Rounds of the shadow challenger's cost (with and without, alternating).
+    shadow_rounds: int = 3
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,6 +92,7 @@ SMOKE = Plan(
     wrk_seconds=1.0,
     warm_up_requests=2,
     extra_cold_starts=0,
+    shadow_rounds=1,
 )
 
 
@@ -303,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "in_process": {} if args.skip_in_process else measure_in_process(plan),
         "api": {} if args.skip_http else measure_api(plan, wrk, args.connections),
     }
+    if not args.skip_http and wrk is not None:
+        say("HTTP: the API with and without a shadow challenger")
+        results["shadow"] = shadow.run(plan.shadow_rounds, plan.wrk_seconds, args.connections)
     results["ratios"] = {
         "engines": report.engine_ratios(results["in_process"]),
         "api_vs_bare": report.api_ratios(results["api"]),

@@ -102,6 +102,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if mb is not None
     ]
 
+    shadowed_1 = _find(results.get("shadow", {}).get("summary", []), houses=1)
     share = single_2["api_over_bare"] if single_2 else None
     failed = served = 0
     if api_single_2:
@@ -139,6 +140,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             cold_median,
             "{:.2f} s",
             lambda v: v <= 1.5,
+        ),
+        (
+            "shadow challenger: >= 85% of the API's req/s without it (1 worker, 1 house)",
+            shadowed_1["shadow_over_log"] if shadowed_1 else None,
+            "{:.1%}",
+            lambda v: v >= 0.85,
         ),
         (
             "<= 120 MB resident per worker (API, largest worker after load)",
@@ -246,6 +253,24 @@ def render(results: dict[str, Any]) -> str:
                     "per worker": " ".join(str(n) for n in r["requests_per_worker"].values()),
                 }
                 for r in api.get("load", [])
+            ],
+        )
+    )
+    text.append(
+        _table(
+            "shadow challenger: the API with / without one (1 worker, SQLite log; medians)",
+            [
+                {
+                    "houses/request": r["houses"],
+                    "req/s without": r["log_requests_per_s"],
+                    "req/s with": r["shadow_requests_per_s"],
+                    "with / without": f"{r['shadow_over_log']:.1%}",
+                    "each round": " ".join(f"{v:.0%}" for v in r["rounds_shadow_over_log"]),
+                    "CPU µs/request": f"{r['log_cpu_us_per_request']:.0f} -> "
+                    f"{r['shadow_cpu_us_per_request']:.0f}",
+                    "shadowed": f"{r['shadowed_share']:.1%}",
+                }
+                for r in results.get("shadow", {}).get("summary", [])
             ],
         )
     )

@@ -28,6 +28,7 @@ from regression_model.scoring.artifact import (
     ArtifactIntegrityError,
     ArtifactNotFoundError,
 )
+from regression_model.scoring.challenger import challenger_label, load_challenger
 from regression_model.scoring.explanation import Explanation, Factor
 from regression_model.scoring.intervals import PriceRange, UnknownCoverageError
 from regression_model.scoring.model import (
@@ -72,10 +73,12 @@ __all__ = [
     "UnknownCoverageError",
     "ValidationResult",
     "__version__",
+    "challenger_label",
     "example_houses",
     "get_config",
     "house_input_model",
     "json_type",
+    "load_challenger",
     "load_dataset",
     "load_model",
     "make_prediction",

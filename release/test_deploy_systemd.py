@@ -2,7 +2,8 @@
 wheel, from the private index, installed on a Debian machine with systemd as
 PID 1 by ``install.sh`` exactly as ``deploy/systemd/README.md`` says.
 
-The machine is a podman container built from ``deploy/tests/systemd-vm.Containerfile``
+The machine (``systemd_machine.py``) is a podman container built from
+``deploy/tests/systemd-vm.Containerfile``
 (the local ``python:3.11-slim`` stand-in plus Debian's systemd), run with
 ``--systemd=always`` and ``--privileged``. Privileged because without
 CAP_SYS_ADMIN systemd silently skips the unit's sandbox (no mount namespace,
@@ -24,157 +25,39 @@ Skips without podman, or fails when ``REQUIRE_DEPLOY=1`` or
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
-import subprocess
 import time
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
 import pytest
 from index_fixtures import ROOT, USER, VERSION, PrivateIndex, Timings
+from systemd_machine import (
+    CHECKOUT,
+    ENV_FILE,
+    SERVICE_USER,
+    STATE_DIR,
+    UNIT,
+    Machine,
+    booted_machine,
+    http,
+    numerics_settings,
+    wait_ready,
+)
 
 from regression_model.config.core import get_config
 from regression_model.data import load_dataset
 from regression_model.predict import make_prediction
 from testkit import free_port
 
-IMAGE = "localhost/house-prices-systemd-vm:test"
-CONTAINERFILE = ROOT / "deploy" / "tests" / "systemd-vm.Containerfile"
-CHECKOUT = "/srv/checkout"  # where the machine sees the source tree
-UNIT = "house-prices-api"
-ENV_FILE = "/etc/house-prices-api/env"
-STATE_DIR = "/var/lib/house-prices-api"
-SERVICE_USER = "house-prices"
 WORKERS = 2
 API_KEY = "deploy-test-key"
 #: The unit's TimeoutStopSec; a graceful stop must end well within it.
 STOP_TIMEOUT_SECONDS = 30
 #: systemd-analyze security's overall exposure (0 best, 10 worst) the unit must keep.
 MAX_EXPOSURE = 2.0
-BOOT_SECONDS = 60
-READY_SECONDS = 90
-
-
-def _cannot_run(reason: str) -> None:
-    for variable in ("REQUIRE_DEPLOY", "REQUIRE_RELEASE"):
-        if os.environ.get(variable) == "1":
-            pytest.fail(f"{reason} ({variable}=1: the systemd deployment test must run)")
-    pytest.skip(reason)
-
-
-def _podman(
-    *args: str, timeout: float = 120, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"`podman {' '.join(args)}` failed ({result.returncode}):\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
-
-
-@dataclass(frozen=True)
-class Machine:
-    """The booted container: commands run in it as root."""
-
-    name: str
-
-    def run(
-        self, command: str, *, env: dict[str, str] | None = None, timeout: float = 60,
-        check: bool = True,
-    ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        options = [f"--env={k}={v}" for k, v in (env or {}).items()]
-        return _podman("exec", *options, self.name, "sh", "-c", command, timeout=timeout,
-                       check=check)  # fmt: skip
-
-    def out(self, command: str, **kwargs: Any) -> str:
-        return self.run(command, **kwargs).stdout.strip()
-
-    def show(self, *properties: str) -> dict[str, str]:
-        options = " ".join(f"-p {p}" for p in properties)
-        text = self.out(f"systemctl show {options} {UNIT}")
-        return dict(line.split("=", 1) for line in text.splitlines())
-
-    def journal(self, since_cursor: str | None = None) -> list[str]:
-        after = f"--after-cursor='{since_cursor}'" if since_cursor else ""
-        return self.out(f"journalctl -u {UNIT} -o cat --no-pager {after}").splitlines()
-
-    def cursor(self) -> str:
-        # The journal's position now: what follows it is what comes next.
-        return self.out("journalctl -n 0 --show-cursor --no-pager").rsplit("cursor: ", 1)[-1]
-
-
-def _http(
-    url: str, body: object = None, headers: dict[str, str] | None = None, timeout: float = 60
-) -> tuple[int, dict[str, str], Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers or {})
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer = json.loads(response.read() or b"null")
-            return response.status, _lower(response.headers), answer
-    except urllib.error.HTTPError as error:
-        return error.code, _lower(error.headers), json.loads(error.read() or b"null")
-
-
-def _lower(headers: Message) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def _wait_ready(base: str, seconds: float = READY_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            status, _, body = _http(base + "/api/v1/ready", timeout=5)
-            if status == 200 and body.get("ready") is True:
-                return
-            last = (status, body)
-        except (urllib.error.URLError, OSError) as error:
-            last = error
-        time.sleep(0.5)
-    pytest.fail(f"{base}/api/v1/ready did not answer ready within {seconds} s: {last}")
-
-
-#: The machine's base image (the Containerfile's FROM), and how long pulling it may take.
-BASE_IMAGE = "python:3.11-slim"
-PULL_SECONDS = 300
-
-
-def _base_image_or_skip() -> None:
-    """The base image is here (CI's local stand-in), or pulled now; else skip
-    (or fail, as ``_cannot_run`` does), rather than fail the ``--pull=never``
-    build. (``api/tests/tooling.py`` does the same for the other container
-    tests; this file cannot import it: the release tests run with the source
-    tree off ``sys.path``.)"""
-    assert f"FROM {BASE_IMAGE}" in CONTAINERFILE.read_text()
-    if _podman("image", "inspect", BASE_IMAGE, check=False).returncode == 0:
-        return
-    try:
-        pulled = _podman("pull", BASE_IMAGE, timeout=PULL_SECONDS, check=False)
-    except subprocess.TimeoutExpired:
-        _cannot_run(f"{BASE_IMAGE} is not here and `podman pull` took over {PULL_SECONDS} s")
-        return
-    if pulled.returncode != 0:
-        said = pulled.stderr.strip().splitlines()
-        _cannot_run(
-            f"{BASE_IMAGE} is not here and `podman pull` failed "
-            f"({said[-1][-300:] if said else pulled.returncode}); in CI, "
-            '`eval "$(../shared/ci/offline-container-base.sh)"` provides a local stand-in'
-        )
 
 
 @dataclass(frozen=True)
@@ -187,43 +70,12 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def machine(timings: Timings) -> Iterator[Machine]:
-    if shutil.which("podman") is None:
-        _cannot_run("podman is not installed (CI: ../shared/ci/offline-container-base.sh)")
-    if _podman("info", check=False).returncode != 0:
-        _cannot_run("`podman info` fails here")
-    _base_image_or_skip()
-    started = time.monotonic()
-    # Cached by podman after the first build (only the layer with systemd).
-    _podman("build", "--pull=never", "-q", "-t", IMAGE, "-f", str(CONTAINERFILE),
-            str(CONTAINERFILE.parent), timeout=600)  # fmt: skip
-    timings.record("systemd_machine_image", started)
-
-    started = time.monotonic()
-    machine = Machine(f"house-prices-systemd-{uuid.uuid4().hex[:8]}")
-    _podman("run", "-d", "--name", machine.name, "--systemd=always", "--privileged",
-            "--network=host", "-v", f"{ROOT}:{CHECKOUT}:ro", IMAGE)  # fmt: skip
-    try:
-        # Until systemd's bus is up, systemctl cannot even ask ("Failed to connect").
-        deadline = time.monotonic() + BOOT_SECONDS
-        while True:
-            state = machine.run(
-                "systemctl is-system-running --wait", timeout=BOOT_SECONDS, check=False
-            )
-            if "Failed to connect" not in state.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        # degraded: a unit of the base system failed (shown below), not ours
-        if state.stdout.strip() not in {"running", "degraded"}:
-            failed = machine.run("systemctl --failed --no-pager", check=False).stdout
-            pytest.fail(f"systemd did not boot: {state.stdout} {state.stderr}\n{failed}")
-        timings.record("systemd_boot", started)
+    with booted_machine(timings, {ROOT: CHECKOUT}) as machine:
         timings.facts["systemd_machine"] = {
             "systemd": machine.out("systemctl --version").splitlines()[0],
             "debian": machine.out("cat /etc/debian_version"),
         }
         yield machine
-    finally:
-        _podman("rm", "-f", "-t", "0", machine.name, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -249,20 +101,13 @@ def deployed(
         f"-e 's/^WEB_CONCURRENCY=.*/WEB_CONCURRENCY={WORKERS}/' "
         f"-e 's/^#API_KEY=.*/API_KEY={API_KEY}/' {ENV_FILE}"
     )
-    # This process's numpy SIMD level and BLAS kernel too (.ci/run's second
-    # pass forces both): numpy's AVX-512 and AVX2 logarithms differ in the last
-    # bit, and the service's prices are compared exactly with this process's.
-    numerics = [
-        f'{name}="{value}"'
-        for name, value in os.environ.items()
-        if name == "NPY_DISABLE_CPU_FEATURES" or name.startswith("OPENBLAS_")
-    ]
+    numerics = numerics_settings()
     if numerics:
         machine.run(f"printf '%s\\n' {shlex.join(numerics)} >> {ENV_FILE}")
     started = time.monotonic()
     machine.run(f"systemctl start {UNIT}")
     base = f"http://127.0.0.1:{port}"
-    _wait_ready(base)
+    wait_ready(base)
     timings.record("systemd_start_to_ready", started)
     return Deployed(machine, base, output, timings)
 
@@ -349,9 +194,9 @@ def test_it_prices_exactly_as_the_package_and_logs_to_the_journal_and_sqlite(
     payload = {"inputs": houses.astype(object).where(houses.notna(), None).to_dict("records")}
     url = deployed.base + "/api/v1/predict"
 
-    status, _, _ = _http(url, payload)
+    status, _, _ = http(url, payload)
     assert status == 401, "API_KEY from the environment file is not in force"
-    status, headers, body = _http(url, payload, {"X-API-Key": API_KEY}, timeout=120)
+    status, headers, body = http(url, payload, {"X-API-Key": API_KEY}, timeout=120)
     assert status == 200, body
     assert body["predictions"] == expected
     request_id = headers["x-request-id"]
@@ -405,7 +250,7 @@ def test_systemd_restarts_it_after_sigkill(deployed: Deployed) -> None:
         time.sleep(0.2)
     assert now["ActiveState"] == "active" and now["MainPID"] not in {"0", before["MainPID"]}, now
     assert int(now["NRestarts"]) == int(before["NRestarts"]) + 1
-    _wait_ready(deployed.base)
+    wait_ready(deployed.base)
     journal = machine.journal()
     assert f"{UNIT}.service: Main process exited, code=killed, status=9/KILL" in journal
 

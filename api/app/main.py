@@ -29,7 +29,10 @@ from api.app.openapi import install_openapi
 from api.app.operations import metrics
 from api.app.operations.drift_reports import DriftReports
 from api.app.operations.log_writer import PredictionLog
-from api.app.routes import drift, health, model_card, page, predict
+from api.app.operations.outcome_store import OutcomeStore
+from api.app.operations.performance_reports import PerformanceReports
+from api.app.operations.shadow import Shadow
+from api.app.routes import drift, health, model_card, outcomes, page, performance, predict
 from api.app.routes import metrics as metrics_route
 
 #: Where the docs page's JavaScript, CSS and icon are served from (the app itself).
@@ -45,6 +48,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log: PredictionLog | None = app.state.prediction_log
     if log is not None:
         log.start()
+    shadow: Shadow | None = app.state.shadow
+    if shadow is not None:
+        shadow.start()
     try:
         yield
     finally:
@@ -53,6 +59,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # After uvicorn has drained the requests: write (or spool) what is queued.
         if log is not None:
             await run_in_threadpool(log.close)
+        store: OutcomeStore | None = app.state.outcome_store
+        if store is not None:
+            await run_in_threadpool(store.close)
+        reports: PerformanceReports | None = app.state.performance_reports
+        if reports is not None:
+            await run_in_threadpool(reports.close)
+        if shadow is not None:
+            await run_in_threadpool(shadow.close)
 
 
 def _prediction_log(settings: Settings) -> PredictionLog | None:
@@ -90,6 +104,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.model_service = ModelService()
     app.state.prediction_log = log = _prediction_log(settings)
+    app.state.outcome_store = (
+        None
+        if log is None
+        else OutcomeStore(log.url, timeout=settings.prediction_log_timeout_seconds)
+    )
+    app.state.shadow = (
+        None
+        if settings.challenger_model_dir is None
+        else Shadow(
+            settings.challenger_model_dir,
+            settings.prediction_log_url,
+            max_queued_houses=settings.shadow_max_queued_houses,
+            timeout=settings.prediction_log_timeout_seconds,
+        )
+    )
     app.state.drift_reports = (
         DriftReports(
             log, window=settings.drift_window, max_age_seconds=settings.drift_cache_seconds
@@ -98,11 +127,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else None
     )
 
+    app.state.performance_reports = (
+        PerformanceReports(
+            log.url,
+            timeout=settings.prediction_log_timeout_seconds,
+            max_age_seconds=settings.drift_cache_seconds,
+        )
+        if log is not None
+        else None
+    )
+
     install_error_handlers(app)
     for router in (
         predict.router,
+        outcomes.router,
         model_card.router,
         drift.router,
+        performance.router,
         health.router,
         metrics_route.router,
         page.router,

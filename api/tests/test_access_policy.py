@@ -27,7 +27,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 #: says the same (test_the_readme_table_is_this_policy).
 POLICY: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/predict"): Access.KEYED,
+    ("POST", "/api/v1/outcomes"): Access.KEYED,
     ("GET", "/api/v1/drift"): Access.KEYED,
+    ("GET", "/api/v1/performance"): Access.KEYED,
     ("GET", "/metrics"): Access.METRICS,
     ("GET", "/api/v1/model"): Access.MODEL_CARD,
     ("GET", "/api/v1/model/report/"): Access.MODEL_CARD,

@@ -302,6 +302,8 @@ def test_dashboard_structure_matches_the_provisioning() -> None:
         "drift_feature_psi",
         "drift_features_drifting",
         "prediction_log_database_up",
+        "performance_rmsle",
+        "performance_range_coverage",
     ):
         assert metric in queries, metric
 
@@ -509,9 +511,10 @@ def test_every_metric_the_dashboard_and_alerts_name_is_exposed(
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
-        return names if "drift_houses_compared" in names else set()
+        wanted = {"drift_houses_compared", "performance_outcomes_matched"}
+        return names if wanted <= names else set()
 
-    names = _wait("the drift gauges in /metrics", exposed, SCRAPE_TIMEOUT, stack)
+    names = _wait("the drift and performance gauges in /metrics", exposed, SCRAPE_TIMEOUT, stack)
     used = {name: metric_names(expr) for name, expr in expressions().items()}
     assert all(used.values())  # every panel's query names at least one metric
     # `up` is Prometheus's own (whether the scrape worked), not the API's.

@@ -763,3 +763,12 @@ def test_prestop_runs_and_sigterm_stops_within_the_grace_period(pod: Pod) -> Non
     assert code in (0, 143), logs.stdout[-2000:]
     assert seconds < grace
     assert "Application shutdown complete." in logs.stdout + logs.stderr
+
+
+def test_production_runs_the_image_of_this_release() -> None:
+    """A model version is an image tag (README, "Promotion and rollback"): the
+    production overlay promotes this release, the version of regression_model/VERSION."""
+    overlay = yaml.safe_load((K8S / "overlays" / "production" / "kustomization.yaml").read_text())
+    tags = [image.get("newTag") for image in overlay["images"]]
+    version = (ROOT / "regression_model" / "VERSION").read_text().strip()
+    assert tags == [version]

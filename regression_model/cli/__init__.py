@@ -1,5 +1,5 @@
 """``regression-model`` command line: train, report, predict, info, export, drift,
-log-migrate, log-prune (the table :data:`SUBCOMMANDS`).
+performance, log-migrate, log-prune (the table :data:`SUBCOMMANDS`).
 
 Also reachable as ``python -m regression_model``. The model's commands are
 in ``model_commands``, the prediction log's in ``log_commands``.
@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from regression_model.cli import export_commands, log_commands, model_commands
+from regression_model.cli import (
+    compare_commands,
+    export_commands,
+    log_commands,
+    market_commands,
+    model_commands,
+    outcome_commands,
+    performance_commands,
+)
 from regression_model.config.core import CONFIG_ENV_VAR, ConfigError
 from regression_model.scoring.artifact import ArtifactError
 from regression_model.version import __version__
@@ -70,6 +78,44 @@ SUBCOMMANDS = (
         "compare logged houses with the training profile (PSI, KS, unseen labels)",
         log_commands.drift_arguments,
         log_commands.drift,
+    ),
+    Subcommand(
+        "performance",
+        "score the logged prices against the sale prices that came back (outcomes)",
+        performance_commands.performance_arguments,
+        performance_commands.performance,
+        description="RMSLE, bias, MAE and the price ranges' coverage of the logged prices "
+        "whose houses sold (outcomes), overall and by slice, beside the cross-validated "
+        "figures of the manifest; judged only over performance.min_outcomes sales (config). "
+        "Exit status: 0, 1 with --fail-on-worse when worse, 2 a setup problem.",
+    ),
+    Subcommand(
+        "outcomes",
+        "store sale prices of priced houses (outcomes) from a CSV file: outcomes import FILE",
+        outcome_commands.outcomes_arguments,
+        outcome_commands.outcomes,
+        description="Realised sale prices, stored beside the prediction log as POST "
+        "/api/v1/outcomes stores them. `outcomes import FILE --help` lists the columns.",
+    ),
+    Subcommand(
+        "compare",
+        "the champion's logged prices against a shadow challenger's (and their realised errors)",
+        compare_commands.compare_arguments,
+        compare_commands.compare,
+        description="How far a shadow challenger (the service's CHALLENGER_MODEL_DIR) "
+        "disagrees with the prices the service answered: quantiles of the relative "
+        "difference, the shares beyond 1/5/10 %%, by slice, the houses that moved most, and "
+        "both models' realised RMSLE on the houses whose sale price came back. Exit status: "
+        "0, 1 no shadow prices, 2 a setup problem.",
+    ),
+    Subcommand(
+        "market-data",
+        "write the sold houses of the log (inputs and sale prices) as training rows",
+        market_commands.market_data_arguments,
+        market_commands.market_data,
+        description="Write the houses whose sale prices came back (outcomes) as rows of "
+        "train.csv's format: the logged inputs under Kaggle's names and the price they sold "
+        "for, one row per Id (its latest sale), for the config's market_data_files.",
     ),
     Subcommand(
         "log-migrate",

@@ -1,4 +1,5 @@
-"""Load ``config.yml``: strictyaml schema first, then typed pydantic objects.
+"""Load ``config.yml``: strictyaml schema first (``config/yaml_schema.py``),
+then typed pydantic objects.
 
 strictyaml rejects missing keys, unknown keys and wrong scalar types with the
 line and key that caused it; pydantic then checks the relations between
@@ -9,22 +10,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 from pathlib import Path
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from strictyaml import (
-    CommaSeparated,
-    Float,
-    Int,
-    Map,
-    MapPattern,
-    Seq,
-    Str,
-    YAMLError,
-    load,
-)
+from strictyaml import YAMLError, load
+
+from regression_model.config.yaml_schema import SCHEMA
 
 # This file is regression_model/config/core.py (no import of the package: no cycle).
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -42,80 +36,6 @@ class ConfigError(ValueError):
     """The config file is missing, unreadable or inconsistent."""
 
 
-_SCHEMA = Map(
-    {
-        "package_name": Str(),
-        "pipeline_name": Str(),
-        "training_data_file": Str(),
-        "test_data_file": Str(),
-        "id_column": Str(),
-        "target": Str(),
-        "variables_to_rename": MapPattern(Str(), Str()),
-        "input_aliases": MapPattern(Str(), Str()),
-        "training_exclusions": MapPattern(Str(), Float()),
-        "numerical_vars": Seq(Str()),
-        "categorical_vars": Seq(Str()),
-        "categorical_vars_na_means_none": Seq(Str()),
-        "missing_label": Str(),
-        "numerical_vars_with_na_indicator": Seq(Str()),
-        "temporal_vars": Seq(Str()),
-        "temporal_reference_var": Str(),
-        "log_vars": Seq(Str()),
-        "log1p_vars": Seq(Str()),
-        "quality_vars": Seq(Str()),
-        "quality_mappings": MapPattern(Str(), Int()),
-        "coded_vars": MapPattern(Str(), CommaSeparated(Int())),
-        "numerical_ranges": MapPattern(Str(), CommaSeparated(Float())),
-        "integer_vars": Seq(Str()),
-        "max_label_length": Int(),
-        "rare_label_tolerance": Float(),
-        "rare_label_n_categories": Int(),
-        "rare_label": Str(),
-        "spline_vars": Seq(Str()),
-        "spline_knots": Int(),
-        "alpha_grid": CommaSeparated(Float()),
-        "trim_threshold": Float(),
-        "tuning_folds": Int(),
-        "max_iter": Int(),
-        "random_state": Int(),
-        "cv_folds": Int(),
-        "cv_repeats": Int(),
-        "baseline_group_var": Str(),
-        "baseline_linear_vars": Seq(Str()),
-        "min_improvement_over_baselines": Float(),
-        "slice_vars": Seq(Str()),
-        "slice_decade_var": Str(),
-        "price_bands": CommaSeparated(Float()),
-        "min_slice_houses": Int(),
-        "max_slice_rmsle": Float(),
-        "plausible_price_range": CommaSeparated(Float()),
-        "max_cv_rmsle": Float(),
-        "intervals": Map(
-            {
-                "coverages": CommaSeparated(Float()),
-                "difficulty_categorical_vars": Seq(Str()),
-                "difficulty_numerical_vars": Seq(Str()),
-                "difficulty_penalty": Float(),
-                "difficulty_min_label_houses": Int(),
-                "max_coverage_gap": Float(),
-                "max_slice_shortfall": Float(),
-                "slice_significance": Float(),
-            }
-        ),
-        "drift": Map(
-            {
-                "psi": Float(),
-                "ks_statistic": Float(),
-                "ks_p_value": Float(),
-                "unseen_share": Float(),
-                "price_shift": Float(),
-                "min_records": Int(),
-            }
-        ),
-    }
-)
-
-
 class AppConfig(BaseModel):
     """Names and files: what the package is and where its data lives."""
 
@@ -125,6 +45,8 @@ class AppConfig(BaseModel):
     pipeline_name: str
     training_data_file: str
     test_data_file: str
+    #: sold houses added to the training data (regression_model.training.market)
+    market_data_files: tuple[str, ...] = ()
 
 
 class IntervalConfig(BaseModel):
@@ -210,6 +132,19 @@ class ModelConfig(BaseModel):
     def features(self) -> list[str]:
         """Every input variable the model uses, numerical first."""
         return [*self.numerical_vars, *self.categorical_vars]
+
+    @property
+    def price_band_labels(self) -> list[str]:
+        """The labels of the price bands ``price_bands`` cut: "under $100k",
+        "$100k-$150k", ..., "$300k and over" (training's slices, the
+        ranges' slices and realised performance all label houses so)."""
+
+        def dollars(value: float) -> str:
+            return f"${value / 1000:,.0f}k"
+
+        edges = self.price_bands
+        inner = [f"{dollars(low)}-{dollars(high)}" for low, high in itertools.pairwise(edges)]
+        return [f"under {dollars(edges[0])}", *inner, f"{dollars(edges[-1])} and over"]
 
     @property
     def nominal_vars(self) -> list[str]:
@@ -334,6 +269,16 @@ class DriftConfig(BaseModel):
     min_records: int = Field(ge=1)
 
 
+class PerformanceConfig(BaseModel):
+    """When realised errors (sale prices that came back) are judged, and how."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_outcomes: int = Field(ge=1)
+    rmsle_margin: float = Field(ge=0)
+    coverage_margin: float = Field(ge=0, lt=1)
+
+
 class Config(BaseModel):
     """The whole configuration, as loaded from one YAML file."""
 
@@ -342,6 +287,7 @@ class Config(BaseModel):
     app: AppConfig
     model: ModelConfig
     drift: DriftConfig
+    performance: PerformanceConfig
     source: Path
     sha256: str
 
@@ -358,7 +304,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {source}: {exc}") from exc
     try:
-        data = load(raw.decode("utf-8"), _SCHEMA, label=str(source)).data
+        data = load(raw.decode("utf-8"), SCHEMA, label=str(source)).data
     except YAMLError as exc:
         raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
     app_keys = set(AppConfig.model_fields)
@@ -366,9 +312,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config(
             app=AppConfig(**{k: v for k, v in data.items() if k in app_keys}),
             model=ModelConfig(
-                **{k: v for k, v in data.items() if k not in app_keys and k != "drift"}
+                **{
+                    k: v
+                    for k, v in data.items()
+                    if k not in app_keys and k not in ("drift", "performance")
+                }
             ),
             drift=DriftConfig(**data["drift"]),
+            performance=PerformanceConfig(**data["performance"]),
             source=source.resolve(),
             sha256=hashlib.sha256(raw).hexdigest(),
         )

@@ -190,13 +190,18 @@ def verify_artifact(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
     return manifest
 
 
-def _checked_manifest(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
+def _sealed_manifest(paths: ArtifactPaths) -> dict[str, Any]:
     manifest = read_manifest(paths)
     if manifest.get("manifest_sha256") != _canonical_sha256(manifest):
         raise ArtifactIntegrityError(
             f"manifest {paths.manifest} was edited after training (its manifest_sha256 "
             f"does not match its content); {TRAIN_HINT} again or reinstall the package"
         )
+    return manifest
+
+
+def _checked_manifest(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
+    manifest = _sealed_manifest(paths)
     trained_version, trained_config_sha = _recorded(paths, manifest, "version", "config.sha256")
     if trained_version != __version__:
         raise ArtifactCompatibilityError(
@@ -227,7 +232,9 @@ def _checked_bytes(path: Path, expected: object) -> bytes:
     return payload
 
 
-def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTables:
+def _checked_tables(
+    paths: ArtifactPaths, manifest: dict[str, Any], version: str = __version__
+) -> ModelTables:
     expected_sha, trained_format = _recorded(paths, manifest, "tables.sha256", "tables.format")
     if trained_format != FORMAT:
         raise ArtifactCompatibilityError(
@@ -242,10 +249,15 @@ def _checked_tables(paths: ArtifactPaths, manifest: dict[str, Any]) -> ModelTabl
         raise ArtifactIntegrityError(
             f"{paths.tables} is unreadable ({exc}); {TRAIN_HINT}"
         ) from exc
-    if tables.version != __version__:
+    if tables.version != version:
         raise ArtifactCompatibilityError(
-            f"{paths.tables} holds model {tables.version}, the package is {__version__}; "
-            f"{TRAIN_HINT}"
+            f"{paths.tables} holds model {tables.version}, "
+            + (
+                f"the package is {version}"
+                if version == __version__
+                else f"its manifest {version}"
+            )
+            + f"; {TRAIN_HINT}"
         )
     return tables
 
@@ -291,3 +303,38 @@ def load_pipeline(config: Config, directory: Path | None = None) -> tuple[Any, d
     manifest = _checked_manifest(paths, config)
     payload = _checked_pickle(paths, manifest)
     return joblib.load(io.BytesIO(payload)), manifest
+
+
+def challenger_paths(config: Config, directory: Path) -> ArtifactPaths:
+    """The artifact in ``directory``, of whichever model version it holds:
+    the directory must hold exactly one manifest of this model's name."""
+    prefix = f"{config.app.pipeline_name}_v"
+    versions = sorted(
+        path.name[len(prefix) : -len(".json")]
+        for path in directory.glob(f"{prefix}*.json")
+        if not path.name.endswith(".tables.json")
+    )
+    if len(versions) != 1:
+        found = ", ".join(versions) if versions else "none"
+        raise ArtifactNotFoundError(
+            f"a challenger directory holds the artifact of exactly one version; {directory} "
+            f"holds {found} (manifests named {prefix}<version>.json)"
+        )
+    return ArtifactPaths.for_version(config, versions[0], directory)
+
+
+def load_challenger_tables(config: Config, directory: Path) -> tuple[ModelTables, dict[str, Any]]:
+    """Verify, then read, the compiled tables of another model (a challenger):
+    the manifest's seal, the tables' sha256 and format are checked as for the
+    package's own model, but the model version (the manifest's, which the file
+    names and the tables must agree with) and the config it was trained with
+    may differ. Nothing is unpickled."""
+    paths = challenger_paths(config, directory)
+    manifest = _sealed_manifest(paths)
+    (version,) = _recorded(paths, manifest, "version")
+    if paths.manifest != ArtifactPaths.for_version(config, str(version), directory).manifest:
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest} says version {version}, its name another; "
+            f"{TRAIN_HINT} again"
+        )
+    return _checked_tables(paths, manifest, version=str(version)), manifest

@@ -20,7 +20,6 @@ Everything is deterministic: the same data and config give the same numbers.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,20 +198,10 @@ def slice_labels(config: ModelConfig, X: pd.DataFrame, y: pd.Series) -> dict[str
     labels[DECADE_SLICE] = np.array(
         ["missing" if np.isnan(year) else f"{int(year) // 10 * 10}s" for year in years]
     )
-    labels[PRICE_SLICE] = np.array(price_band_labels(config.price_bands))[
+    labels[PRICE_SLICE] = np.array(config.price_band_labels)[
         np.searchsorted(config.price_bands, np.asarray(y, dtype="float64"), side="right")
     ]
     return labels
-
-
-def price_band_labels(edges: list[float]) -> list[str]:
-    """ "under $100k", "$100k-$150k", ..., "$300k and over"."""
-
-    def dollars(value: float) -> str:
-        return f"${value / 1000:,.0f}k"
-
-    inner = [f"{dollars(low)}-{dollars(high)}" for low, high in itertools.pairwise(edges)]
-    return [f"under {dollars(edges[0])}", *inner, f"{dollars(edges[-1])} and over"]
 
 
 def slice_errors(
@@ -225,9 +214,7 @@ def slice_errors(
     by: dict[str, list[dict[str, Any]]] = {}
     for name, labels in slice_labels(config, X, y).items():
         rows = []
-        order = (
-            price_band_labels(config.price_bands) if name == PRICE_SLICE else sorted(set(labels))
-        )
+        order = config.price_band_labels if name == PRICE_SLICE else sorted(set(labels))
         for label in order:
             members = labels == label
             if not members.any():

@@ -45,7 +45,6 @@ from regression_model.training.compiler import TOLERANCE
 from regression_model.training.difficulty import Difficulty
 from regression_model.training.evaluation import (
     PRICE_SLICE,
-    price_band_labels,
     repeated_splits,
     slice_labels,
 )
@@ -239,7 +238,7 @@ def coverage_by_slice(
     """The cross-validated coverage of the houses of each slice, at each
     configured coverage, and whether the slice is gated."""
     labels = slice_labels(config, X, y)
-    bands = price_band_labels(config.price_bands)
+    bands = config.price_band_labels
     typical = np.exp(log_prices.mean(axis=0))
     labels[PREDICTED_PRICE_SLICE] = np.array(bands)[
         np.searchsorted(config.price_bands, typical, side="right")

@@ -12,7 +12,7 @@ import numpy as np
 
 from regression_model.scoring.report_files import PLOTS
 from regression_model.scoring.tables import TableScorer
-from regression_model.training.evaluation import PRICE_SLICE, price_band_labels, slice_labels
+from regression_model.training.evaluation import PRICE_SLICE, slice_labels
 from regression_model.training.report_facts import ReportFacts
 
 #: Terms shown in the bar chart, and curves drawn.
@@ -71,9 +71,7 @@ def draw_plots(facts: ReportFacts, output: Path) -> None:
         save,
         "residuals_by_neighbourhood.png",
     )
-    bands = [
-        b for b in price_band_labels(facts.config.price_bands) if (labels[PRICE_SLICE] == b).any()
-    ]
+    bands = [b for b in facts.config.price_band_labels if (labels[PRICE_SLICE] == b).any()]
     _boxes(
         Figure(figsize=(7.2, 3.6), layout="constrained"),
         [mean_error[labels[PRICE_SLICE] == b] for b in bands],

@@ -34,6 +34,7 @@ from regression_model.training.evaluation import (
     regression_metrics,
 )
 from regression_model.training.intervals import calibrate
+from regression_model.training.market import MarketDataError, add_market_data
 from regression_model.training.pipeline import build_pipeline
 from regression_model.version import __version__
 
@@ -62,6 +63,8 @@ class TrainingData:
     ids: np.ndarray
     #: houses left out by the configured training exclusions
     n_excluded: int
+    #: the config's market_data_files as the manifest records them
+    market_data: tuple[dict[str, Any], ...] = ()
 
 
 def load_training_data(config: Config) -> TrainingData:
@@ -71,7 +74,11 @@ def load_training_data(config: Config) -> TrainingData:
     else would teach the model values it will refuse later.
     """
     model = config.model
-    raw = load_dataset(config.app.training_data_file)
+    try:
+        market = add_market_data(load_dataset(config.app.training_data_file), config)
+    except MarketDataError as exc:
+        raise TrainingDataError(str(exc)) from exc
+    raw = market.rows
     checked = validate_inputs(raw, model)
     if checked.errors:
         shown = "; ".join(f"row {e.row} {e.field}: {e.message}" for e in checked.errors[:5])
@@ -84,7 +91,7 @@ def load_training_data(config: Config) -> TrainingData:
     for variable, maximum in model.training_exclusions.items():
         keep &= ~(X[variable] > maximum)
     ids = raw[model.id_column].to_numpy()[X.index[keep]]
-    return TrainingData(X[keep], y[keep], ids, int((~keep).sum()))
+    return TrainingData(X[keep], y[keep], ids, int((~keep).sum()), tuple(market.files))
 
 
 def quality_problems(config: Config, evaluation: Evaluation) -> list[str]:
@@ -203,6 +210,7 @@ def run_training(config: Config | None = None, artifact_dir: Path | None = None)
             "rows_used": len(X),
             "rows_excluded": data.n_excluded,
             "exclusions": config.model.training_exclusions,
+            "market_data": list(data.market_data),
         },
         "config": {"file": config.source.name, "sha256": config.sha256},
         "environment": environment(),

@@ -4,8 +4,8 @@ With ``API_KEY`` unset every route is open. With it set, each route is one of
 the :class:`Access` levels below (api/README.md, "Who may see what", is the
 table; ``api/tests/test_access_policy.py`` tests each row):
 
-- ``KEYED``: what clients sent or may send (``/predict``, ``/drift``, whose
-  report lists labels clients typed) always requires the key;
+- ``KEYED``: what clients sent or may send (``/predict``, ``/outcomes``,
+  ``/drift``, whose report lists labels clients typed) always requires the key;
 - ``METRICS`` and ``MODEL_CARD``: open by default (a scraper on a private
   network; the model's own description), keyed with ``METRICS_REQUIRE_KEY`` /
   ``MODEL_CARD_REQUIRE_KEY``;

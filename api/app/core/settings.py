@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         default=None,
-        description="when set, /predict and /drift (what clients sent) require it in the "
-        "X-API-Key header; see METRICS_REQUIRE_KEY and MODEL_CARD_REQUIRE_KEY",
+        description="when set, /predict, /outcomes and /drift (what clients sent) require it "
+        "in the X-API-Key header; see METRICS_REQUIRE_KEY and MODEL_CARD_REQUIRE_KEY",
     )
     metrics_require_key: bool = Field(
         default=False,
@@ -125,6 +125,19 @@ class Settings(BaseSettings):
         ge=0,
         description="records older than this many days are deleted by the writer, in "
         "small batches, every 10 minutes; 0 keeps them forever",
+    )
+    challenger_model_dir: Path | None = Field(
+        default=None,
+        description="a second model's artifact directory (one version's manifest and tables, "
+        "verified; another version may be): it prices every priced request too, off the "
+        "request path, its prices stored beside the log's (shadow_prices), never returned; "
+        "needs the prediction log",
+    )
+    shadow_max_queued_houses: int = Field(
+        default=20_000,
+        ge=1,
+        description="houses a worker holds for the challenger; beyond, a request's houses "
+        'are not shadowed (counted in shadow_prices_total{outcome="dropped"})',
     )
     drift_window: int = Field(
         default=10_000, ge=1, le=200_000, description="most recent houses GET /drift compares"

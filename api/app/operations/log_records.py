@@ -12,9 +12,11 @@ on the request path (it costs about 40 µs a house). A priced house's record
 keeps its price ranges as the response gave them (``price_ranges``:
 ``[{"coverage", "low", "high"}]``, the coverages the request asked for).
 
-Records are keyed by ``(log_id, row)``, made once per request before the
-first attempt to write it, so that a batch written twice (committed although
-the acknowledgement was lost, then replayed) is recognised by the database.
+Records are keyed by ``(log_id, row)``, made once per request when it is
+queued (before the first attempt to write it, so that a batch written twice,
+committed although the acknowledgement was lost, then replayed, is recognised
+by the database; and returned to the request path, which names the records
+by it: a challenger's shadow prices).
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ def logged_fields(house_as_json: bytes) -> tuple[bytes, list[str] | None]:
     )
 
 
-def records_of(entry: Entry) -> list[Record]:
-    """One record per house of a queued request."""
+def records_of(entry: Entry, log_id: str | None = None) -> list[Record]:
+    """One record per house of a queued request, keyed by ``log_id`` (default:
+    a new one)."""
     request_id, moment, houses, prices, errors, version, ranges = entry
-    log_id = new_log_id()
+    log_id = log_id or new_log_id()
     logged_at = record_time(datetime.fromtimestamp(moment, UTC))
     by_row: dict[int, list[dict[str, Any]]] = {}
     for error in errors or ():

@@ -56,7 +56,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from api.app.operations import metrics
-from api.app.operations.log_records import Entry, Record, house_json, records_of
+from api.app.operations.log_records import Entry, Record, house_json, new_log_id, records_of
 from api.app.operations.log_storage import Backoff, LogStorage
 from regression_model import PriceRange
 
@@ -84,7 +84,9 @@ class PredictionLog(LogStorage):
         # `_lock` guards both and the counts; the writer's batch in progress
         # (`_in_flight` records) counts too.
         self._lock = threading.Lock()
-        self._queue: collections.deque[Entry] = collections.deque()
+        # Each request with its log_id, made when it is queued (the shadow
+        # challenger's prices name it).
+        self._queue: collections.deque[tuple[Entry, str]] = collections.deque()
         self._queued_records = 0
         self._held: collections.deque[Record] = collections.deque()
         self._in_flight = 0
@@ -108,10 +110,11 @@ class PredictionLog(LogStorage):
         version: str,
         *,
         ranges: Sequence[Sequence[PriceRange] | None] | None = None,
-    ) -> None:
+    ) -> str | None:
         """Queue one request's houses (as JSON) and results (``ranges``:
-        each house's price ranges as answered). Never raises: a request is
-        answered whatever becomes of its log record."""
+        each house's price ranges as answered); return the ``log_id`` its
+        records will have (None when they could not be queued). Never raises:
+        a request is answered whatever becomes of its log record."""
         try:
             if self._thread is None:
                 self.start()
@@ -119,8 +122,9 @@ class PredictionLog(LogStorage):
             now = time.monotonic()
             limit = self.max_queued_records * (1 if self._spool_failing else 2)
             with self._lock:
+                log_id = new_log_id()
                 self._queue.append(
-                    (request_id, time.time(), inputs, prices, errors, version, ranges)
+                    ((request_id, time.time(), inputs, prices, errors, version, ranges), log_id)
                 )
                 self._queued_records += len(inputs)
                 excess = self._in_memory() - limit
@@ -135,6 +139,7 @@ class PredictionLog(LogStorage):
             if now >= self._gauge_due:
                 self._gauge_due = now + _GAUGE_SECONDS
                 metrics.LOG_QUEUE.set(self._in_memory())
+            return log_id
         except Exception as exc:  # the request must not fail for its log record
             now = time.monotonic()
             quiet = now < self._record_failure_log_due  # one line per interval, not per request
@@ -143,6 +148,7 @@ class PredictionLog(LogStorage):
             )
             self._failure("record", exc, quiet=quiet)
             self._note_dropped(len(houses), "they could not be queued")
+            return None
 
     @property
     def in_memory(self) -> int:
@@ -261,7 +267,7 @@ class PredictionLog(LogStorage):
         """The oldest records in memory, marked in flight: held records
         first, else the oldest queued requests' (at least one request, and no
         more than ``batch_records`` houses unless that one request has more)."""
-        entries: list[Entry] = []
+        entries: list[tuple[Entry, str]] = []
         with self._lock:
             if self._held:
                 count = min(len(self._held), self.batch_records)
@@ -270,16 +276,16 @@ class PredictionLog(LogStorage):
                 return held
             count = 0
             while self._queue and (
-                not entries or count + len(self._queue[0][2]) <= self.batch_records
+                not entries or count + len(self._queue[0][0][2]) <= self.batch_records
             ):
                 entries.append(self._queue.popleft())
-                count += len(entries[-1][2])
+                count += len(entries[-1][0][2])
             self._queued_records -= count
             self._in_flight = count
         records: list[Record] = []
-        for entry in entries:
+        for entry, log_id in entries:
             try:
-                records += records_of(entry)
+                records += records_of(entry, log_id)
             except Exception as exc:  # a request whose records cannot be built
                 self._failure("writer", exc, traceback=True)
                 self._note_dropped(len(entry[2]), "their records could not be built")
@@ -329,7 +335,7 @@ class PredictionLog(LogStorage):
             self._held.popleft()
             dropped += 1
         while dropped < excess and self._queue:
-            houses = len(self._queue.popleft()[2])
+            houses = len(self._queue.popleft()[0][2])
             self._queued_records -= houses
             dropped += houses
         return dropped

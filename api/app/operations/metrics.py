@@ -61,6 +61,7 @@ from prometheus_client import (
 )
 
 from api.app.core.settings import MULTIPROC_ENV_VAR
+from api.app.operations.performance_gauges import PerformanceCollector
 from api.app.operations.scrape_metrics import DriftCollector, ModelCollector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -278,10 +279,12 @@ def is_multiprocess() -> bool:
 
 
 def render(
-    manifest: Mapping[str, Any] | None, drift_report: Mapping[str, Any] | None = None
+    manifest: Mapping[str, Any] | None,
+    drift_report: Mapping[str, Any] | None = None,
+    performance_report: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The exposition text: every worker's counts (or this process's), then the
-    model, then the drift gauges (when there is a report)."""
+    model, then the drift and performance gauges (when there are reports)."""
     flush()
     if is_multiprocess():
         registry = CollectorRegistry()
@@ -292,6 +295,7 @@ def render(
     model = CollectorRegistry()
     model.register(ModelCollector(manifest))
     model.register(DriftCollector(drift_report))
+    model.register(PerformanceCollector(performance_report))
     return counts + generate_latest(model)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api import __version__ as api_version
 from api.app.core.dependencies import ModelServiceDep
 from api.app.model_service import ModelState
+from api.app.operations.shadow import Shadow
 from api.app.schemas import Health, Readiness
+from api.app.schemas.health import ChallengerStatus
 from regression_model import __version__ as model_version
 
 SERVICE_NAME = "house-prices-api"
@@ -22,10 +24,23 @@ _NOT_READY = {
 }
 
 
-@router.get("/health", response_model=Health, summary="Liveness")
-async def health() -> Health:
-    """The process answers. Says nothing about the model: see `/ready`."""
-    return Health(service=SERVICE_NAME, api_version=api_version, model_version=model_version)
+@router.get("/health", response_model=Health, response_model_exclude_none=True, summary="Liveness")
+async def health(request: Request) -> Health:
+    """The process answers. Says nothing about the model: see `/ready`. With a
+    challenger configured, whether it shadows (a challenger that failed never
+    makes the service unready: the champion serves alone)."""
+    shadow: Shadow | None = request.app.state.shadow
+    challenger = (
+        None
+        if shadow is None
+        else ChallengerStatus(state=shadow.state.value, version=shadow.label, detail=shadow.detail)
+    )
+    return Health(
+        service=SERVICE_NAME,
+        api_version=api_version,
+        model_version=model_version,
+        challenger=challenger,
+    )
 
 
 @router.get(

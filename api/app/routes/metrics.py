@@ -1,5 +1,6 @@
 """``GET /metrics``: Prometheus exposition of every worker's counts, the
-model served and, when the prediction log is on, the latest drift report."""
+model served and, when the prediction log is on, the latest drift and
+performance reports."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from api.app.core.exceptions import request_error
 from api.app.core.security import Access, requires_key
 from api.app.operations import metrics
 from api.app.operations.drift_reports import DriftReports
+from api.app.operations.performance_reports import PerformanceReports
 
 router = APIRouter()
 
@@ -25,6 +27,9 @@ async def get_metrics(
     reports: DriftReports | None = request.app.state.drift_reports
     # Never waits: the latest report, refreshed in the background when stale.
     drift_report = reports.latest(service.model) if reports is not None else None
+    performance: PerformanceReports | None = request.app.state.performance_reports
+    performance_report = performance.latest(service.manifest) if performance else None
     return Response(
-        metrics.render(service.manifest, drift_report), media_type=metrics.CONTENT_TYPE
+        metrics.render(service.manifest, drift_report, performance_report),
+        media_type=metrics.CONTENT_TYPE,
     )

@@ -16,6 +16,7 @@ from api.app.core.settings import Settings
 from api.app.model_service import ModelService
 from api.app.operations import metrics
 from api.app.operations.log_writer import PredictionLog
+from api.app.operations.shadow import Shadow
 from api.app.schemas import (
     ErrorDetail,
     ErrorResponse,
@@ -158,6 +159,7 @@ async def predict(
             warnings=result["warnings"],
         )
     log: PredictionLog | None = request.app.state.prediction_log
+    log_id = None
     if log is not None:
         # It serialises the houses: a few microseconds each, off the event
         # loop for batches that were scored off it.
@@ -169,10 +171,14 @@ async def predict(
             result["version"],
         )
         if len(body.inputs) <= INLINE_HOUSES:
-            log.record(*entry, ranges=result["intervals"])
+            log_id = log.record(*entry, ranges=result["intervals"])
         else:
-            await run_cpu_bound(log.record, *entry, ranges=result["intervals"])
+            log_id = await run_cpu_bound(log.record, *entry, ranges=result["intervals"])
     priced = sum(price is not None for price in result["predictions"])
+    shadow: Shadow | None = request.app.state.shadow
+    if shadow is not None and priced:
+        # The challenger prices the same houses later, in its own thread.
+        shadow.submit(log_id, body.inputs, strict=strict)
     # Counts (never values) for the access log line.
     request.state.houses = len(body.inputs)
     request.state.priced = priced

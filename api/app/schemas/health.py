@@ -7,6 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+class ChallengerStatus(BaseModel):
+    """The shadow challenger of this worker (``CHALLENGER_MODEL_DIR``)."""
+
+    state: Literal["loading", "shadowing", "failed"]
+    version: str | None = Field(
+        default=None, description="its label: model version + its tables' sha256 prefix"
+    )
+    detail: str | None = Field(default=None, description="why it is not shadowing")
+
+
 class Health(BaseModel):
     """The process is up and answering (says nothing about the model)."""
 
@@ -14,6 +24,9 @@ class Health(BaseModel):
     service: str
     api_version: str
     model_version: str
+    challenger: ChallengerStatus | None = Field(
+        default=None, description="only when a challenger is configured"
+    )
 
 
 class Readiness(BaseModel):

@@ -1,0 +1,61 @@
+"""``regression-model market-data``: the sold houses of the prediction log (the
+logged inputs of the houses whose sale prices came back, with those prices)
+as a CSV in ``train.csv``'s format, for the config's ``market_data_files``
+(README, "Retraining on the market").
+
+Finds the log as the drift command does (``--database-url``, else the
+environment) and needs the ``[log]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from regression_model.cli.log_commands import DATABASE_URL_HELP, _log_engine, _log_url, _shown
+from regression_model.config.core import get_config
+
+
+def market_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="the CSV to write (train.csv's columns: Id, the features, SalePrice)",
+    )
+
+
+def market_data(args: argparse.Namespace) -> int:
+    url = _log_url(args)
+    if url is None:
+        return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from regression_model.monitoring.market_export import export_market_data
+
+    output: Path = args.output
+    if not output.parent.is_dir():
+        print(f"error: {output.parent} is not a directory", file=sys.stderr)
+        return 2
+    with _log_engine(url) as engine:
+        try:
+            summary = export_market_data(engine, get_config(), output)
+        except SQLAlchemyError as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            print(f"error: cannot read the log at {_shown(engine)}: {first}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"error: cannot write {output}: {exc}", file=sys.stderr)
+            return 2
+    print(
+        f"wrote {summary.rows} sold house(s) to {output} from {summary.outcomes} outcome(s): "
+        f"{summary.unmatched} match no priced house of the log, {summary.without_id} "
+        f"logged without an integer Id, {summary.superseded} superseded by a later sale "
+        "of the same house"
+    )
+    return 0
