@@ -26,6 +26,7 @@ from regression_model import (
     PredictionResult,
     Report,
     ReportUnavailableError,
+    ValidationResult,
     load_model,
 )
 from regression_model import __version__ as model_version
@@ -138,13 +139,15 @@ class ModelService:
         strict: bool = False,
         coverages: Sequence[float] | None = None,
         timings: dict[str, float] | None = None,
+        validated: list[ValidationResult] | None = None,
     ) -> PredictionResult:
         """The model's ``predict`` over ``houses`` (parsed JSON values, one per
         house): a value that is not an object is an error of its row, so every
         row keeps its position and the valid rows form the same batch as when
         calling ``predict`` on the objects alone. ``coverages`` chooses the
         price ranges (None: all); one the model lacks is an
-        ``UnknownCoverageError``."""
+        ``UnknownCoverageError``. ``validated`` receives the houses'
+        validation results (a shadow challenger prices them)."""
         model = self.wait(timeout)
         return model.predict(
             houses,
@@ -153,6 +156,7 @@ class ModelService:
             refuse_non_objects=True,
             coverages=coverages,
             timings=timings,
+            validated=validated,
         )
 
 

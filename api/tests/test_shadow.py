@@ -111,7 +111,8 @@ def _shadowed_client(url: str, challenger_dir: Path, **settings: Any) -> Iterato
 def _requests(houses: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """(body, query) of requests that take every path: one house, a few, more
     than the route prices on the event loop, a bad house among good ones, an
-    unknown field refused (strict), and one with no house priceable (422)."""
+    unknown field refused (strict), more than the challenger validates again,
+    and one with no house priceable (422)."""
     return [
         ({"inputs": houses[:1]}, {}),
         ({"inputs": houses[1:4]}, {"explain": "true"}),
@@ -119,6 +120,12 @@ def _requests(houses: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[s
         ({"inputs": [houses[24], {"OverallQual": 11}, 7, houses[25]]}, {}),
         ({"inputs": [{**houses[26], "Colour": "blue"}, houses[27]]}, {"strict": "true"}),
         ({"inputs": [houses[28]]}, {"coverage": "0.9"}),
+        # more than REVALIDATED_MAX_HOUSES: priced from the champion's
+        # validation results, refused rows and an unknown field (strict) too
+        (
+            {"inputs": [*houses[29:47], {"OverallQual": 11}, 7, {**houses[47], "Colour": "x"}]},
+            {"strict": "true"},
+        ),
         ({"inputs": [{"OverallQual": "x"}]}, {}),
     ]
 

@@ -45,7 +45,8 @@ from regression_model.batch.formats import file_format, require_pyarrow
 from regression_model.batch.readers import Reader, open_input, read_ahead
 from regression_model.batch.writers import open_output
 from regression_model.config.core import ModelConfig
-from regression_model.scoring.model import CHUNK_ROWS, Engine, load_model
+from regression_model.scoring.chunks import CHUNK_ROWS
+from regression_model.scoring.model import Engine, load_model
 from regression_model.scoring.priced_batch import PricedBatch
 from regression_model.scoring.unknown_fields import IgnoredField
 

@@ -17,8 +17,9 @@ from regression_model.scoring.artifact import (
     load_tables,
     verify_artifact,
 )
+from regression_model.scoring.chunks import CHUNK_ROWS
 from regression_model.scoring.intervals import UnknownCoverageError
-from regression_model.scoring.model import CHUNK_ROWS, ENGINES
+from regression_model.scoring.model import ENGINES
 from regression_model.scoring.report_files import (
     HTML_FILE,
     PLOTS,

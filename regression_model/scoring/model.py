@@ -18,9 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, NotRequired, Self, TypedDict, overload
@@ -35,6 +33,7 @@ from regression_model.config.core import (
     trained_model_dir,
 )
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
+from regression_model.scoring.chunks import chunks_of, in_order
 from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.intervals import IntervalScorer, PriceRange
 from regression_model.scoring.priced_batch import PricedBatch, columns, verdicts
@@ -47,12 +46,6 @@ from regression_model.scoring.validation_result import InputError, ValidationRes
 
 Engine = Literal["tables", "pipeline"]
 ENGINES: tuple[Engine, ...] = ("tables", "pipeline")
-
-#: Large frames are validated and scored this many rows at a time, so memory
-#: stays bounded; a row's result never depends on its chunk.
-CHUNK_ROWS = 65_536
-#: Threads pricing the chunks of a large frame.
-SCORING_THREADS = min(4, os.cpu_count() or 1)
 
 
 class PredictionResult(TypedDict):
@@ -146,13 +139,22 @@ class Model:
         """Validate and price one batch, as arrays (streaming files, Dask)."""
         began = time.perf_counter()
         checked = self.validate(houses, strict=strict, refuse_non_objects=refuse_non_objects)
+        return self.price_validated(checked, validate_seconds=time.perf_counter() - began)
+
+    def price_validated(
+        self, checked: ValidationResult, *, validate_seconds: float = 0.0
+    ) -> PricedBatch:
+        """Price a batch already validated by the active config's rules (this
+        model's :meth:`validate`, or another model's of the same config: a
+        challenger scores the houses the champion checked, without checking
+        them again)."""
         validated = time.perf_counter()
         rows = np.flatnonzero(checked.valid)
         prices, log_prices, contributions = self._score(checked, rows)
         ranges = self.interval_scorer.bounds(
             log_prices, self.interval_scorer.scales(*columns(checked, rows))
         )
-        timings = {"validate": validated - began, "score": time.perf_counter() - validated}
+        timings = {"validate": validate_seconds, "score": time.perf_counter() - validated}
         return verdicts(
             self.config,
             checked,
@@ -179,6 +181,7 @@ class Model:
         refuse_non_objects: bool = False,
         coverages: Sequence[float] | None = None,
         timings: dict[str, float] | None = None,
+        validated: list[ValidationResult] | None = None,
     ) -> PredictionResult:
         """Price every row of ``houses`` (a DataFrame, list of dicts or dict).
 
@@ -201,6 +204,10 @@ class Model:
         ``explanations``: per row, ``None`` if unpriced, else the price split
         into its terms (see :func:`regression_model.scoring.explanation.explain`).
 
+        ``validated``, when given, receives each chunk's validation result in
+        order (rows counted from the chunk's first; one chunk up to
+        ``CHUNK_ROWS`` rows), for :meth:`price_validated` of another model.
+
         ``timings``, when given, receives the seconds spent validating
         (``"validate"``) and scoring (``"score"``), added to what it holds.
         """
@@ -213,16 +220,26 @@ class Model:
         errors: list[InputError] = []
         warnings: list[IgnoredField] = []
         explanations: list[Explanation | None] = []
-        chunks = _chunks(houses)
+        chunks = chunks_of(houses)
 
-        def price(chunk: Any) -> PricedBatch:
-            batch = self.price(chunk, strict=strict, refuse_non_objects=refuse_non_objects)
+        checks: dict[int, ValidationResult] = {}
+
+        def price(numbered: tuple[int, Any]) -> PricedBatch:
+            number, chunk = numbered
+            began = time.perf_counter()
+            checked = self.validate(chunk, strict=strict, refuse_non_objects=refuse_non_objects)
+            if validated is not None:
+                checks[number] = checked
+            batch = self.price_validated(checked, validate_seconds=time.perf_counter() - began)
             # Without explanations the terms are not kept (64 MB per chunk).
             return batch if explain else replace(batch, contributions=np.empty((0, 0)))
 
-        for (start, _), batch in zip(
-            chunks, _in_order(price, [c for _, c in chunks]), strict=True
+        numbered = list(enumerate(chunk for _, chunk in chunks))
+        for number, ((start, _), batch) in enumerate(
+            zip(chunks, in_order(price, numbered), strict=True)
         ):
+            if validated is not None:
+                validated.append(checks.pop(number))
             if timings is not None:
                 for stage, seconds in batch.timings.items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
@@ -373,32 +390,3 @@ def load_model(*, engine: Engine = "tables", directory: Path | str | None = None
                 source = Path(directory) if directory is not None else trained_model_dir()
                 model = _loaded[key] = kind.load(get_config(), source)
     return model
-
-
-def _in_order(function: Callable[[Any], PricedBatch], chunks: list[Any]) -> Iterator[PricedBatch]:
-    """``function`` of each chunk, in order. Several chunks are priced at once
-    in threads (NumPy, pandas and pyarrow release the GIL for most of the
-    work), at most one more than there are threads, so memory stays bounded.
-    A chunk's result never depends on the others, so the bits are the same."""
-    if len(chunks) == 1 or SCORING_THREADS == 1:
-        yield from map(function, chunks)
-        return
-    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="scoring") as pool:
-        pending: deque[Future[PricedBatch]] = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(function, chunk))
-            if len(pending) > SCORING_THREADS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def _chunks(input_data: InputData) -> list[tuple[int, Any]]:
-    """(first row, rows) pieces of the input: frames in bounded chunks."""
-    length = len(input_data) if hasattr(input_data, "iloc") else 0
-    if length <= CHUNK_ROWS:
-        return [(0, input_data)]
-    return [
-        (start, input_data.iloc[start : start + CHUNK_ROWS])  # type: ignore[union-attr]
-        for start in range(0, length, CHUNK_ROWS)
-    ]

@@ -24,7 +24,7 @@ from api.app.schemas import (
     PredictionResponse,
     PredictRequest,
 )
-from regression_model import UnknownCoverageError, shown_name
+from regression_model import UnknownCoverageError, ValidationResult, shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=StrictJSONRoute)
 
@@ -125,6 +125,10 @@ async def predict(
     envelope = _unknown_request_keys(body, strict=strict)
     if envelope and strict:
         raise RequestRejected(422, [ErrorDetail(**detail) for detail in envelope])
+    shadow: Shadow | None = request.app.state.shadow
+    # The champion's validation results, kept for a shadow challenger: it
+    # prices the same houses by the same rules without checking them again.
+    validated: list[ValidationResult] | None = [] if shadow and shadow.shadowing else None
     try:
         if len(body.inputs) <= INLINE_HOUSES and service.is_ready:
             result = service.predict(
@@ -134,6 +138,7 @@ async def predict(
                 strict=strict,
                 coverages=coverage,
                 timings=timings,
+                validated=validated,
             )
         else:
             result = await run_cpu_bound(
@@ -144,6 +149,7 @@ async def predict(
                 strict=strict,
                 coverages=coverage,
                 timings=timings,
+                validated=validated,
             )
     except UnknownCoverageError as unknown:
         raise request_error(422, COVERAGE, f"{unknown} (leave {COVERAGE} out for all)") from None
@@ -175,10 +181,9 @@ async def predict(
         else:
             log_id = await run_cpu_bound(log.record, *entry, ranges=result["intervals"])
     priced = sum(price is not None for price in result["predictions"])
-    shadow: Shadow | None = request.app.state.shadow
-    if shadow is not None and priced:
+    if shadow is not None and validated is not None and priced:
         # The challenger prices the same houses later, in its own thread.
-        shadow.submit(log_id, body.inputs, strict=strict)
+        shadow.submit(log_id, body.inputs, validated, strict=strict)
     # Counts (never values) for the access log line.
     request.state.houses = len(body.inputs)
     request.state.priced = priced
