@@ -331,3 +331,37 @@ def test_the_outcome_and_shadow_tables_come_with_an_upgrade_keeping_the_log(
         engine.dispose()
     assert kept == ["kept"]
     assert stored == [130_000.0]
+
+
+def test_a_log_migrated_by_a_newer_release_is_left_as_it_is_and_still_written(
+    log_url: str, test_houses: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rollback the log may be at a migration this release does not
+    have: migrating leaves it alone (says so), and records are still written."""
+    engine = create_log_engine(log_url)
+    try:
+        migrate(engine)
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with caplog.at_level(logging.WARNING, logger="regression_model.monitoring.log_store"):
+            migrate(engine)
+        records = records_of(
+            (
+                "rolled-back",
+                time.time(),
+                [house_json(test_houses[0])],
+                [2.0],
+                None,
+                model_version,
+                None,
+            )
+        )
+        with engine.begin() as connection:
+            insert_records(connection, records)
+            version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        read_back = [row for chunk in read_log(engine, columns=("request_id",)) for row in chunk]
+    finally:
+        engine.dispose()
+    assert version == [("9999",)]
+    assert read_back == [("rolled-back",)]
+    assert "at migration 9999, newer than this release's" in caplog.text

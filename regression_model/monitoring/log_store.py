@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,8 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: PostgreSQL advisory lock key held while migrating (any fixed number).
@@ -296,12 +299,21 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
 
 def migrate(engine: Engine) -> None:
     """Create or upgrade the log's schema to the newest migration (idempotent,
-    safe to run from several processes at once)."""
+    safe to run from several processes at once).
+
+    A log already migrated by a newer release (a revision this package does
+    not have: the service was rolled back) is left as it is: migrations only
+    add nullable columns and tables, so this release's records still fit,
+    and refusing would send every record to the spool until the newer
+    release came back."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
     lock = (
         _sqlite_file_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     )
@@ -310,6 +322,15 @@ def migrate(engine: Engine) -> None:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
             )
+        current = MigrationContext.configure(connection).get_current_heads()
+        if newer := [revision for revision in current if revision not in known]:
+            logger.warning(
+                "the prediction log is at migration %s, newer than this release's (%s): "
+                "left as it is, records written as this release knows them",
+                ", ".join(newer),
+                ", ".join(sorted(known)),
+            )
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
