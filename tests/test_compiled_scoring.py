@@ -168,7 +168,7 @@ def test_large_frames_are_scored_in_chunks_with_the_same_bits(
     test_data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = make_prediction(input_data=test_data)
-    monkeypatch.setattr("regression_model.scoring.model.CHUNK_ROWS", 100)
+    monkeypatch.setattr("regression_model.scoring.chunks.CHUNK_ROWS", 100)
     broken = test_data.copy()
     broken.loc[250, "GrLivArea"] = -5
     chunked = make_prediction(input_data=broken, explain=True)

@@ -16,7 +16,7 @@ import pytest
 
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
-from regression_model.scoring import model as predict
+from regression_model.scoring import chunks
 from regression_model.scoring.schema import model_fields
 from regression_model.scoring.validation import validate_inputs
 from regression_model.scoring.validation_result import WHOLE_ROW
@@ -168,7 +168,7 @@ def test_a_frame_names_each_unknown_column_once(test_data: pd.DataFrame, rows: i
 def test_a_chunked_frame_names_its_columns_once(
     test_data: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(predict, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 100)
     frame = test_data.iloc[:350].assign(Notes="x")
     result = make_prediction(input_data=frame)
     assert result["warnings"] == [
