@@ -168,6 +168,11 @@ def test_a_drift_flood_does_not_slow_predictions_nor_grow_memory(
         sampler.start()
         alone: list[float] = []
         flooded: list[float] = []
+        # The control: the same flood of the cheapest route. Any flood of one
+        # worker slows what it also answers (16 connections share its loop);
+        # what is tested is that /drift costs it no more than /health does,
+        # its reports computed elsewhere, whatever the machine's speed.
+        control: list[float] = []
         totals = [0, 0, 0, 0, 0]  # requests, 200, 422, 503, other
         try:
             predict_latencies(server.url, payload, 1)  # warm-up
@@ -188,6 +193,16 @@ def test_a_drift_flood_does_not_slow_predictions_nor_grow_memory(
                 match = re.search(r"^DRIFT (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.MULTILINE)
                 assert flood.returncode == 0 and match, f"wrk failed:\n{out}\n{err}"
                 totals = [a + int(b) for a, b in zip(totals, match.groups(), strict=True)]
+                phase = "control"
+                cheap = subprocess.Popen(
+                    [*pinned(1), "wrk", "-t2", f"-c{FLOOD_CONNECTIONS}",
+                     f"-d{PROBE_SECONDS + 1}s", server.url + "/api/v1/health"],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                time.sleep(0.5)
+                control += predict_latencies(server.url, payload, PROBE_SECONDS)
+                out, err = cheap.communicate(timeout=60)
+                assert cheap.returncode == 0, f"wrk failed:\n{out}\n{err}"
             phase = "after"
             time.sleep(2)
         finally:
@@ -195,6 +210,7 @@ def test_a_drift_flood_does_not_slow_predictions_nor_grow_memory(
             sampler.join()
     requests, ok, refused, busy, failed = totals
     median_alone, median_flood = statistics.median(alone), statistics.median(flooded)
+    median_control = statistics.median(control)
     worker_kib = {p: max(w for q, w, _ in samples if q == p) for p in ("alone", "flood", "after")}
     child_peak = max(c for _, _, c in samples)
     FIGURES["drift flood (16 connections, 1 worker, ~2,900 logged houses)"] = (
@@ -202,12 +218,13 @@ def test_a_drift_flood_does_not_slow_predictions_nor_grow_memory(
         f"{refused} 422, "
         f"{busy} 503, {failed} other; /predict median {median_alone:.2f} ms alone "
         f"({len(alone)} requests, p90 {quantile(alone, 0.9):.2f} ms), {median_flood:.2f} ms "
-        f"under the flood ({len(flooded)}, p90 {quantile(flooded, 0.9):.2f} ms); "
+        f"under the flood ({len(flooded)}, p90 {quantile(flooded, 0.9):.2f} ms), "
+        f"{median_control:.2f} ms under as heavy a flood of /health; "
         f"worker peak RSS {worker_kib['alone'] / 1024:.0f} MiB alone, "
         f"{worker_kib['flood'] / 1024:.0f} MiB in the flood, {worker_kib['after'] / 1024:.0f} "
         f"MiB after; drift process peak {child_peak / 1024:.0f} MiB"
     )
-    assert median_flood <= 2 * median_alone, FIGURES
+    assert median_flood <= 1.5 * median_control, FIGURES
     # Memory: bounded whatever is sent (it used to grow by 650 MB in 15 s).
     assert worker_kib["flood"] <= worker_kib["alone"] + 32 * 1024, FIGURES
     assert child_peak <= 256 * 1024, FIGURES

@@ -307,3 +307,17 @@ def test_computations_are_bounded_a_hung_one_is_abandoned_and_the_next_works(
     finally:
         reports.close()
         engine.dispose()
+
+
+def test_an_app_started_again_still_answers_its_reports(tmp_path: Path) -> None:
+    """Its lifespan entered anew (as tests and some servers do), the app's
+    reports start their computations again: a report, never a 500."""
+    client = make_client(
+        prediction_log_path=tmp_path / "log.sqlite3", drift_cache_seconds=0, drift_wait_seconds=120
+    )
+    for _ in range(2):
+        with client:
+            wait_until_ready(client)
+            answer = client.get("/api/v1/performance", params={"since": "0d"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["verdict"] == "too few outcomes"

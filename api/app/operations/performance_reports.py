@@ -162,7 +162,9 @@ class PerformanceReports:
         self._lock = threading.Lock()
         self._reports: OrderedDict[date | None, CachedReport] = OrderedDict()
         self._jobs: dict[date | None, Future[CachedReport]] = {}
-        self._runner = ThreadPoolExecutor(1, thread_name_prefix="performance-report")
+        # Made when first needed, again after close(): the app may start again
+        # (its lifespan entered anew, as tests do) with the same reports.
+        self._runner: ThreadPoolExecutor | None = None
         self._pool: Pool | None = None
         self._last_error_logged = -ERROR_LOG_INTERVAL_SECONDS
         self._closed = threading.Event()
@@ -187,6 +189,9 @@ class PerformanceReports:
                 return job
             if key is not None and sum(k is not None for k in self._jobs) >= self.max_waiting:
                 return None
+            if self._runner is None:
+                self._closed.clear()
+                self._runner = ThreadPoolExecutor(1, thread_name_prefix="performance-report")
             job = self._runner.submit(self._compute, manifest, key)
             self._jobs[key] = job
             return job
@@ -202,11 +207,15 @@ class PerformanceReports:
     def close(self) -> None:
         """Stop the child process and the thread (a computation under way is abandoned)."""
         self._closed.set()
-        self._runner.shutdown(wait=False, cancel_futures=True)
         with self._lock:
+            runner, self._runner = self._runner, None
+            # Cancelled or abandoned: a later request must not wait for them.
+            self._jobs.clear()
             pool, self._pool = self._pool, None
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
+        if runner is not None:
+            runner.shutdown(wait=False, cancel_futures=True)
         if pool is not None:
             pool.terminate()
             pool.join()
