@@ -49,7 +49,8 @@ def test_the_smoke_run_writes_its_json_and_png(tmp_path: Path) -> None:
     else:
         # 2 apps x (1 worker x 3 runs + 2 workers x 2 runs)
         assert len(results["api"]["load"]) == 10
-    assert len(results["targets"]) == 7
+    assert len(results["targets"]) == 8
+    assert any("shadow challenger" in t["target"] for t in results["targets"])
     assert (tmp_path / "bench.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 

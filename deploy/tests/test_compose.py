@@ -171,7 +171,8 @@ _RANGES = re.compile(r"\[[^\]]*\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 #: A name not followed by "(" (those are functions); digits never start one.
 _NAME = re.compile(r"\b[A-Za-z_:][A-Za-z0-9_:]*\b(?!\s*\()")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+# group_left and group_right may come without a label list: keywords, not metrics.
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -194,6 +195,10 @@ def test_metric_names_are_read_from_promql() -> None:
         "http_request_duration_seconds_bucket",
         "drift_enough_houses",
         "drift_report_timestamp_seconds",
+    }
+    assert metric_names("max by (c) (a_metric) > on() group_left max(b_metric)") == {
+        "a_metric",
+        "b_metric",
     }
 
 
