@@ -36,7 +36,7 @@ from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load
 from regression_model.scoring.chunks import chunks_of, in_order
 from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.intervals import IntervalScorer, PriceRange
-from regression_model.scoring.priced_batch import PricedBatch, columns, verdicts
+from regression_model.scoring.priced_batch import Columns, PricedBatch, columns, verdicts
 from regression_model.scoring.report_files import Report, read_report
 from regression_model.scoring.schema import schema_for
 from regression_model.scoring.tables import ModelTables, PriceIntervals, TableScorer
@@ -150,10 +150,10 @@ class Model:
         them again)."""
         validated = time.perf_counter()
         rows = np.flatnonzero(checked.valid)
-        prices, log_prices, contributions = self._score(checked, rows)
-        ranges = self.interval_scorer.bounds(
-            log_prices, self.interval_scorer.scales(*columns(checked, rows))
-        )
+        # Selected once: the prices' terms and the ranges' scales read the same columns.
+        selected = columns(checked, rows)
+        prices, log_prices, contributions = self._score(checked, rows, selected)
+        ranges = self.interval_scorer.bounds(log_prices, self.interval_scorer.scales(*selected))
         timings = {"validate": validate_seconds, "score": time.perf_counter() - validated}
         return verdicts(
             self.config,
@@ -166,10 +166,11 @@ class Model:
         )
 
     def _score(
-        self, checked: ValidationResult, rows: np.ndarray
+        self, checked: ValidationResult, rows: np.ndarray, selected: Columns
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The prices of the valid ``rows``, their logs and their terms (empty
-        when the engine has none): what each engine does its own way."""
+        """The prices of the valid ``rows`` (whose columns are ``selected``),
+        their logs and their terms (empty when the engine has none): what each
+        engine does its own way."""
         raise NotImplementedError
 
     def predict(
@@ -306,9 +307,9 @@ class CompiledModel(Model):
         return self.scorer.contributions(*columns(checked, rows))
 
     def _score(
-        self, checked: ValidationResult, rows: np.ndarray
+        self, checked: ValidationResult, rows: np.ndarray, selected: Columns
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        contributions = self.contributions(checked, rows)
+        contributions = self.scorer.contributions(*selected)
         log_prices = self.scorer.log_prices(contributions)
         return np.exp(log_prices), log_prices, contributions
 
@@ -330,7 +331,7 @@ class PipelineModel(Model):
         return intervals
 
     def _score(
-        self, checked: ValidationResult, rows: np.ndarray
+        self, checked: ValidationResult, rows: np.ndarray, selected: Columns
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not len(rows):
             return np.empty(0), np.empty(0), np.empty((0, 0))

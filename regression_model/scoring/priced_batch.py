@@ -75,9 +75,11 @@ def verdicts(
     )
 
 
-def columns(
-    checked: ValidationResult, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+#: What the scorers take: the numbers, the label codes and each label's categories.
+Columns = tuple[np.ndarray, np.ndarray, list[list[str]]]
+
+
+def columns(checked: ValidationResult, rows: np.ndarray) -> Columns:
     """A validation result's columns for the given (valid) rows, as the
     scorers take them."""
     numbers, codes = checked.numbers, checked.codes
