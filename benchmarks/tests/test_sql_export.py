@@ -15,7 +15,8 @@ def test_a_tiny_run_writes_its_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["--rows", "2000", "--output", str(tmp_path), "--scratch", str(tmp_path)]) == 0
     assert "DuckDB vs predict" in capsys.readouterr().out
     results = json.loads((tmp_path / "sql_export.json").read_text())
-    assert {run["label"] for run in results["runs"]} == {"predict", "DuckDB SQL"}
+    assert {run["label"] for run in results["runs"]} == {"predict", "DuckDB SQL", "DuckDB floor"}
+    assert results["summary"]["floor_speedup"] > 0
     agreement = results["agreement"]
     assert agreement["priced_by_one_only"] == 0
     assert agreement["max_relative_difference"] <= 1e-12
