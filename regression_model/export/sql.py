@@ -64,8 +64,10 @@ _WHITESPACE = "".join(c for c in map(chr, range(0x10000)) if c.isspace())
 #: PostgreSQL): a log-price this far outside the plausible prices is refused,
 #: a range bound or scale this far out is NULL.
 _EXP_BOUND = 700.0
-#: Dialects whose CTEs are materialized (see ``_Query.fenced``).
-_FENCED = frozenset({"postgres", "sqlite"})
+#: Whether each dialect's inner CTEs are MATERIALIZED (True), NOT MATERIALIZED
+#: (False) or left to the engine (absent: the others have no such hint and
+#: refuse it; Spark's parser fails on it). See ``_Query.fenced``.
+_MATERIALIZED = {"postgres": True, "sqlite": True, "duckdb": False}
 
 
 def input_columns(config: ModelConfig) -> list[tuple[str, str]]:
@@ -151,8 +153,9 @@ class _Query:
         self.sqlite = dialect == "sqlite"
         #: PostgreSQL and SQLite substitute a subquery's expressions into the
         #: query that reads it (each ``t`` a spline reads some 30 times, each
-        #: term twice): MATERIALIZED keeps the values and terms computed once.
-        self.fenced = dialect in _FENCED
+        #: term twice): MATERIALIZED keeps the values and terms computed once;
+        #: DuckDB computes each once when inlined, and faster.
+        self.fenced: bool | None = _MATERIALIZED.get(dialect)
         self.rules = {rule.name: rule for rule in self.schema.rules}
         self.listed_variables = {term.variable for term in self.tables.lookup}
 
