@@ -1,8 +1,8 @@
 """``regression-model performance``: the served prices against the sale prices
 that came back (outcomes), beside the cross-validated figures.
 
-Finds the log as the drift command does (``--database-url``, else the
-environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
+Finds the log as :mod:`regression_model.cli.log_access` says (``--database-url``,
+else the environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regression_model.cli.log_commands import (
-    DATABASE_URL_HELP,
-    DRIFT_EXTRA_HINT,
-    _log_engine,
-    _log_url,
-    _shown,
-    parse_since,
+from regression_model.cli.arguments import parse_since
+from regression_model.cli.log_access import (
+    database_url_argument,
+    log_engine,
+    log_url,
+    shown,
+    unreadable,
 )
+from regression_model.cli.log_commands import DRIFT_EXTRA_HINT
 from regression_model.config.core import get_config
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
 
 def performance_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(parser)
     parser.add_argument(
         "--since",
         type=parse_since,
@@ -55,7 +53,7 @@ def performance_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def performance(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -72,20 +70,19 @@ def performance(args: argparse.Namespace) -> int:
         return 2
     accumulator = PerformanceAccumulator(manifest, config, keep_points=args.plot != "none")
     since_day = args.since.astimezone(UTC).date() if args.since else None
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             for read, sales in matched_outcomes(
                 engine, config, model_version=version, since=since_day
             ):
                 accumulator.add(read, sales)
         except SQLAlchemyError as exc:
-            print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
-            return 2
+            return unreadable(exc)
     report = accumulator.report(
         model_version=version,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         since=since_day.isoformat() if since_day else None,
-        source=_shown(engine),
+        source=shown(engine),
     )
     print(format_performance_table(report))
     if args.json:
