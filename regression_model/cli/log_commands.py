@@ -81,10 +81,8 @@ def drift(args: argparse.Namespace) -> int:
 
     config = get_config()
     _, manifest = load_tables(config)
-    version = args.model_version or __version__
-    if version != manifest["version"]:
-        print(f"error: the installed model is {manifest['version']}; its training profile "
-              f"cannot judge houses priced by {version}", file=sys.stderr)  # fmt: skip
+    version = judged_version(args, manifest, "its training profile cannot judge houses priced by")
+    if version is None:
         return 2
     accumulator = DriftAccumulator(manifest, config)
     with log_engine(url) as engine:
@@ -101,11 +99,7 @@ def drift(args: argparse.Namespace) -> int:
     )
     print(format_drift_table(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     if args.plot != "none":
         try:
             from regression_model.monitoring.drift_plot import plot_drift
@@ -116,6 +110,27 @@ def drift(args: argparse.Namespace) -> int:
             path = plot_drift(report, manifest["predictions"], logged, Path(args.plot))
             print(f"plot: {path}")
     return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def judged_version(args: argparse.Namespace, manifest: dict[str, Any], cannot: str) -> str | None:
+    """``--model-version`` (default: this package's), when it is the installed
+    model's, whose manifest judges it; else None, after saying the installed
+    model ``cannot`` judge it (``drift``, ``performance``)."""
+    version: str = args.model_version or __version__
+    if version != manifest["version"]:
+        print(f"error: the installed model is {manifest['version']}; {cannot} {version}",
+              file=sys.stderr)  # fmt: skip
+        return None
+    return version
+
+
+def write_json(report: dict[str, Any], target: str) -> None:
+    """``--json``: the report as JSON, to the file ``target`` or ('-') stdout."""
+    text = json.dumps(report, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n")
 
 
 def _number(value: float | None, digits: int = 3) -> str:

@@ -8,7 +8,6 @@ else the environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from regression_model.cli.log_access import (
     shown,
     unreadable,
 )
-from regression_model.cli.log_commands import DRIFT_EXTRA_HINT
+from regression_model.cli.log_commands import DRIFT_EXTRA_HINT, judged_version, write_json
 from regression_model.config.core import get_config
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
@@ -63,10 +62,9 @@ def performance(args: argparse.Namespace) -> int:
 
     config = get_config()
     _, manifest = load_tables(config)
-    version = args.model_version or __version__
-    if version != manifest["version"]:
-        print(f"error: the installed model is {manifest['version']}; its cross-validated "
-              f"figures cannot judge prices given by {version}", file=sys.stderr)  # fmt: skip
+    cannot = "its cross-validated figures cannot judge prices given by"
+    version = judged_version(args, manifest, cannot)
+    if version is None:
         return 2
     accumulator = PerformanceAccumulator(manifest, config, keep_points=args.plot != "none")
     since_day = args.since.astimezone(UTC).date() if args.since else None
@@ -86,11 +84,7 @@ def performance(args: argparse.Namespace) -> int:
     )
     print(format_performance_table(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     if args.plot != "none":
         try:
             from regression_model.monitoring.performance_plot import plot_performance
