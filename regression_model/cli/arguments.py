@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
+
+from regression_model.monitoring import since
 
 
 def positive(text: str) -> int:
@@ -11,6 +14,14 @@ def positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def parse_since(text: str) -> datetime:
+    """``--since`` and ``--older-than``: see :func:`monitoring.since.parse_since`."""
+    try:
+        return since.parse_since(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def coverage(text: str) -> float:

@@ -1,6 +1,7 @@
 """``regression-model compare``: the champion's logged prices against a shadow
 challenger's (see :mod:`regression_model.monitoring.comparison`), as text or
-JSON. Finds the log as ``drift`` does and needs the ``[log]`` extra."""
+JSON. Finds the log as :mod:`regression_model.cli.log_access` says and needs
+the ``[log]`` extra."""
 
 from __future__ import annotations
 
@@ -9,22 +10,19 @@ import json
 import sys
 from typing import Any
 
-from regression_model.cli.arguments import positive
-from regression_model.cli.log_commands import (
-    DATABASE_URL_HELP,
-    _log_engine,
-    _log_url,
-    _shown,
-    parse_since,
+from regression_model.cli.arguments import parse_since, positive
+from regression_model.cli.log_access import (
+    database_url_argument,
+    log_engine,
+    log_url,
+    shown,
+    unreadable,
 )
 from regression_model.config.core import get_config
 
 
 def compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(parser)
     parser.add_argument(
         "--since",
         type=parse_since,
@@ -43,7 +41,7 @@ def compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compare(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -52,7 +50,7 @@ def compare(args: argparse.Namespace) -> int:
     from regression_model.monitoring.comparison import compare as compare_models
 
     config = get_config()
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             report = compare_models(
                 engine, config, since=args.since, challenger=args.challenger, top=args.top
@@ -61,9 +59,8 @@ def compare(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except SQLAlchemyError as exc:
-            print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
-            return 2
-        report["source"] = _shown(engine)
+            return unreadable(exc)
+        report["source"] = shown(engine)
     print(json.dumps(report, indent=2) if args.json else format_comparison(report))
     return 0
 

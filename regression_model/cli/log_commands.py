@@ -1,64 +1,39 @@
 """The prediction log's commands: ``drift``, ``log-migrate`` and ``log-prune``.
 
-Each finds the log the same way (``--database-url``, else the environment:
-:func:`regression_model.monitoring.log_url_from_environment`) and needs the
-``[log]`` extra; ``drift``'s plot needs ``[drift]``.
+Each finds the log as :mod:`regression_model.cli.log_access` says
+(``--database-url``, else the environment) and needs the ``[log]`` extra;
+``drift``'s plot needs ``[drift]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from regression_model.cli.arguments import positive
-from regression_model.config.core import get_config
-from regression_model.monitoring import (
-    DATABASE_URL_VAR,
-    LOG_PATH_VAR,
-    log_url_from_environment,
-    since,
+from regression_model.cli.arguments import parse_since, positive
+from regression_model.cli.log_access import (
+    DATABASE_URL_HELP,
+    database_url_argument,
+    log_engine,
+    log_url,
+    shown,
+    unreadable,
 )
+from regression_model.config.core import get_config
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-LOG_EXTRA_HINT = (
-    "the prediction log needs SQLAlchemy, Alembic and psycopg: "
-    "pip install 'ames-regression-model[log]'"
-)
 DRIFT_EXTRA_HINT = "the plot needs matplotlib: pip install 'ames-regression-model[drift]'"
-DATABASE_URL_HELP = f"default: ${DATABASE_URL_VAR}, then ${LOG_PATH_VAR}"
-
-
-def parse_since(text: str) -> datetime:
-    """``--since`` and ``--older-than``: see :func:`monitoring.since.parse_since`."""
-    try:
-        return since.parse_since(text.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _database_url_argument(
-    parser: argparse.ArgumentParser, described: str = DATABASE_URL_HELP
-) -> None:
-    parser.add_argument("--database-url", help=described)
 
 
 def drift_arguments(parser: argparse.ArgumentParser) -> None:
-    _database_url_argument(
-        parser,
-        f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(parser)
     parser.add_argument(
         "--since", type=parse_since, help="ISO 8601 time or a span back from now (24h, 7d)"
     )
@@ -75,11 +50,11 @@ def drift_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def log_migrate_arguments(parser: argparse.ArgumentParser) -> None:
-    _database_url_argument(parser)
+    database_url_argument(parser, DATABASE_URL_HELP)
 
 
 def log_prune_arguments(parser: argparse.ArgumentParser) -> None:
-    _database_url_argument(parser)
+    database_url_argument(parser, DATABASE_URL_HELP)
     parser.add_argument(
         "--older-than",
         required=True,
@@ -95,39 +70,8 @@ def log_prune_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _log_url(args: argparse.Namespace) -> str | None:
-    """Where the prediction log is; None, after saying why, when the ``[log]``
-    extra is missing or nothing says where."""
-    try:
-        import regression_model.monitoring.log_store  # noqa: F401 - needs the [log] extra
-    except ImportError as exc:
-        print(f"error: {LOG_EXTRA_HINT} ({exc})", file=sys.stderr)
-        return None
-    url = log_url_from_environment(args.database_url)
-    if url is None:
-        print(f"error: say where the log is: --database-url, ${DATABASE_URL_VAR} or "
-              f"${LOG_PATH_VAR}", file=sys.stderr)  # fmt: skip
-    return url
-
-
-@contextlib.contextmanager
-def _log_engine(url: str) -> Iterator[Engine]:
-    """The log's engine, disposed of on the way out."""
-    from regression_model.monitoring.log_store import create_log_engine
-
-    engine = create_log_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def _shown(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
 def drift(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -137,32 +81,25 @@ def drift(args: argparse.Namespace) -> int:
 
     config = get_config()
     _, manifest = load_tables(config)
-    version = args.model_version or __version__
-    if version != manifest["version"]:
-        print(f"error: the installed model is {manifest['version']}; its training profile "
-              f"cannot judge houses priced by {version}", file=sys.stderr)  # fmt: skip
+    version = judged_version(args, manifest, "its training profile cannot judge houses priced by")
+    if version is None:
         return 2
     accumulator = DriftAccumulator(manifest, config)
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             for chunk in read_log(engine, since=args.since, model_version=version):
                 accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
         except SQLAlchemyError as exc:
-            print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
-            return 2
+            return unreadable(exc)
     report = accumulator.report(
         model_version=version,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         since=args.since.isoformat(timespec="seconds") if args.since else None,
-        source=_shown(engine),
+        source=shown(engine),
     )
     print(format_drift_table(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     if args.plot != "none":
         try:
             from regression_model.monitoring.drift_plot import plot_drift
@@ -173,6 +110,27 @@ def drift(args: argparse.Namespace) -> int:
             path = plot_drift(report, manifest["predictions"], logged, Path(args.plot))
             print(f"plot: {path}")
     return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def judged_version(args: argparse.Namespace, manifest: dict[str, Any], cannot: str) -> str | None:
+    """``--model-version`` (default: this package's), when it is the installed
+    model's, whose manifest judges it; else None, after saying the installed
+    model ``cannot`` judge it (``drift``, ``performance``)."""
+    version: str = args.model_version or __version__
+    if version != manifest["version"]:
+        print(f"error: the installed model is {manifest['version']}; {cannot} {version}",
+              file=sys.stderr)  # fmt: skip
+        return None
+    return version
+
+
+def write_json(report: dict[str, Any], target: str) -> None:
+    """``--json``: the report as JSON, to the file ``target`` or ('-') stdout."""
+    text = json.dumps(report, indent=2)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).write_text(text + "\n")
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -212,21 +170,21 @@ def format_drift_table(report: dict[str, Any]) -> str:
 
 
 def log_migrate(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from regression_model.monitoring.log_store import migrate
 
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         migrate(engine)
-    print(f"prediction log schema up to date: {_shown(engine)}")
+    print(f"prediction log schema up to date: {shown(engine)}")
     return 0
 
 
 def log_prune(args: argparse.Namespace) -> int:
     """Delete the records logged before ``--older-than`` (retention by hand;
     the API's writer does the same with PREDICTION_LOG_RETENTION_DAYS)."""
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -234,12 +192,12 @@ def log_prune(args: argparse.Namespace) -> int:
     from regression_model.monitoring.log_store import PRUNE_BATCH_ROWS, prune_log
 
     before: datetime = args.older_than
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             deleted = prune_log(engine, before, batch_rows=args.batch_rows or PRUNE_BATCH_ROWS)
         except SQLAlchemyError as exc:
             print(f"error: cannot prune the prediction log: {exc}", file=sys.stderr)
             return 2
     print(f"deleted {deleted} records logged before {before.isoformat(timespec='seconds')} "
-          f"from {_shown(engine)}")  # fmt: skip
+          f"from {shown(engine)}")  # fmt: skip
     return 0

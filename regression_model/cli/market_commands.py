@@ -3,8 +3,8 @@ logged inputs of the houses whose sale prices came back, with those prices)
 as a CSV in ``train.csv``'s format, for the config's ``market_data_files``
 (README, "Retraining on the market").
 
-Finds the log as the drift command does (``--database-url``, else the
-environment) and needs the ``[log]`` extra.
+Finds the log as :mod:`regression_model.cli.log_access` says (``--database-url``,
+else the environment) and needs the ``[log]`` extra.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from regression_model.cli.log_commands import DATABASE_URL_HELP, _log_engine, _log_url, _shown
+from regression_model.cli.log_access import database_url_argument, log_engine, log_url, shown
 from regression_model.config.core import get_config
 
 
 def market_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(parser)
     parser.add_argument(
         "--output",
         type=Path,
@@ -31,7 +28,7 @@ def market_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def market_data(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -42,12 +39,12 @@ def market_data(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         print(f"error: {output.parent} is not a directory", file=sys.stderr)
         return 2
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             summary = export_market_data(engine, get_config(), output)
         except SQLAlchemyError as exc:
             first = (str(exc).splitlines() or [""])[0]
-            print(f"error: cannot read the log at {_shown(engine)}: {first}", file=sys.stderr)
+            print(f"error: cannot read the log at {shown(engine)}: {first}", file=sys.stderr)
             return 2
         except OSError as exc:
             print(f"error: cannot write {output}: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from regression_model.cli.log_commands import DATABASE_URL_HELP, _log_url
+from regression_model.cli.log_access import database_url_argument, log_engine, log_url
 from regression_model.config.core import get_config
 
 #: Lines checked and stored per transaction.
@@ -55,10 +55,7 @@ def outcomes_arguments(parser: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     importing.add_argument("file", type=Path, help="CSV file with a header line")
-    importing.add_argument(
-        "--database-url",
-        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(importing)
 
 
 def outcomes(args: argparse.Namespace) -> int:
@@ -179,12 +176,11 @@ def _chunks(reader: csv.DictReader[str]) -> Iterator[list[tuple[int, dict[str, s
 
 
 def import_outcomes(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
 
-    from regression_model.cli.log_commands import _log_engine
     from regression_model.monitoring.log_store import migrate
     from regression_model.monitoring.outcomes import store_outcomes, validate_outcome
 
@@ -193,7 +189,7 @@ def import_outcomes(args: argparse.Namespace) -> int:
     try:
         with (
             open(args.file, newline="", encoding="utf-8-sig") as handle,
-            _log_engine(url) as engine,
+            log_engine(url) as engine,
         ):
             reader = csv.DictReader(handle)
             columns = columns_of(list(reader.fieldnames or []))

@@ -1,37 +1,34 @@
 """``regression-model performance``: the served prices against the sale prices
 that came back (outcomes), beside the cross-validated figures.
 
-Finds the log as the drift command does (``--database-url``, else the
-environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
+Finds the log as :mod:`regression_model.cli.log_access` says (``--database-url``,
+else the environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from regression_model.cli.log_commands import (
-    DATABASE_URL_HELP,
-    DRIFT_EXTRA_HINT,
-    _log_engine,
-    _log_url,
-    _shown,
-    parse_since,
+from regression_model.cli.arguments import parse_since
+from regression_model.cli.log_access import (
+    database_url_argument,
+    log_engine,
+    log_url,
+    shown,
+    unreadable,
 )
+from regression_model.cli.log_commands import DRIFT_EXTRA_HINT, judged_version, write_json
 from regression_model.config.core import get_config
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
 
 def performance_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        help=f"the prediction log: a SQLAlchemy URL or a SQLite file ({DATABASE_URL_HELP})",
-    )
+    database_url_argument(parser)
     parser.add_argument(
         "--since",
         type=parse_since,
@@ -55,7 +52,7 @@ def performance_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def performance(args: argparse.Namespace) -> int:
-    url = _log_url(args)
+    url = log_url(args)
     if url is None:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
@@ -65,35 +62,29 @@ def performance(args: argparse.Namespace) -> int:
 
     config = get_config()
     _, manifest = load_tables(config)
-    version = args.model_version or __version__
-    if version != manifest["version"]:
-        print(f"error: the installed model is {manifest['version']}; its cross-validated "
-              f"figures cannot judge prices given by {version}", file=sys.stderr)  # fmt: skip
+    cannot = "its cross-validated figures cannot judge prices given by"
+    version = judged_version(args, manifest, cannot)
+    if version is None:
         return 2
     accumulator = PerformanceAccumulator(manifest, config, keep_points=args.plot != "none")
     since_day = args.since.astimezone(UTC).date() if args.since else None
-    with _log_engine(url) as engine:
+    with log_engine(url) as engine:
         try:
             for read, sales in matched_outcomes(
                 engine, config, model_version=version, since=since_day
             ):
                 accumulator.add(read, sales)
         except SQLAlchemyError as exc:
-            print(f"error: cannot read the prediction log: {exc}", file=sys.stderr)
-            return 2
+            return unreadable(exc)
     report = accumulator.report(
         model_version=version,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         since=since_day.isoformat() if since_day else None,
-        source=_shown(engine),
+        source=shown(engine),
     )
     print(format_performance_table(report))
     if args.json:
-        text = json.dumps(report, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        write_json(report, args.json)
     if args.plot != "none":
         try:
             from regression_model.monitoring.performance_plot import plot_performance

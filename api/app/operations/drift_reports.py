@@ -53,6 +53,7 @@ from pydantic_core import from_json, to_json
 
 import api
 from api.app.operations.log_writer import PredictionLog
+from api.app.operations.report_cache import CachedReport, ReportCache, ReportError
 from api.app.schemas.drift import DriftReport
 from regression_model import Model
 
@@ -70,9 +71,6 @@ IDLE_SECONDS = 60.0
 #: A computation taking longer (a hung database, a starved child) is abandoned:
 #: the child is killed and started again for the next report.
 COMPUTE_TIMEOUT_SECONDS = 120.0
-#: Computation failures are logged at ERROR at most this often (a database that
-#: is down fails every queued start in turn); the others at DEBUG.
-ERROR_LOG_INTERVAL_SECONDS = 10.0
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -96,25 +94,8 @@ def window_start(since: datetime, step_seconds: int) -> datetime:
     return _EPOCH + max((offset // step) * step, EARLIEST - _EPOCH)
 
 
-class DriftReportError(RuntimeError):
-    """A report could not be computed; ``database``: the log could not be read."""
-
-    def __init__(self, message: str, *, database: bool = False) -> None:
-        super().__init__(message)
-        self.database = database
-
-
-@dataclass(frozen=True)
-class CachedReport:
-    """A computed report: the dict (``/metrics``) and its JSON (the route)."""
-
-    report: dict[str, Any]
-    body: bytes
-    #: time.monotonic() when it was computed
-    computed_at: float
-
-    def age(self) -> float:
-        return time.monotonic() - self.computed_at
+class DriftReportError(ReportError):
+    """A drift report could not be computed; ``database``: the log could not be read."""
 
 
 @dataclass
@@ -175,9 +156,7 @@ class _Child:
         answer: dict[str, Any] = from_json(bytes(reply))
         if "error" in answer:
             error = answer["error"]
-            raise DriftReportError(
-                f"{error['type']}: {error['message']}", database=bool(error["database"])
-            )
+            raise DriftReportError.from_child(error)
         report: dict[str, Any] = answer["report"]
         # As the computation returned them (the JSON carried them as text).
         report["generated_at"] = datetime.fromisoformat(report["generated_at"])
@@ -200,7 +179,7 @@ class _Child:
             self.process.stdout.close()
 
 
-class DriftReports:
+class DriftReports(ReportCache[datetime, Model]):
     """The drift reports of one prediction log, in one worker."""
 
     def __init__(
@@ -214,36 +193,26 @@ class DriftReports:
         idle_seconds: float = IDLE_SECONDS,
         compute_timeout: float = COMPUTE_TIMEOUT_SECONDS,
     ) -> None:
+        # A Condition: the feeding thread waits on it for work.
+        self._lock: threading.Condition
+        super().__init__(
+            max_age_seconds=max_age_seconds,
+            max_reports=max_reports,
+            lock=threading.Condition(),
+            logger=logger,
+            name="drift",
+        )
         self.log = log
         self.window = window
-        self.max_age_seconds = max_age_seconds
-        self.max_reports = max_reports
         self.max_waiting = max_waiting
         self.idle_seconds = idle_seconds
         self.compute_timeout = compute_timeout
-        self._lock = threading.Condition()
-        self._whole: CachedReport | None = None
-        self._reports: OrderedDict[datetime, CachedReport] = OrderedDict()
         self._waiting: OrderedDict[datetime | None, _Job] = OrderedDict()
         self._running: _Job | None = None
         self._thread: threading.Thread | None = None
         self._child: _Child | None = None
-        self._last_error_logged = -ERROR_LOG_INTERVAL_SECONDS
 
     # -- what the route and /metrics call ------------------------------------
-
-    def cached(self, key: datetime | None) -> CachedReport | None:
-        """The latest report of ``key`` (fresh or not), or None; never waits."""
-        with self._lock:
-            if key is None:
-                return self._whole
-            entry = self._reports.get(key)
-            if entry is not None:
-                self._reports.move_to_end(key)
-            return entry
-
-    def is_fresh(self, entry: CachedReport) -> bool:
-        return entry.age() < self.max_age_seconds
 
     def refresh(self, model: Model, key: datetime | None) -> Future[CachedReport] | None:
         """The computation of ``key``'s report: the one already queued or
@@ -274,15 +243,6 @@ class DriftReports:
             else:
                 self._lock.notify()
             return job.future
-
-    def latest(self, model: Model | None) -> dict[str, Any] | None:
-        """The latest whole-window report, without waiting: None until one has
-        been computed. When it is stale (or missing) and the model is loaded,
-        a refresh is queued."""
-        entry = self.cached(None)
-        if model is not None and (entry is None or not self.is_fresh(entry)):
-            self.refresh(model, None)
-        return entry.report if entry is not None else None
 
     def close(self) -> None:
         """Stop the child process now (the thread stops once idle)."""
@@ -319,30 +279,11 @@ class DriftReports:
                 job.future.set_exception(exc)
                 continue
             with self._lock:
-                if job.key is None:
-                    self._whole = entry
-                else:
-                    self._reports[job.key] = entry
-                    self._reports.move_to_end(job.key)
-                    while len(self._reports) > self.max_reports:
-                        self._reports.popitem(last=False)
+                self._store(job.key, entry)
                 self._running = None
             job.future.set_result(entry)
         if child is not None:
             child.close()
-
-    def _log_failure(self, exc: Exception) -> None:
-        now = time.monotonic()
-        level = logging.DEBUG
-        if now - self._last_error_logged >= ERROR_LOG_INTERVAL_SECONDS:
-            level, self._last_error_logged = logging.ERROR, now
-        # The last report stays (the gauges show it ageing); the next request retries.
-        logger.log(
-            level,
-            "drift report not computed: %s",
-            exc,
-            exc_info=not isinstance(exc, DriftReportError),
-        )
 
     def _compute(self, model: Model, since: datetime | None) -> dict[str, Any]:
         """One report, computed by the child process (started if needed).

@@ -9,35 +9,23 @@ these gauges, so changing the config changes the alerts.
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
-logger = logging.getLogger(__name__)
+from api.app.operations.scrape_metrics import ReportCollector
 
 
 def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class PerformanceCollector(Collector):
+class PerformanceCollector(ReportCollector):
     """Gauges of a performance report (``GET /api/v1/performance``'s, whole window)."""
 
-    def __init__(self, report: Mapping[str, Any] | None) -> None:
-        self.report = report
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        if self.report is None:
-            return []
-        try:
-            return list(self._families(self.report))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            logger.exception("performance report not exported to /metrics")
-            return []
+    name = "performance"
 
     @staticmethod
     def _families(report: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

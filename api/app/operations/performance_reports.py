@@ -6,7 +6,7 @@ A report is the computation of ``regression-model performance``
 (``regression_model.monitoring.outcome_join`` and ``performance``) over the
 ``MAX_OUTCOMES`` most recent sales, optionally only those sold from a day on,
 for the served model version. As drift reports (``drift_reports.py``, which
-says why each of these is needed):
+says why each of these is needed; the cache both keep: ``report_cache.py``):
 
 - **Few keys.** A report is keyed by its first sale day (UTC; sale dates are
   days), None for the whole window.
@@ -35,13 +35,12 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from multiprocessing.pool import Pool
 from typing import Any
 
+from api.app.operations.report_cache import CachedReport, ReportCache, ReportError
 from api.app.schemas.performance import PerformanceReport
 
 logger = logging.getLogger(__name__)
@@ -61,29 +60,10 @@ NICENESS = 10
 IDLE_SECONDS = 60.0
 #: How often a computation's wait looks whether the service is stopping.
 CLOSE_POLL_SECONDS = 0.2
-#: Failures are logged at ERROR at most this often, the others at DEBUG.
-ERROR_LOG_INTERVAL_SECONDS = 10.0
 
 
-class PerformanceReportError(RuntimeError):
-    """A report could not be computed; ``database``: the log could not be read."""
-
-    def __init__(self, message: str, *, database: bool = False) -> None:
-        super().__init__(message)
-        self.database = database
-
-
-@dataclass(frozen=True)
-class CachedReport:
-    """A computed report: the dict (``/metrics``) and its JSON (the route)."""
-
-    report: dict[str, Any]
-    body: bytes
-    #: time.monotonic() when it was computed
-    computed_at: float
-
-    def age(self) -> float:
-        return time.monotonic() - self.computed_at
+class PerformanceReportError(ReportError):
+    """A performance report could not be computed; ``database``: the log could not be read."""
 
 
 #: The child's engine per log URL, made by its first report and kept for the next ones.
@@ -135,7 +115,7 @@ def compute_report(setup: dict[str, Any], since: date | None) -> dict[str, Any]:
         }
 
 
-class PerformanceReports:
+class PerformanceReports(ReportCache[date, dict[str, Any]]):
     """The performance reports of one prediction log, in one worker."""
 
     def __init__(
@@ -150,35 +130,26 @@ class PerformanceReports:
         compute_timeout: float = COMPUTE_TIMEOUT_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
     ) -> None:
+        super().__init__(
+            max_age_seconds=max_age_seconds,
+            max_reports=max_reports,
+            lock=threading.Lock(),
+            logger=logger,
+            name="performance",
+        )
         self.url = url
         self.timeout = timeout
-        self.max_age_seconds = max_age_seconds
         self.max_outcomes = max_outcomes
-        self.max_reports = max_reports
         self.max_waiting = max_waiting
         self.compute_timeout = compute_timeout
         self.idle_seconds = idle_seconds
         self._idle_timer: threading.Timer | None = None
-        self._lock = threading.Lock()
-        self._reports: OrderedDict[date | None, CachedReport] = OrderedDict()
         self._jobs: dict[date | None, Future[CachedReport]] = {}
         # Made when first needed, again after close(): the app may start again
         # (its lifespan entered anew, as tests do) with the same reports.
         self._runner: ThreadPoolExecutor | None = None
         self._pool: Pool | None = None
-        self._last_error_logged = -ERROR_LOG_INTERVAL_SECONDS
         self._closed = threading.Event()
-
-    def cached(self, key: date | None) -> CachedReport | None:
-        """The latest report of ``key`` (fresh or not), or None; never waits."""
-        with self._lock:
-            entry = self._reports.get(key)
-            if entry is not None:
-                self._reports.move_to_end(key)
-            return entry
-
-    def is_fresh(self, entry: CachedReport) -> bool:
-        return entry.age() < self.max_age_seconds
 
     def refresh(self, manifest: dict[str, Any], key: date | None) -> Future[CachedReport] | None:
         """The computation of ``key``'s report: the one queued or running, else
@@ -195,14 +166,6 @@ class PerformanceReports:
             job = self._runner.submit(self._compute, manifest, key)
             self._jobs[key] = job
             return job
-
-    def latest(self, manifest: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The latest whole-window report, without waiting; a refresh is queued
-        when it is stale or missing (and the model is loaded)."""
-        entry = self.cached(None)
-        if manifest is not None and (entry is None or not self.is_fresh(entry)):
-            self.refresh(manifest, None)
-        return entry.report if entry is not None else None
 
     def close(self) -> None:
         """Stop the child process and the thread (a computation under way is abandoned)."""
@@ -225,9 +188,7 @@ class PerformanceReports:
             answer = self._ask(manifest, key)
             if "error" in answer:
                 error = answer["error"]
-                raise PerformanceReportError(
-                    f"{error['type']}: {error['message']}", database=bool(error["database"])
-                )
+                raise PerformanceReportError.from_child(error)
             report = answer["report"]
             entry = CachedReport(
                 report,
@@ -242,12 +203,8 @@ class PerformanceReports:
             raise
         with self._lock:
             self._jobs.pop(key, None)
-            self._reports[key] = entry
+            self._store(key, entry)
             self._stop_when_idle()
-            self._reports.move_to_end(key)
-            while len(self._reports) > self.max_reports + 1:  # the whole window's besides
-                oldest = next(k for k in self._reports if k is not None)
-                del self._reports[oldest]
         return entry
 
     def _ask(self, manifest: dict[str, Any], key: date | None) -> dict[str, Any]:
@@ -298,13 +255,4 @@ class PerformanceReports:
     def _log_failure(self, exc: Exception) -> None:
         if self._closed.is_set():
             return  # stopping: nothing to report (the log's handlers may be gone)
-        now = time.monotonic()
-        level = logging.DEBUG
-        if now - self._last_error_logged >= ERROR_LOG_INTERVAL_SECONDS:
-            level, self._last_error_logged = logging.ERROR, now
-        logger.log(
-            level,
-            "performance report not computed: %s",
-            exc,
-            exc_info=not isinstance(exc, PerformanceReportError),
-        )
+        super()._log_failure(exc)

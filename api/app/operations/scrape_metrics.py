@@ -1,5 +1,6 @@
 """The metrics read at scrape time, not counted: the served model's identity
-and age, and the gauges of the answering worker's latest drift report.
+and age, and the gauges of the answering worker's latest drift report
+(:class:`ReportCollector`: also the performance report's, ``performance_gauges.py``).
 :func:`api.app.operations.metrics.render` adds them after the counts.
 """
 
@@ -9,12 +10,10 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-logger = logging.getLogger(__name__)
 
 
 class ModelCollector(Collector):
@@ -50,15 +49,13 @@ class ModelCollector(Collector):
         )
 
 
-class DriftCollector(Collector):
-    """Gauges of a drift report (``GET /api/v1/drift``'s, over the whole window).
+class ReportCollector(Collector):
+    """Gauges of a report, read at scrape time: none without a report, nor for
+    one this code cannot read (logged: it must not cost the scrape the other
+    metrics). Subclasses name the report and yield its gauges (``_families``)."""
 
-    Read at scrape time from the answering worker's latest report, not written
-    to the multi-process files: a report is computed from the shared prediction
-    log, so every worker's says the same (up to ``DRIFT_CACHE_SECONDS``), and
-    adding or keeping them per worker would only multiply the series.
-    ``drift_report_timestamp_seconds`` tells how old the figures are.
-    """
+    #: The report's name, in the log.
+    name: ClassVar[str]
 
     def __init__(self, report: Mapping[str, Any] | None) -> None:
         self.report = report
@@ -69,9 +66,28 @@ class DriftCollector(Collector):
         try:
             return list(self._families(self.report))
         except (KeyError, TypeError, ValueError, AttributeError):
-            # A report this code cannot read must not cost the scrape the other metrics.
-            logger.exception("drift report not exported to /metrics")
+            # Under the subclass's module: each report's failures in its own logger.
+            logging.getLogger(type(self).__module__).exception(
+                "%s report not exported to /metrics", self.name
+            )
             return []
+
+    @staticmethod
+    def _families(report: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
+
+
+class DriftCollector(ReportCollector):
+    """Gauges of a drift report (``GET /api/v1/drift``'s, over the whole window).
+
+    Read at scrape time from the answering worker's latest report, not written
+    to the multi-process files: a report is computed from the shared prediction
+    log, so every worker's says the same (up to ``DRIFT_CACHE_SECONDS``), and
+    adding or keeping them per worker would only multiply the series.
+    ``drift_report_timestamp_seconds`` tells how old the figures are.
+    """
+
+    name = "drift"
 
     @staticmethod
     def _families(report: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:

@@ -2,33 +2,27 @@
 
 Reports are computed off the request path, one at a time, and cached by
 :class:`~api.app.operations.drift_reports.DriftReports` (the same reports ``/metrics``
-turns into gauges); this handler parses ``since``, rounds it to a cache key,
-and waits (an await, no thread held) for that key's report.
+turns into gauges); this handler parses ``since`` and rounds it to a cache key;
+:func:`~api.app.routes.report_responses.report_response` answers that key's
+report, waiting for it (an await, no thread held).
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
-from api.app.core.exceptions import request_error
 from api.app.core.security import Access, requires_key
 from api.app.core.settings import Settings
-from api.app.model_service import ModelService
-from api.app.operations.drift_reports import (
-    CachedReport,
-    DriftReportError,
-    DriftReports,
-    window_start,
+from api.app.operations.drift_reports import DriftReports, window_start
+from api.app.routes.report_responses import (
+    ERROR_RESPONSES,
+    SINCE_FORMATS,
+    report_response,
+    since_moment,
 )
-from api.app.schemas import ErrorResponse
 from api.app.schemas.drift import DriftReport
-from regression_model.monitoring.since import SPAN, parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
@@ -41,14 +35,6 @@ _SINCE_DESCRIPTION = (
 )
 
 
-def _answer(entry: CachedReport) -> Response:
-    # The bytes were rendered once, when the report was computed; `Age` says
-    # how old the report is (older than DRIFT_CACHE_SECONDS while it refreshes).
-    return Response(
-        entry.body, media_type="application/json", headers={"Age": str(int(entry.age()))}
-    )
-
-
 @router.get(
     "/drift",
     response_model=DriftReport,
@@ -59,13 +45,7 @@ def _answer(entry: CachedReport) -> Response:
             "`generated_at` says when). Reports are reused for `DRIFT_CACHE_SECONDS`; an "
             "older one is answered when its refresh takes longer than `DRIFT_WAIT_SECONDS`."
         },
-        422: {"model": ErrorResponse, "description": "`since` is not a time nor a span"},
-        503: {
-            "model": ErrorResponse,
-            "description": "the model is not loaded, the prediction log is off, its database "
-            "cannot be read, or the report is still being computed after `DRIFT_WAIT_SECONDS` "
-            "(or too many others are waiting): retry after `Retry-After` seconds",
-        },
+        **ERROR_RESPONSES,
     },
     summary="Drift report",
 )
@@ -75,16 +55,7 @@ async def get_drift(
         str | None,
         Query(
             description=_SINCE_DESCRIPTION,
-            # The document says what parse_since takes (an RFC 3339 time, a
-            # date, or a span); the handler parses it, so the 422 names `since`
-            # in the API's own words.
-            json_schema_extra={
-                "anyOf": [
-                    {"type": "string", "format": "date-time"},
-                    {"type": "string", "format": "date"},
-                    {"type": "string", "pattern": "^" + SPAN.pattern + "$"},
-                ]
-            },
+            json_schema_extra=SINCE_FORMATS,
         ),
     ] = None,
 ) -> Response:
@@ -98,64 +69,18 @@ async def get_drift(
     # Read directly, not as FastAPI dependencies (cheaper per request: this
     # route must stay cheap when flooded).
     settings: Settings = request.app.state.settings
-    service: ModelService = request.app.state.model_service
     reports: DriftReports | None = request.app.state.drift_reports
-    key = None
-    if since is not None:
-        try:
-            moment = parse_since(since)
-        except ValueError as exc:
-            raise request_error(422, "since", str(exc)) from None
-        key = window_start(moment, settings.drift_since_rounding_seconds)
-    if reports is None:
-        raise request_error(
-            503, "*", "the prediction log is off: set DATABASE_URL or PREDICTION_LOG_PATH"
-        )
-    cached = reports.cached(key)
-    if cached is not None and reports.is_fresh(cached):
-        return _answer(cached)
-    loaded = service.model
-    # Still loading: wait for it as /predict does.
-    model = (
-        loaded
-        if loaded is not None
-        else await run_in_threadpool(service.wait, settings.model_wait_seconds)
+    key = (
+        None
+        if since is None
+        else window_start(since_moment(since), settings.drift_since_rounding_seconds)
     )
-    job = reports.refresh(model, key)
-    retry_after = str(max(1, math.ceil(settings.drift_wait_seconds)))
-    if job is None and cached is None:
-        raise request_error(
-            503,
-            "*",
-            "too many drift reports are being computed: retry later, or use a `since` "
-            "another client asked for",
-            headers={"Retry-After": retry_after},
-        )
-    if job is not None:
-        # asyncio.wait, not wait_for: a timeout must not cancel the computation,
-        # which other requests and the cache share.
-        waited = asyncio.wrap_future(job)
-        await asyncio.wait([waited], timeout=settings.drift_wait_seconds)
-        if waited.done():
-            error = waited.exception()
-            if error is None:
-                return _answer(waited.result())
-            if isinstance(error, SQLAlchemyError) or getattr(error, "database", False):
-                message = f"the prediction log's database cannot be read ({_error_name(error)})"
-            else:
-                message = "the drift report could not be computed (the server log says why)"
-            raise request_error(503, "*", message, headers={"Retry-After": retry_after})
-    if cached is not None:
-        return _answer(cached)  # the previous report, while its refresh goes on
-    raise request_error(
-        503,
-        "*",
-        f"the drift report is still being computed: retry in {retry_after} s",
-        headers={"Retry-After": retry_after},
+    return await report_response(
+        request,
+        reports,
+        key,
+        lambda model: model,
+        name="drift",
+        too_many="too many drift reports are being computed: retry later, or use a `since` "
+        "another client asked for",
     )
-
-
-def _error_name(error: BaseException) -> str:
-    if isinstance(error, DriftReportError):
-        return str(error).split(":", 1)[0]
-    return type(error).__name__
