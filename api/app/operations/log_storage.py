@@ -312,8 +312,10 @@ class LogStorage:
         try:
             self._spool.append(records)
         except Exception as exc:
-            self._failure("spool", exc)
+            # Failing before it is counted: a request that sees the failure
+            # counted already queues within the single bound.
             self._spool_failing = True
+            self._failure("spool", exc)
             delay = self._spool_backoff.failed(now, self.retry_seconds, self.max_backoff_seconds)
             logger.error(
                 "prediction log spool %s not taking records; %d held in memory (at most %d); "
