@@ -29,6 +29,30 @@ class PriceRange(TypedDict):
     high: float
 
 
+def price_ranges(
+    lows: np.ndarray, highs: np.ndarray, coverages: Sequence[float], unpriced: Sequence[int]
+) -> list[list[PriceRange] | None]:
+    """Each row's ranges (``lows``/``highs``: a column per coverage) as
+    :class:`PriceRange` dicts, None for the ``unpriced`` rows. Built a coverage
+    at a time and then zipped into rows: a loop per row and coverage took
+    40 % of pricing a large frame."""
+    per_coverage: list[list[PriceRange]] = [
+        [
+            {"coverage": coverage, "low": low, "high": high}
+            for low, high in zip(lows[:, k].tolist(), highs[:, k].tolist(), strict=True)
+        ]
+        for k, coverage in enumerate(coverages)
+    ]
+    rows: list[list[PriceRange] | None] = (
+        [list(ranges) for ranges in zip(*per_coverage, strict=True)]
+        if per_coverage
+        else [[] for _ in range(len(lows))]
+    )
+    for row in unpriced:
+        rows[row] = None
+    return rows
+
+
 class UnknownCoverageError(ValueError):
     """A coverage was asked for that the model was not calibrated for."""
 

@@ -35,7 +35,7 @@ from regression_model.config.core import (
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load_tables
 from regression_model.scoring.chunks import chunks_of, in_order
 from regression_model.scoring.explanation import Explanation, explain
-from regression_model.scoring.intervals import IntervalScorer, PriceRange
+from regression_model.scoring.intervals import IntervalScorer, PriceRange, price_ranges
 from regression_model.scoring.priced_batch import Columns, PricedBatch, columns, verdicts
 from regression_model.scoring.report_files import Report, read_report
 from regression_model.scoring.schema import schema_for
@@ -245,21 +245,13 @@ class Model:
                 for stage, seconds in batch.timings.items():
                     timings[stage] = timings.get(stage, 0.0) + seconds
             chunk_prices: list[float | None] = batch.prices.tolist()
-            for row in np.flatnonzero(np.isnan(batch.prices)).tolist():
+            unpriced = np.flatnonzero(np.isnan(batch.prices)).tolist()
+            for row in unpriced:
                 chunk_prices[row] = None
             predictions += chunk_prices
-            every_level = levels == list(range(batch.lows.shape[1]))
-            lows = (batch.lows if every_level else batch.lows[:, levels]).tolist()
-            highs = (batch.highs if every_level else batch.highs[:, levels]).tolist()
-            intervals += [
-                None
-                if price is None
-                else [
-                    {"coverage": c, "low": lo, "high": hi}
-                    for c, lo, hi in zip(asked, low, high, strict=True)
-                ]
-                for price, low, high in zip(chunk_prices, lows, highs, strict=True)
-            ]
+            intervals += price_ranges(
+                batch.lows[:, levels], batch.highs[:, levels], asked, unpriced
+            )
             errors += [InputError(e.row + start, e.field, e.message) for e in batch.errors]
             # A frame's chunks share its columns: their warnings (row None) once.
             warnings += [
