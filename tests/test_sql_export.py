@@ -200,6 +200,9 @@ def test_every_test_house_priced_as_by_the_package(engine: tuple[str, Engine]) -
 
 # Generated houses: a test.csv house with a few of its values replaced.
 _TEXT = st.text(alphabet="abcXYZ _-\t", max_size=6)
+#: Labels the rules refuse or take specially: missing, blank, too long, and
+#: quality codes in and out of their case.
+_ODD_LABELS = ["NA", "", "  ", "\t", "x" * 41, "é" * 40, "Po", "Ex", "ta"]
 
 
 def _number_values(name: str, *, typed: bool) -> st.SearchStrategy[Any]:
@@ -232,7 +235,7 @@ def _label_values(name: str, *, typed: bool) -> st.SearchStrategy[Any]:
     values = [
         st.none(),
         st.sampled_from(sorted(term.table)),
-        st.sampled_from(["NA", "", "  ", "\t", "x" * 41, "é" * 40, "Po", "Ex", "ta"]),
+        st.sampled_from(_ODD_LABELS),
         _TEXT,
     ]
     if not typed:
@@ -300,7 +303,7 @@ def _hostile_houses() -> list[Row]:
     value at all: the generated houses' kinds, fixed, for engines too slow
     to start for each example."""
     numbers = [-1.0, 0.5, 1e9, math.inf, -math.inf, math.nan, None]
-    labels = ["NA", "", "  ", "\t", "x" * 41, "é" * 40, "Po", "ta", "abc", None]
+    labels = [*_ODD_LABELS, "abc", None]
     rows: list[Row] = [{KEY: 0}]
     for position, (name, _) in enumerate(COLUMNS[1:]):
         rule = RULES[name]
