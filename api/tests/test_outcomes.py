@@ -246,6 +246,59 @@ def test_a_wrong_envelope_is_refused_by_name(
     assert any(e["field"] == field and says in e["message"] for e in answer.json()["errors"])
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("[]", 'expected a JSON object, got array: send a JSON object {"outcomes": [outcome'),
+        ("null", 'got null: send a JSON object {"outcomes": [outcome'),
+        ('"x"', 'got string: send a JSON object {"outcomes": [outcome'),
+        ("", 'the request has no body: send a JSON object {"outcomes": [outcome'),
+    ],
+)
+def test_a_body_that_is_no_object_is_told_the_outcomes_shape(
+    sqlite_client: TestClient, body: str, says: str
+) -> None:
+    answer = sqlite_client.post(
+        OUTCOMES, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert says in error["message"], error
+    assert "inputs" not in error["message"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", '"\\ud800"'])
+def test_a_non_finite_or_broken_value_names_the_outcome_and_field(
+    sqlite_client: TestClient, literal: str
+) -> None:
+    body = (
+        '{"outcomes": [{"key": "A-1", "sale_price": 150000, "sale_date": "2010-06-01"}, '
+        f'{{"key": "A-2", "sale_price": {literal}, "sale_date": "2010-06-01"}}]}}'
+    )
+    answer = sqlite_client.post(
+        OUTCOMES, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert [(e["row"], e["field"]) for e in answer.json()["errors"]] == [(1, "sale_price")]
+
+
+@pytest.mark.parametrize("digits", [310, 1000, 4300, 5001])
+def test_a_price_of_any_length_is_a_422_of_its_row(sqlite_client: TestClient, digits: int) -> None:
+    """JSON keeps an integer whole however long it is (the parser hands the
+    package a Python int beyond any float): refused for its row, never a 500."""
+    body = (
+        '{"outcomes": [{"key": "A-1", "sale_price": 1' + "0" * (digits - 1) + ","
+        ' "sale_date": "2010-06-01"}]}'
+    )
+    answer = sqlite_client.post(
+        OUTCOMES, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert (error["row"], error["field"]) == (0, "sale_price")
+    assert len(error["message"]) < 200
+
+
 def test_more_outcomes_than_max_rows_is_413(tmp_path: Path) -> None:
     sale = {"sale_price": 150000, "sale_date": "2010-06-01"}
     with make_client(prediction_log_path=tmp_path / "log.sqlite3", max_rows=2) as client:

@@ -42,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from regression_model.config.core import ModelConfig, get_config
 from regression_model.monitoring.log_store import outcomes, predictions
-from regression_model.scoring.rules import json_type
+from regression_model.scoring.rules import format_number, json_type
 from regression_model.scoring.unknown_fields import UnknownFieldMessages, shown_name
 from regression_model.scoring.validation_result import WHOLE_ROW
 
@@ -157,7 +157,9 @@ def _check_reference(item: Mapping[Any, Any], problems: list[tuple[str, str]]) -
     elif not isinstance(row, int) or isinstance(row, bool):
         problems.append((ROW, f"expected a whole number (from 0), got {json_type(row)}"))
     elif not 0 <= row <= MAX_ROW:
-        problems.append((ROW, f"{row} is out of range: the house's position, from 0"))
+        problems.append(
+            (ROW, f"{format_number(row)} is out of range: the house's position, from 0")
+        )
     return request_id, row, None
 
 
@@ -167,18 +169,28 @@ def _check_price(value: Any, config: ModelConfig, problems: list[tuple[str, str]
         problems.append((SALE_PRICE, "missing: the sale price in dollars"))
     elif not isinstance(value, int | float) or isinstance(value, bool):
         problems.append((SALE_PRICE, f"expected a number of dollars, got {json_type(value)}"))
-    elif not math.isfinite(value):
-        problems.append((SALE_PRICE, f"{value} is not a finite number"))
-    elif not low <= value <= high:
+    elif not math.isfinite(number := _as_float(value)):
+        problems.append((SALE_PRICE, f"{number} is not a finite number"))
+    elif not low <= number <= high:
         problems.append(
             (
                 SALE_PRICE,
-                f"{value} is out of range: must be between {low:,.0f} and {high:,.0f} dollars",
+                f"{format_number(number)} is out of range: must be between {low:,.0f} and "
+                f"{high:,.0f} dollars",
             )
         )
     else:
-        return float(value)
+        return number
     return math.nan
+
+
+def _as_float(value: int | float) -> float:
+    """A JSON number as a float: an integer too long for one (JSON keeps
+    integers whole, of any length) is infinite, as the package reads it."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _check_date(value: Any, latest: date, problems: list[tuple[str, str]]) -> date:

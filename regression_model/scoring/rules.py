@@ -70,9 +70,14 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _format_number(value: float) -> str:
-    value = float(value)
-    if abs(value) >= 1e15:
+def format_number(value: float) -> str:
+    """A number as a message shows it: whole numbers without ".0", huge ones
+    (an integer of any length too) in exponent form, never thousands of digits."""
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond any float: JSON keeps integers whole
+        return "-inf" if value < 0 else "inf"
+    if abs(value) >= 1e15 or not math.isfinite(value):
         return f"{value:g}"
     return str(int(value)) if value.is_integer() else repr(value)
 
@@ -182,10 +187,10 @@ class FieldRule:
             return Problem("must be a finite number")
         if not in_range:
             return Problem(
-                f"{_format_number(number)} is out of range: must be between "
-                f"{_format_number(self.low)} and {_format_number(self.high)}"
+                f"{format_number(number)} is out of range: must be between "
+                f"{format_number(self.low)} and {format_number(self.high)}"
             )
-        return Problem(f"must be a whole number, got {_format_number(number)}")
+        return Problem(f"must be a whole number, got {format_number(number)}")
 
     def plainly_fine(self, numbers: np.ndarray) -> np.ndarray:
         """Where ``check_number`` takes an array's numbers as they are: its rule

@@ -42,10 +42,17 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
 
 
-_ENVELOPE = 'send a JSON object {"inputs": [house, ...]}'
+def _envelope(request: Request) -> str:
+    """``send a JSON object ...``: the body the request's route takes, as its
+    request model's ``envelope`` says."""
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    shape = getattr(model, "envelope", None)
+    return f"send a JSON object {shape}" if shape else "send a JSON object"
 
 
-def _describe_validation_error(error: dict[str, Any]) -> ErrorDetail:
+def _describe_validation_error(error: dict[str, Any], envelope: str) -> ErrorDetail:
     """One FastAPI/pydantic error as an :class:`ErrorDetail`."""
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
@@ -60,13 +67,13 @@ def _describe_validation_error(error: dict[str, Any]) -> ErrorDetail:
         return ErrorDetail(row=None, field=BODY, message=f"invalid JSON: {detail}")
     if not path:
         if kind == "missing":
-            message = f"the request has no body: {_ENVELOPE}"
+            message = f"the request has no body: {envelope}"
         else:
-            message = f"expected a JSON object, got {json_type(given)}: {_ENVELOPE}"
+            message = f"expected a JSON object, got {json_type(given)}: {envelope}"
         return ErrorDetail(row=None, field=BODY, message=message)
     if path == (INPUTS,):
         if kind == "missing":
-            message = f'"inputs" is required: {_ENVELOPE}'
+            message = f'"inputs" is required: {envelope}'
         elif kind == "too_short":
             message = "inputs is empty: send at least one house"
         elif kind == "list_type":
@@ -92,7 +99,8 @@ async def _on_rejected(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = [_describe_validation_error(dict(error)) for error in exc.errors()]
+    envelope = _envelope(request)
+    details = [_describe_validation_error(dict(error), envelope) for error in exc.errors()]
     return error_response(422, details or [ErrorDetail(row=None, field=BODY, message="invalid")])
 
 

@@ -11,6 +11,10 @@ from api.app.schemas import ErrorDetail, IgnoredFieldDetail
 #: What parts of the request are called in error messages.
 BODY = "body"
 INPUTS = "inputs"
+OUTCOMES = "outcomes"
+#: The bodies' arrays whose items are rows (houses, outcomes): an error inside
+#: one names its row and field.
+ROW_ARRAYS = frozenset({INPUTS, OUTCOMES})
 
 
 class RequestRejected(HTTPException):

@@ -34,7 +34,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import from_json
 
-from api.app.core.exceptions import BODY, INPUTS, RequestRejected, request_error
+from api.app.core.exceptions import BODY, ROW_ARRAYS, RequestRejected, request_error
 from api.app.core.offload import run_cpu_bound
 from api.app.core.security import check_api_key, key_requirement
 from api.app.schemas import ErrorDetail
@@ -111,8 +111,9 @@ def _printable(part: Any) -> str:
 
 
 def _error_at(path: tuple[Any, ...], message: str) -> ErrorDetail:
-    """The error for the value at ``path``: its house and field when it is in one."""
-    if len(path) >= 3 and path[0] == INPUTS and isinstance(path[1], int):
+    """The error for the value at ``path``: its row (house or outcome) and
+    field when it is in one."""
+    if len(path) >= 3 and path[0] in ROW_ARRAYS and isinstance(path[1], int):
         return ErrorDetail(row=path[1], field=_printable(path[2]), message=message)
     field = ".".join(_printable(part) for part in path) or BODY
     return ErrorDetail(row=None, field=field, message=message)

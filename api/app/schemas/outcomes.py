@@ -11,7 +11,7 @@ The sale price's bounds in the description are the model's
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -98,6 +98,8 @@ class OutcomesRequest(BaseModel):
         extra="allow",
         json_schema_extra={"required": ["outcomes"], "additionalProperties": False},
     )
+    #: What a body that is no such object is told to send.
+    envelope: ClassVar[str] = '{"outcomes": [outcome, ...]}'
 
     outcomes: Annotated[Any, _Outcomes] = Field(
         default=None,

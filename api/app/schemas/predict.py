@@ -13,7 +13,7 @@ returns it; its models here describe it, field for field (``documents``).
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -65,6 +65,8 @@ class PredictRequest(BaseModel):
 
     # Other keys are kept, to be named back (never silently ignored).
     model_config = ConfigDict(extra="allow")
+    #: What a body that is no such object is told to send.
+    envelope: ClassVar[str] = '{"inputs": [house, ...]}'
 
     inputs: list[House] = Field(
         min_length=1,
