@@ -30,6 +30,7 @@ from regression_model.scoring.artifact import (
 )
 from regression_model.scoring.challenger import challenger_label, load_challenger
 from regression_model.scoring.explanation import Explanation, Factor
+from regression_model.scoring.house_key import MAX_KEY_LENGTH
 from regression_model.scoring.intervals import PriceRange, UnknownCoverageError
 from regression_model.scoring.model import (
     ENGINES,
@@ -50,6 +51,7 @@ from regression_model.version import __version__
 
 __all__ = [
     "ENGINES",
+    "MAX_KEY_LENGTH",
     "WHOLE_ROW",
     "ArtifactCompatibilityError",
     "ArtifactError",

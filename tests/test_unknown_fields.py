@@ -18,6 +18,7 @@ from regression_model.config.core import Config
 from regression_model.predict import make_prediction
 from regression_model.scoring import chunks
 from regression_model.scoring.schema import model_fields
+from regression_model.scoring.unknown_fields import NAMED_FIELDS_MAX
 from regression_model.scoring.validation import validate_inputs
 from regression_model.scoring.validation_result import WHOLE_ROW
 
@@ -180,11 +181,38 @@ def test_a_chunked_frame_names_its_columns_once(
 def test_suggestions_are_bounded_per_batch() -> None:
     # Thousands of made-up names cost microseconds each: only the first 32
     # distinct ones are matched against the known names.
-    house = {"OverallQual": 5, **{f"GrLivArea{i}": 1 for i in range(200)}}
-    result = validate_inputs([house])
+    houses = [
+        {"OverallQual": 5, **{f"GrLivArea{20 * row + i}": 1 for i in range(20)}}
+        for row in range(10)
+    ]
+    result = validate_inputs(houses)
     suggested = [w for w in result.ignored if "did you mean" in w.message]
     assert len(result.ignored) == 200
     assert [w.field for w in suggested] == [f"GrLivArea{i}" for i in range(32)]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_house_of_made_up_keys_names_twenty_and_counts_the_rest(strict: bool) -> None:
+    """300,000 made-up keys cost what 20 do, and the answer stays small: the
+    first 20 are named (in the order sent), one more entry counts the rest."""
+    house = {"OverallQual": 5, **{f"k{i}": 1 for i in range(300_000)}}
+    result = make_prediction(input_data=[house, {"OverallQual": 5, "Nots": 1}], strict=strict)
+    named = result["errors"] if strict else result["warnings"]
+    first = [(w["row"], w["field"]) for w in named if w["row"] == 0]
+    assert first == [(0, f"k{i}") for i in range(NAMED_FIELDS_MAX)] + [(0, WHOLE_ROW)]
+    assert named[NAMED_FIELDS_MAX]["message"].startswith(
+        f"{300_000 - NAMED_FIELDS_MAX:,} more fields the model does not know, "
+        + ("refused" if strict else "ignored")
+    )
+    assert [(w["row"], w["field"]) for w in named if w["row"] == 1] == [(1, "Nots")]
+    assert (result["predictions"][0] is None) == strict
+
+
+def test_a_frame_of_many_unknown_columns_names_twenty() -> None:
+    frame = pd.DataFrame([{"OverallQual": 5, **{f"c{i}": 1 for i in range(50)}}] * 3)
+    result = validate_inputs(frame)
+    assert [w.field for w in result.ignored] == [f"c{i}" for i in range(20)] + [WHOLE_ROW]
+    assert result.ignored[-1].message.startswith("30 more fields the model does not know")
 
 
 def test_huge_names_are_not_echoed_whole() -> None:

@@ -256,6 +256,49 @@ def test_verdict_of_a_row_does_not_depend_on_its_batch(
     pd.testing.assert_frame_equal(rejoined, whole.features.reset_index(drop=True))
 
 
+BAD_IDS = [
+    (1.5, "expected a string or whole number, got 1.5"),
+    (math.inf, "expected a string or whole number, got inf"),
+    (True, "got boolean"),
+    ([1], "got array"),
+    ({"a": 1}, "got object"),
+    ("", "empty"),
+    ("A 1", "whitespace or a control character"),
+    ("x" * 65, "65 characters long; at most 64"),
+    ("x" * 100_000, "100000 characters long; at most 64"),
+    (10**64, "65 characters long; at most 64"),
+    (10**400, "a whole number of over 64 digits"),
+]
+
+
+@pytest.mark.parametrize("frame_rows", [1, 300])  # value by value, column by column
+def test_an_id_no_outcome_could_quote_refuses_its_house(
+    good_house: dict[str, Any], frame_rows: int
+) -> None:
+    """The id comes back with the price, is logged, and is what an outcome
+    quotes (``key``): one that could not be (or is megabytes long) is named."""
+    good_ids = [1461, "A-1461", 7.0, -3, "x" * 64, None, math.nan]
+    houses = [{**good_house, "Id": i} for i, _ in BAD_IDS] + [
+        {**good_house, "Id": i} for i in good_ids
+    ]
+    result = make_prediction(input_data=houses)
+    bad = len(BAD_IDS)
+    assert result["predictions"][:bad] == [None] * bad
+    assert all(p is not None for p in result["predictions"][bad:])
+    errors = result["errors"]
+    assert [(e["row"], e["field"]) for e in errors] == [(row, "Id") for row in range(bad)]
+    for error, (_, says) in zip(errors, BAD_IDS, strict=True):
+        assert says in error["message"], error
+    # A frame's typed columns: floats and strings are checked in bulk.
+    numbers = pd.DataFrame([good_house] * frame_rows).assign(Id=1.0)
+    numbers.loc[frame_rows - 1, "Id"] = 2.5
+    texts = pd.DataFrame([good_house] * frame_rows).assign(Id="A-1")
+    texts.loc[0, "Id"] = "A\t1"
+    for frame, row in ((numbers, frame_rows - 1), (texts, 0)):
+        found = validate_inputs(frame).errors
+        assert [(e.row, e.field) for e in found] == [(row, "Id")]
+
+
 def test_house_input_model_is_derived_from_config(config: Config) -> None:
     schema = house_input_model(config.model).model_json_schema(by_alias=True)
     properties = schema["properties"]

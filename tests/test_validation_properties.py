@@ -40,7 +40,9 @@ json_values = st.recursive(
     max_leaves=5,
 )
 rows = st.dictionaries(
-    st.one_of(st.sampled_from(FIELDS), st.text(max_size=10)), json_values, max_size=12
+    st.one_of(st.sampled_from([*FIELDS, CONFIG.id_column]), st.text(max_size=10)),
+    json_values,
+    max_size=12,
 )
 
 
@@ -68,7 +70,7 @@ def test_any_rows_get_a_price_or_named_errors(
         else:
             assert row not in failed
             assert math.isfinite(price) and price > 0
-    known = set(FIELDS) | set(CONFIG.features) | {WHOLE_ROW}
+    known = set(FIELDS) | set(CONFIG.features) | {WHOLE_ROW, CONFIG.id_column}
     for error in errors:
         assert error["field"] in known
         assert isinstance(error["message"], str) and error["message"]

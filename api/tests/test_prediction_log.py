@@ -27,7 +27,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from api.app.operations.log_records import house_json, records_of
+from api.app.operations.log_records import LOGGED_VALUE_LENGTH, house_json, records_of
 from api.app.operations.log_spool import spool_line
 from api.app.operations.log_writer import PredictionLog
 from api.tests.conftest import FIGURES
@@ -295,6 +295,32 @@ def test_a_database_slower_than_the_traffic_spools_the_excess_memory_stays_bound
     assert sorted(int(r["request_id"][1:]) for r in rows) == list(range(100))
     assert all(r["inputs"] == model_fields(test_houses[int(r["request_id"][1:])])[0] for r in rows)
     assert not list((tmp_path / "spool").glob("spool-*.jsonl"))
+
+
+def test_a_record_weighs_kilobytes_whatever_the_client_sent(test_houses: list[Any]) -> None:
+    """Megabytes in one value (a label, the id), a long array, a huge
+    integer, or a house that is no object: kept cut, so that the readers of
+    the log (drift, performance), which read it in chunks of rows, hold a
+    bounded number of bytes."""
+    huge = "x" * 4_000_000
+    houses = [
+        {**test_houses[0], "Neighborhood": huge, "Id": huge},
+        {**test_houses[0], "GrLivArea": list(range(100_000)), "LotArea": 10**400},
+        {**test_houses[0], "OverallQual": {"a": huge}},
+        huge,
+        [huge],
+    ]
+    entry = ("r", time.time(), [house_json(h) for h in houses], [None] * 5, None, "0", None)
+    records = records_of(entry)
+    sizes = [len(record["inputs"]) for record in records]
+    assert max(sizes) < 20_000, sizes
+    first = json.loads(records[0]["inputs"])
+    assert first["Neighborhood"] == first["Id"] == "x" * LOGGED_VALUE_LENGTH
+    assert first["GrLivArea"] == test_houses[0]["GrLivArea"]  # the rest as sent
+    second = json.loads(records[1]["inputs"])
+    assert second["GrLivArea"].startswith("[0,1,2,")
+    assert second["LotArea"] == "Infinity"
+    assert json.loads(records[3]["inputs"]) == "x" * LOGGED_VALUE_LENGTH
 
 
 def test_replaying_a_spool_file_twice_writes_nothing_twice(

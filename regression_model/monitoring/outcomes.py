@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from regression_model.config.core import ModelConfig, get_config
 from regression_model.monitoring.log_store import outcomes, predictions
+from regression_model.scoring.house_key import house_key, plain_text_problem, whole_number
 from regression_model.scoring.rules import format_number, json_type
 from regression_model.scoring.unknown_fields import UnknownFieldMessages, shown_name
 from regression_model.scoring.validation_result import WHOLE_ROW
@@ -49,9 +50,6 @@ from regression_model.scoring.validation_result import WHOLE_ROW
 #: The fields of an outcome, as a client sends them.
 REQUEST_ID, ROW, KEY, SALE_PRICE, SALE_DATE = "request_id", "row", "key", "sale_price", "sale_date"
 OUTCOME_FIELDS = (REQUEST_ID, ROW, KEY, SALE_PRICE, SALE_DATE)
-#: The longest request id and key: the table's columns (and the service's
-#: request ids are at most this long).
-MAX_REFERENCE_LENGTH = 64
 #: The largest row a request reference may quote (the table's integer).
 MAX_ROW = 2**31 - 1
 #: Sales before this date are typing mistakes (the model's data are sales of
@@ -61,9 +59,6 @@ EARLIEST_SALE_DATE = date(1900, 1, 1)
 #: time zone is 14 hours ahead of UTC.
 _EARLIEST_ZONE = timedelta(hours=14)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-#: Control characters and whitespace: a reference is quoted text, and
-#: PostgreSQL stores no NUL.
-_NOT_PLAIN = re.compile(r"[\x00-\x20\x7f]")
 #: Rows per statement: SQLite before 3.32 allowed 999 parameters (7 a row).
 _ROWS_PER_STATEMENT = 100
 
@@ -107,28 +102,6 @@ def _given(item: Mapping[Any, Any], name: str) -> bool:
     return item.get(name) is not None
 
 
-def _plain_text(value: Any, what: str, kinds: str = "a string") -> str | None:
-    """Why ``value`` is no request id or key (None when it is one)."""
-    if not isinstance(value, str):
-        return f"expected {what} as {kinds}, got {json_type(value)}"
-    if not value:
-        return f"empty: send {what}"
-    if len(value) > MAX_REFERENCE_LENGTH:
-        return f"{len(value)} characters long; at most {MAX_REFERENCE_LENGTH}"
-    if _NOT_PLAIN.search(value):
-        return "has whitespace or a control character: send it as it was sent or answered"
-    return None
-
-
-def _whole(value: Any) -> Any:
-    """A JSON number without a fraction (5 or 5.0: JSON has one kind of
-    number) as an int, up to 2**53 (beyond, a float is not that whole number
-    exactly: a 30-digit key would become another); anything else as it is."""
-    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
-        return int(value)
-    return value
-
-
 def _check_reference(item: Mapping[Any, Any], problems: list[tuple[str, str]]) -> tuple[Any, ...]:
     """(request_id, row, key) of a row, after noting what is wrong with them."""
     by_request = _given(item, REQUEST_ID) or _given(item, ROW)
@@ -139,18 +112,15 @@ def _check_reference(item: Mapping[Any, Any], problems: list[tuple[str, str]]) -
         problems.append((WHOLE_ROW, f"no reference to a priced house: {_REFERENCE_FORMS}"))
         return None, None, None
     if _given(item, KEY):
-        key = _whole(item[KEY])
-        if isinstance(key, int) and not isinstance(key, bool):
-            key = str(key)
-        why = _plain_text(key, "the key (the house's id)", "a string or whole number")
+        key, why = house_key(item[KEY])
         if why is None:
             return None, None, key
         problems.append((KEY, why))
         return None, None, None
-    request_id, row = item.get(REQUEST_ID), _whole(item.get(ROW))
+    request_id, row = item.get(REQUEST_ID), whole_number(item.get(ROW))
     if request_id is None:
         problems.append((REQUEST_ID, "missing: a row needs the request_id it is a house of"))
-    elif why := _plain_text(request_id, "the X-Request-ID of the /predict response"):
+    elif why := plain_text_problem(request_id, "the X-Request-ID of the /predict response"):
         problems.append((REQUEST_ID, why))
     if row is None:
         problems.append((ROW, "missing: the house's position in the request (from 0)"))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from regression_model.scoring.house_key import MAX_KEY_LENGTH, NOT_PLAIN, house_key
 from regression_model.scoring.rules import FieldRule, Problem, is_missing
 from regression_model.scoring.schema import Schema
 from regression_model.scoring.validation_result import (
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 #: together: in a mixed column 1, 1.0 and True are equal keys, yet each gets
 #: its own message.
 _UNIFORM_KINDS = frozenset({"string", "integer", "floating", "boolean", "empty"})
+#: A house's id is checked before its fields: its errors come first in its row.
+KEY_POSITION = -1
 
 
 def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
@@ -68,9 +71,39 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
                 codes[:, position - n_numerical] = label_codes
                 categories[position - n_numerical] = labels
         given |= present
+    id_column = schema.config.id_column
+    if id_column in frame.columns:
+        _check_keys(frame[id_column].array, id_column, found_errors)
     for row in np.flatnonzero(~given):
         found_errors.add(int(row), len(schema.rules), WHOLE_ROW, NO_FEATURES)
     return ValidationResult(schema.config, numbers, codes, categories, found_errors.errors())
+
+
+def _check_keys(values: Any, column: str, found_errors: RowErrors) -> None:
+    """The houses' ids (``house_key``'s rule), checked in bulk where the
+    column's type allows: integers are all keys; of floats and strings only
+    the suspect ones are asked about."""
+    import pandas as pd
+
+    kind = values.dtype.kind
+    if kind in "iu":
+        return  # at most 20 digits: always a key
+    if kind == "f":
+        numbers = np.asarray(values, dtype="float64")
+        with np.errstate(invalid="ignore"):
+            suspect = (numbers != np.floor(numbers)) | (np.abs(numbers) > 2**53)
+        rows: Any = np.flatnonzero(suspect & ~np.isnan(numbers))
+    elif pd.api.types.infer_dtype(values, skipna=True) == "string":
+        text = pd.Series(values, dtype="string")
+        suspect = (text.str.len() > MAX_KEY_LENGTH) | (text == "") | text.str.contains(NOT_PLAIN)
+        rows = np.flatnonzero(suspect.fillna(False).to_numpy(dtype=bool))
+    else:
+        rows = range(len(values))
+    for row in rows:
+        value = values[row]
+        why = None if is_missing(value) else house_key(value)[1]
+        if why is not None:
+            found_errors.add(int(row), KEY_POSITION, column, why)
 
 
 def _column(frame: pd.DataFrame, rule: FieldRule) -> tuple[Any, Callable[[int], str]] | None:

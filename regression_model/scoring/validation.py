@@ -28,11 +28,18 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 import numpy as np
 
 from regression_model.config.core import ModelConfig, get_config
-from regression_model.scoring.column_validation import validate_columns
+from regression_model.scoring.column_validation import KEY_POSITION, validate_columns
+from regression_model.scoring.house_key import house_key
 from regression_model.scoring.rules import NEVER_MISSING, Problem, is_missing, json_type
 from regression_model.scoring.schema import Schema, schema_for
 from regression_model.scoring.tables import ROW_BY_ROW_MAX
-from regression_model.scoring.unknown_fields import BatchMessages, IgnoredField, shown_name
+from regression_model.scoring.unknown_fields import (
+    NAMED_FIELDS_MAX,
+    BatchMessages,
+    IgnoredField,
+    more_fields,
+    shown_name,
+)
 from regression_model.scoring.validation_result import (
     NO_FEATURES,
     WHOLE_ROW,
@@ -43,6 +50,10 @@ from regression_model.scoring.validation_result import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+#: Integers nearer 0 than this are keys as they are (the common case, checked
+#: without a call): fewer digits than a key may have.
+_PLAIN_KEY = 10**18
 
 #: What ``make_prediction`` and ``validate_inputs`` accept.
 InputData: TypeAlias = "pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]"
@@ -90,13 +101,13 @@ def validate_inputs(
     # A frame's columns are the same for every row: named once, or, in strict
     # mode, an error of every row (after the row's other errors, as for dicts).
     names = BatchMessages(schema.unknown, strict)
-    messages = {column: names.message(column) for column in unknown}
+    messages = {shown_name(c): names.message(c) for c in unknown[:NAMED_FIELDS_MAX]}
+    if len(unknown) > NAMED_FIELDS_MAX:
+        messages[WHOLE_ROW] = more_fields(len(unknown) - NAMED_FIELDS_MAX, strict=strict)
     if not strict:
-        checked.ignored = [IgnoredField(None, shown_name(c), m) for c, m in messages.items()]
+        checked.ignored = [IgnoredField(None, c, m) for c, m in messages.items()]
         return checked
-    refused = [
-        InputError(row, shown_name(c), m) for row in range(len(frame)) for c, m in messages.items()
-    ]
+    refused = [InputError(row, c, m) for row in range(len(frame)) for c, m in messages.items()]
     return ValidationResult(
         schema.config,
         checked.numbers,
@@ -144,6 +155,7 @@ def validate_rows(
     n_numerical, n_rules = len(schema.numerical), len(schema.rules)
     found_errors = RowErrors()
     known_fields = schema.known_fields
+    id_column = schema.config.id_column
     ignored: list[IgnoredField] = []
     names: BatchMessages | None = None
     numbers = [[math.nan] * n_numerical for _ in rows]
@@ -187,16 +199,28 @@ def validate_rows(
             else:
                 known = categories[position - n_numerical]
                 codes_of_row[position - n_numerical] = known.setdefault(verdict, len(known))  # type: ignore[arg-type]
+        key = house.get(id_column)
+        if key is not None and not (type(key) is int and -_PLAIN_KEY < key < _PLAIN_KEY):
+            why = None if is_missing(key) else house_key(key)[1]
+            if why is not None:
+                found_errors.add(row, KEY_POSITION, id_column, why)
         if not given:
             found_errors.add(row, n_rules, WHOLE_ROW, NO_FEATURES)
         if not known_fields.issuperset(house):  # one C-level pass when all are known
             names = names or BatchMessages(schema.unknown, strict)
-            for unknown in schema.unknown_fields(house):
-                message = names.message(unknown)
+            unknown_fields = schema.unknown_fields(house)
+            named = [
+                (shown_name(unknown), names.message(unknown))
+                for unknown in unknown_fields[:NAMED_FIELDS_MAX]
+            ]
+            if len(unknown_fields) > NAMED_FIELDS_MAX:
+                count = len(unknown_fields) - NAMED_FIELDS_MAX
+                named.append((WHOLE_ROW, more_fields(count, strict=strict)))
+            for field, message in named:
                 if strict:
-                    found_errors.add(row, n_rules + 1, shown_name(unknown), message)
+                    found_errors.add(row, n_rules + 1, field, message)
                 else:
-                    ignored.append(IgnoredField(row, shown_name(unknown), message))
+                    ignored.append(IgnoredField(row, field, message))
     return ValidationResult(
         schema.config,
         np.array(numbers, dtype="float64").reshape(len(rows), n_numerical),

@@ -21,6 +21,7 @@ by it: a challenger's shadow prices).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,15 @@ Record = dict[str, Any]
 #: very long one, cannot make the log expensive.
 IGNORED_FIELDS_MAX = 50
 IGNORED_FIELD_LENGTH = 64
+#: A logged value (a house's id too) is kept up to this many characters of
+#: text: the longest label a rule takes is far shorter, so only a refused
+#: value is ever cut. What a record can weigh is then bounded, and so is
+#: every reader of the log that reads it in chunks of rows (drift, realised
+#: performance): a client cannot make them hold megabytes per house.
+LOGGED_VALUE_LENGTH = 256
+#: Integers are kept whole within 64 bits (a longer one, which JSON allows,
+#: is kept as the float it is near, or as infinity).
+_WHOLE_BOUND = 2**63
 
 
 def house_json(house: Any) -> bytes:
@@ -67,17 +77,40 @@ def new_log_id() -> str:
 
 
 def logged_fields(house_as_json: bytes) -> tuple[bytes, list[str] | None]:
-    """What the log keeps of a house: its model fields (JSON) and the names
-    of the fields the model ignored (None when there were none). A house that
-    is not a JSON object (it was rejected as such) is kept as sent."""
+    """What the log keeps of a house: its model fields (JSON, each value
+    within ``LOGGED_VALUE_LENGTH``) and the names of the fields the model
+    ignored (None when there were none). A house that is not a JSON object
+    (it was rejected as such) is kept as sent, or as the start of its JSON
+    text when longer."""
     house = from_json(house_as_json)
     if not isinstance(house, Mapping):
-        return house_as_json, None
+        return house_json(_kept(house)), None
     fields, ignored = model_fields(house)
     return (
-        house_json(fields),
+        house_json({name: _kept(value) for name, value in fields.items()}),
         [name[:IGNORED_FIELD_LENGTH] for name in ignored[:IGNORED_FIELDS_MAX]] or None,
     )
+
+
+def _kept(value: Any) -> Any:
+    """A value as the log keeps it: as sent when short; a longer text, array
+    or object as the start of its text; an integer beyond 64 bits as a float."""
+    if type(value) is int and not -_WHOLE_BOUND <= value < _WHOLE_BOUND:
+        return _as_float(value)
+    if isinstance(value, str):
+        return value[:LOGGED_VALUE_LENGTH]
+    if isinstance(value, list | dict):
+        text = house_json(value)
+        if len(text) > LOGGED_VALUE_LENGTH:
+            return text[:LOGGED_VALUE_LENGTH].decode("utf-8", "ignore")
+    return value
+
+
+def _as_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def records_of(entry: Entry, log_id: str | None = None) -> list[Record]:

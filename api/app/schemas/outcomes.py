@@ -18,11 +18,11 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from api.app.schemas.errors import ErrorDetail
-from regression_model import get_config
-from regression_model.monitoring.outcomes import MAX_REFERENCE_LENGTH, MAX_ROW
+from regression_model import MAX_KEY_LENGTH, get_config
+from regression_model.monitoring.outcomes import MAX_ROW
 
 #: A request id or key as stored: no whitespace or control characters.
-_PLAIN_TEXT = f"^[^\\x00-\\x20\\x7f]{{1,{MAX_REFERENCE_LENGTH}}}$"
+_PLAIN_TEXT = f"^[^\\x00-\\x20\\x7f]{{1,{MAX_KEY_LENGTH}}}$"
 
 
 def _plausible_prices(schema: dict[str, Any]) -> None:
