@@ -17,6 +17,7 @@ import pytest
 from regression_model.config.core import Config
 from regression_model.predict import make_prediction
 from regression_model.scoring import chunks
+from regression_model.scoring.model import load_model
 from regression_model.scoring.schema import model_fields
 from regression_model.scoring.unknown_fields import NAMED_FIELDS_MAX
 from regression_model.scoring.validation import validate_inputs
@@ -280,3 +281,34 @@ def test_the_command_names_unknown_columns_and_refuses_them_with_strict(
         .str.contains("GrLivArae: unknown field, refused (strict mode)", regex=False)
         .all()
     )
+
+
+@pytest.mark.parametrize("engine", ["tables", "pipeline"])
+def test_a_slip_of_a_listed_label_is_priced_as_sent_and_named(
+    engine: str, test_data: pd.DataFrame
+) -> None:
+    """ "rl" is priced as a label the model does not know (its rule), and the
+    row is told which label it probably meant; a label the model does not
+    list and that is no slip ("Blueste": rare in training) gets no hint."""
+    house = {k: v for k, v in test_data.iloc[0].to_dict().items() if not pd.isna(v)}
+    houses = [
+        house,
+        {**house, "MSZoning": "rl"},
+        {**house, "Neighborhood": " NAmes\t"},
+        {**house, "Neighborhood": "Blueste"},
+    ]
+    model = load_model(engine=engine)  # type: ignore[call-overload]
+    result = model.predict(houses)
+    assert all(price is not None for price in result["predictions"])
+    assert result["predictions"][1] != result["predictions"][0]
+    hints = [(w["row"], w["field"]) for w in result["warnings"]]
+    assert hints == [(1, "MSZoning"), (2, "Neighborhood")]
+    assert "did you mean 'RL'?" in result["warnings"][0]["message"]
+    assert "did you mean 'NAmes'?" in result["warnings"][1]["message"]
+
+
+def test_a_file_of_one_slip_names_twenty_rows_and_counts_the_rest(test_data: pd.DataFrame) -> None:
+    frame = test_data.iloc[:300].assign(MSZoning="rl")
+    warnings = make_prediction(input_data=frame)["warnings"]
+    assert [w["row"] for w in warnings] == list(range(20))
+    assert warnings[-1]["message"].endswith("(and so in 280 more rows after this one)")

@@ -158,3 +158,19 @@ def test_a_bad_value_under_an_alias_is_not_counted_as_an_unknown_field(
         - value(before, failures, field="ThreeSsnPortch")
         == 1
     )
+
+
+def test_a_slip_of_a_label_is_priced_and_named_not_counted_as_a_field(
+    client: TestClient, house: dict[str, Any]
+) -> None:
+    before = value(scrape(client), "predict_unknown_fields_total", outcome="ignored")
+    answer = client.post("/api/v1/predict", json={"inputs": [{**house, "MSZoning": "rl"}]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (
+        body["predictions"][0]
+        == make_prediction(input_data=[{**house, "MSZoning": "rl"}])["predictions"][0]
+    )
+    ((row, field, message),) = [(w["row"], w["field"], w["message"]) for w in body["warnings"]]
+    assert (row, field) == (0, "MSZoning") and "did you mean 'RL'?" in message
+    assert value(scrape(client), "predict_unknown_fields_total", outcome="ignored") == before

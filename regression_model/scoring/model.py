@@ -36,6 +36,7 @@ from regression_model.scoring.artifact import ArtifactPaths, load_pipeline, load
 from regression_model.scoring.chunks import chunks_of, in_order
 from regression_model.scoring.explanation import Explanation, explain
 from regression_model.scoring.intervals import IntervalScorer, PriceRange, price_ranges
+from regression_model.scoring.label_hints import LabelHints
 from regression_model.scoring.priced_batch import Columns, PricedBatch, columns, verdicts
 from regression_model.scoring.report_files import Report, read_report
 from regression_model.scoring.schema import schema_for
@@ -71,6 +72,8 @@ class Model:
 
     #: which of the model's two forms scores: the compiled tables or the pipeline
     engine: Engine
+    #: the warnings for labels that are a listed label's slip ("rl" for RL)
+    label_hints: LabelHints
 
     def __init__(
         self,
@@ -155,7 +158,7 @@ class Model:
         prices, log_prices, contributions = self._score(checked, rows, selected)
         ranges = self.interval_scorer.bounds(log_prices, self.interval_scorer.scales(*selected))
         timings = {"validate": validate_seconds, "score": time.perf_counter() - validated}
-        return verdicts(
+        batch = verdicts(
             self.config,
             checked,
             rows,
@@ -164,6 +167,11 @@ class Model:
             contributions=contributions,
             timings=timings,
         )
+        hints = self.label_hints.warnings(checked)
+        if not hints:
+            return batch
+        warnings = sorted([*batch.warnings, *hints], key=lambda w: -1 if w.row is None else w.row)
+        return replace(batch, warnings=warnings)
 
     def _score(
         self, checked: ValidationResult, rows: np.ndarray, selected: Columns
@@ -290,6 +298,7 @@ class CompiledModel(Model):
     def _adopt(self, form: ModelTables) -> PriceIntervals:
         self.tables = form
         self.scorer = TableScorer(form, self.config.model)
+        self.label_hints = LabelHints.of(schema_for(self.config.model), form)
         if form.intervals is None:
             raise ValueError("the model tables have no price ranges")
         return form.intervals
@@ -318,8 +327,8 @@ class PipelineModel(Model):
     #: the fitted pipeline (a ``TransformedTargetRegressor``)
     estimator: Any
 
-    def _adopt(self, form: tuple[Any, PriceIntervals]) -> PriceIntervals:
-        self.estimator, intervals = form
+    def _adopt(self, form: tuple[Any, PriceIntervals, LabelHints]) -> PriceIntervals:
+        self.estimator, intervals, self.label_hints = form
         return intervals
 
     def _score(
@@ -338,7 +347,7 @@ def _pipeline_and_ranges(config: Config, directory: Path) -> tuple[Any, dict[str
     data, the same for both engines."""
     estimator, manifest = load_pipeline(config, directory)
     tables, _ = load_tables(config, directory)
-    return (estimator, tables.intervals), manifest
+    return (estimator, tables.intervals, LabelHints.of(schema_for(config.model), tables)), manifest
 
 
 _READERS: dict[Engine, Callable[[Config, Path], tuple[Any, dict[str, Any]]]] = {
