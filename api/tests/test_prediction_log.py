@@ -27,7 +27,12 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from api.app.operations.log_records import LOGGED_VALUE_LENGTH, house_json, records_of
+from api.app.operations.log_records import (
+    LOGGED_VALUE_LENGTH,
+    house_json,
+    queued_json,
+    records_of,
+)
 from api.app.operations.log_spool import spool_line
 from api.app.operations.log_writer import PredictionLog
 from api.tests.conftest import FIGURES
@@ -321,6 +326,15 @@ def test_a_record_weighs_kilobytes_whatever_the_client_sent(test_houses: list[An
     assert second["GrLivArea"].startswith("[0,1,2,")
     assert second["LotArea"] == "Infinity"
     assert json.loads(records[3]["inputs"]) == "x" * LOGGED_VALUE_LENGTH
+    # The request path queues such a house already reduced, to the same record.
+    made_up = {**test_houses[0], **{f"k{i}": i for i in range(300_000)}}
+    for house in [*houses, made_up]:
+        queued = queued_json(house)
+        assert len(queued) < 20_000
+        entry = ("r", 0.0, [queued], [None], None, "0", None)
+        (reduced,) = records_of(entry, "id")
+        (whole,) = records_of(("r", 0.0, [house_json(house)], [None], None, "0", None), "id")
+        assert reduced == whole
 
 
 def test_replaying_a_spool_file_twice_writes_nothing_twice(

@@ -58,6 +58,8 @@ IGNORED_FIELD_LENGTH = 64
 #: every reader of the log that reads it in chunks of rows (drift, realised
 #: performance): a client cannot make them hold megabytes per house.
 LOGGED_VALUE_LENGTH = 256
+#: A house whose JSON is longer than this is reduced when queued (``queued_json``).
+HOUSE_JSON_MAX = 16 * 1024
 #: Integers are kept whole within 64 bits (a longer one, which JSON allows,
 #: is kept as the float it is near, or as infinity).
 _WHOLE_BOUND = 2**63
@@ -67,6 +69,23 @@ def house_json(house: Any) -> bytes:
     """A house as sent, as JSON (a number too long for a float, read as
     infinity, is written as the string "Infinity")."""
     return to_json(house, inf_nan_mode="strings")
+
+
+def queued_json(house: Any) -> bytes:
+    """A house as the request path queues it for the writer: as sent (JSON),
+    unless longer than ``HOUSE_JSON_MAX`` (a normal house is about 1.5 kB),
+    then already reduced to what the log keeps, so that the queue's bound in
+    records is one in bytes too: a 4 MB house waits as kilobytes."""
+    text = house_json(house)
+    if len(text) <= HOUSE_JSON_MAX:
+        return text
+    if not isinstance(house, Mapping):
+        return house_json(_kept(house))
+    fields, ignored = model_fields(house)
+    reduced = {name: _kept(value) for name, value in fields.items()}
+    # The ignored names as keys (without their values): the writer names them.
+    reduced.update((name[:IGNORED_FIELD_LENGTH], None) for name in ignored[:IGNORED_FIELDS_MAX])
+    return house_json(reduced)
 
 
 def new_log_id() -> str:

@@ -56,7 +56,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from api.app.operations import metrics
-from api.app.operations.log_records import Entry, Record, house_json, new_log_id, records_of
+from api.app.operations.log_records import Entry, Record, new_log_id, queued_json, records_of
 from api.app.operations.log_storage import Backoff, LogStorage
 from regression_model import PriceRange
 
@@ -118,7 +118,7 @@ class PredictionLog(LogStorage):
         try:
             if self._thread is None:
                 self.start()
-            inputs = [house_json(house) for house in houses]
+            inputs = [queued_json(house) for house in houses]
             now = time.monotonic()
             limit = self.max_queued_records * (1 if self._spool_failing else 2)
             with self._lock:
