@@ -19,11 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from api import __version__ as api_version
 from api.app.core.body_limit import BodyLimitMiddleware
 from api.app.core.errors import install_error_handlers
+from api.app.core.query_params import query_checked
 from api.app.core.request_context import REQUEST_ID_HEADER
 from api.app.core.security import API_KEY_HEADER
 from api.app.core.settings import Settings
 from api.app.core.structured_logging import configure_logging
-from api.app.middleware import RequestContextMiddleware
+from api.app.middleware import HeadAsGetMiddleware, RequestContextMiddleware
 from api.app.model_service import ModelService
 from api.app.openapi import install_openapi
 from api.app.operations import metrics
@@ -154,10 +155,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # routes they cost /predict nothing (about 6 µs a request in front of them).
     docs = [route for route in app.router.routes if getattr(route, "path", "").startswith("/docs")]
     app.router.routes[:] = [route for route in app.router.routes if route not in docs] + docs
+    # The routes FastAPI and fastapi-offline made (the OpenAPI document, the
+    # docs pages) refuse undeclared query parameters too, as the routers' do.
+    app.router.routes[:] = [query_checked(route) for route in app.router.routes]
     install_openapi(app)
 
     # Added innermost first: RequestContext wraps everything (ids, access log, last-resort
-    # 500), CORS wraps the body limit so browsers can read a 413.
+    # 500), CORS wraps the body limit so browsers can read a 413; HEAD is answered as GET
+    # by the routes, inside all of them.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

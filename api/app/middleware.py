@@ -1,5 +1,6 @@
 """Pure-ASGI middleware, outermost: request context, access log and metrics
-(the body limit, inside it, is ``api.app.core.body_limit``).
+(the body limit, inside it, is ``api.app.core.body_limit``); innermost, HEAD
+answered as GET.
 
 :class:`RequestContextMiddleware` gives every request an id, returns it (and
 the worker's PID, so load tests can see which worker answered) in response
@@ -8,6 +9,10 @@ writes one access line and counts one request (route, status, latency) per
 request, and is the last resort for unexpected exceptions: they are logged
 with the request id and answered with a generic 500 that says nothing about
 the failure.
+
+:class:`HeadAsGetMiddleware` answers ``HEAD`` wherever ``GET`` is answered, as
+HTTP asks: the route runs as for ``GET`` (the same API key check, status and
+headers, ``Content-Length`` included) and the body is dropped.
 """
 
 from __future__ import annotations
@@ -125,3 +130,36 @@ class RequestContextMiddleware:
                 },
             )
             unbind_request_id(token)
+
+
+class HeadAsGetMiddleware:
+    """``HEAD`` run as ``GET``, the body dropped. The scope says ``GET`` to the
+    routes only: from the response's start on (and after it) it says ``HEAD``
+    again, so the server sends no body either and the access log and the
+    request metrics count a ``HEAD``. A path that takes no ``GET`` answers
+    ``HEAD`` with that path's ``GET`` answer too (405, 404), without the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                scope["method"] = "HEAD"
+                await send(message)
+            elif kind in ("http.response.body", "http.response.pathsend"):
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send(message)
+
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, send_without_body)
+        finally:
+            scope["method"] = "HEAD"

@@ -107,6 +107,16 @@ CASES = [
     Case("unknown_field_strict", 422, "owner_email", row=0, json_body=one(owner_email="a@b"),
          path=PREDICT + "?strict=1"),
     Case("strict_not_a_boolean", 422, "strict", json_body=one(), path=PREDICT + "?strict=maybe"),
+    # Query parameters the endpoint does not take, or given twice (every
+    # endpoint: test_query_params_and_head.py).
+    Case("misspelled_query_parameter", 422, "explian", json_body=one(),
+         path=PREDICT + "?explian=true"),
+    Case("unknown_query_parameter_on_drift", 422, "sinse", method="GET",
+         path="/api/v1/drift?sinse=7d"),
+    Case("repeated_query_parameter", 422, "explain", json_body=one(),
+         path=PREDICT + "?explain=true&explain=false"),
+    Case("repeated_since", 422, "since", method="GET",
+         path="/api/v1/performance?since=7d&since=30d"),
     # Price ranges at a coverage the model has none for, or not a number.
     Case("unknown_coverage", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=0.95"),
     Case("coverage_as_percent", 422, "coverage", json_body=one(), path=PREDICT + "?coverage=90"),

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 from pydantic_core import from_json
 
 from api.app.core.exceptions import BODY, ROW_ARRAYS, RequestRejected, request_error
 from api.app.core.offload import run_cpu_bound
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import check_api_key, key_requirement
 from api.app.schemas import ErrorDetail
 
@@ -281,7 +281,7 @@ class StrictJSONRequest(Request):
         return self._strict_json
 
 
-class StrictJSONRoute(APIRoute):
+class StrictJSONRoute(QueryCheckedRoute):
     """Routes whose JSON bodies are parsed strictly and must say they are JSON,
     and whose API key (``dependencies=[requires_key(...)]``) is checked before
     the body is read: FastAPI resolves dependencies only after reading and
@@ -289,7 +289,8 @@ class StrictJSONRoute(APIRoute):
     megabytes. The key dependency is therefore taken out of ``dependencies``
     (FastAPI would check it a second time, after the body) and checked here;
     the access policy (``security.route_access``) and the OpenAPI document
-    read it from ``key_requirement``."""
+    read it from ``key_requirement``. As a :class:`QueryCheckedRoute`, it
+    refuses undeclared or repeated query parameters before the body too."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         declared = list(kwargs.get("dependencies") or ())

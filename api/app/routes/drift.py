@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import Access, requires_key
 from api.app.core.settings import Settings
 from api.app.operations.drift_reports import DriftReports, window_start
@@ -24,7 +25,7 @@ from api.app.routes.report_responses import (
 )
 from api.app.schemas.drift import DriftReport
 
-router = APIRouter(prefix="/api/v1", tags=["model"])
+router = APIRouter(prefix="/api/v1", tags=["model"], route_class=QueryCheckedRoute)
 
 _SINCE_DESCRIPTION = (
     "only houses logged from then on: an ISO 8601 time (UTC when it has no offset) or a span "

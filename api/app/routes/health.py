@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api import __version__ as api_version
 from api.app.core.dependencies import ModelServiceDep
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.model_service import ModelState
 from api.app.operations.shadow import Shadow
 from api.app.schemas import Health, Readiness
@@ -15,7 +16,7 @@ from regression_model import __version__ as model_version
 
 SERVICE_NAME = "house-prices-api"
 
-router = APIRouter(prefix="/api/v1", tags=["operations"])
+router = APIRouter(prefix="/api/v1", tags=["operations"], route_class=QueryCheckedRoute)
 
 _NOT_READY = {
     ModelState.LOADING: "the model is loading",

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Request, Response
 
 from api.app.core.dependencies import ModelServiceDep, SettingsDep
 from api.app.core.exceptions import request_error
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import Access, requires_key
 from api.app.operations import metrics
 from api.app.operations.drift_reports import DriftReports
 from api.app.operations.performance_reports import PerformanceReports
 
-router = APIRouter()
+router = APIRouter(route_class=QueryCheckedRoute)
 
 
 # Counts and aggregates, no value a client sent: open for a scraper on a private

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.app.core.dependencies import ModelServiceDep, SettingsDep
 from api.app.core.exceptions import request_error
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import Access, requires_key
 from api.app.home_page import REPORT_PATH
 from api.app.model_service import ModelService
@@ -20,7 +21,10 @@ from regression_model import Report
 # The card and the report describe the model, never what clients sent: open
 # unless MODEL_CARD_REQUIRE_KEY (security.py).
 router = APIRouter(
-    prefix="/api/v1", tags=["model"], dependencies=[requires_key(Access.MODEL_CARD)]
+    prefix="/api/v1",
+    tags=["model"],
+    dependencies=[requires_key(Access.MODEL_CARD)],
+    route_class=QueryCheckedRoute,
 )
 
 #: The report page: its own inline style (by hash) and same-origin plots, nothing else.

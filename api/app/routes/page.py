@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse
 
 from api.app.core.dependencies import ModelServiceDep, SettingsDep
 from api.app.core.exceptions import ModelUnavailableError
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import Access, key_required
 from api.app.home_page import CONTENT_SECURITY_POLICY, render_home_page
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=QueryCheckedRoute)
 
 #: A person waits at most this long for a model that is still loading.
 _PAGE_MODEL_WAIT_SECONDS = 5.0

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import Access, requires_key
 from api.app.operations.drift_reports import window_start
 from api.app.operations.performance_reports import PerformanceReports
@@ -25,7 +26,7 @@ from api.app.routes.report_responses import (
 )
 from api.app.schemas.performance import PerformanceReport
 
-router = APIRouter(prefix="/api/v1", tags=["model"])
+router = APIRouter(prefix="/api/v1", tags=["model"], route_class=QueryCheckedRoute)
 
 _DAY_SECONDS = 86400
 _SINCE_DESCRIPTION = (
