@@ -11,6 +11,7 @@ from api.app.schemas import ErrorDetail, IgnoredFieldDetail
 #: What parts of the request are called in error messages.
 BODY = "body"
 INPUTS = "inputs"
+OUTCOMES = "outcomes"
 
 
 class RequestRejected(HTTPException):

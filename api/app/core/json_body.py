@@ -14,6 +14,9 @@ shape, naming the house and field where it can:
 - strings (values or field names) with a lone UTF-16 surrogate escape
   (``"\\ud800"``, valid JSON syntax but not Unicode text, which nothing
   downstream can encode): 422, with the row and field;
+- a key repeated within one object (``{"GrLivArea": 1000, "GrLivArea": -5}``,
+  which both parsers would read as -5): 422, with the row and field
+  (:mod:`api.app.core.json_keys`);
 - bodies that are not UTF-8: 422; a content type other than JSON, or a
   compressed body (``Content-Encoding``): 415.
 
@@ -34,7 +37,8 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import from_json
 
-from api.app.core.exceptions import BODY, INPUTS, RequestRejected, request_error
+from api.app.core.exceptions import BODY, INPUTS, OUTCOMES, RequestRejected, request_error
+from api.app.core.json_keys import check_unique_keys
 from api.app.core.offload import run_cpu_bound
 from api.app.core.security import check_api_key, key_requirement
 from api.app.schemas import ErrorDetail
@@ -111,8 +115,9 @@ def _printable(part: Any) -> str:
 
 
 def _error_at(path: tuple[Any, ...], message: str) -> ErrorDetail:
-    """The error for the value at ``path``: its house and field when it is in one."""
-    if len(path) >= 3 and path[0] == INPUTS and isinstance(path[1], int):
+    """The error for the value at ``path``: its house (or outcome) and field
+    when it is in one."""
+    if len(path) >= 3 and path[0] in (INPUTS, OUTCOMES) and isinstance(path[1], int):
         return ErrorDetail(row=path[1], field=_printable(path[2]), message=message)
     field = ".".join(_printable(part) for part in path) or BODY
     return ErrorDetail(row=None, field=field, message=message)
@@ -158,6 +163,12 @@ def _check_depth(depth: int, max_depth: int) -> None:
 
 def parse_json_body(body: bytes, max_depth: int) -> Any:
     """Parse a request body as strict JSON, or raise :class:`RequestRejected` (422)."""
+    value = _parse(body, max_depth)
+    check_unique_keys(body, value, _parse_int, _error_at)
+    return value
+
+
+def _parse(body: bytes, max_depth: int) -> Any:
     # Nesting cannot be deeper than the number of opening brackets, which
     # bytes.count gives in microseconds: the exact depth is computed only when
     # that bound is over the limit.

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
-from api.app.core.exceptions import RequestRejected, request_error
+from api.app.core.exceptions import OUTCOMES, RequestRejected, request_error
 from api.app.core.json_body import StrictJSONRoute
 from api.app.core.security import Access, requires_key
 from api.app.core.settings import Settings
@@ -20,7 +20,6 @@ from regression_model import json_type, shown_name
 
 router = APIRouter(prefix="/api/v1", tags=["outcomes"], route_class=StrictJSONRoute)
 
-OUTCOMES = "outcomes"
 _ENVELOPE = '{"outcomes": [outcome, ...]}'
 _LOG_OFF = (
     "outcomes are kept in the prediction log, which is off: set DATABASE_URL or "
