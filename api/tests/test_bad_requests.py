@@ -156,6 +156,21 @@ CASES = [
     Case("nan_in_second_house", 422, "LotArea", row=1,
          content=batch(HOUSE_JSON, spoilt("11622", "NaN"))),
     Case("nan_outside_inputs", 422, "threshold", content=raw('{"inputs": [], "threshold": NaN}')),
+    # A field given twice: as a repeated JSON key (a parser keeps only the last
+    # value), or under two of its names (Kaggle's and the Python-safe one).
+    Case("repeated_key_in_house", 422, "GrLivArea", row=0,
+         content=batch('{"GrLivArea": -5, ' + HOUSE_JSON[1:])),
+    Case("repeated_key_in_second_house", 422, "GrLivArea", row=1,
+         content=batch(HOUSE_JSON, spoilt('"GrLivArea": 896', '"GrLivArea": 8, "GrLivArea": -5'))),
+    Case("repeated_key_spelt_with_an_escape", 422, "GrLivArea", row=0,
+         content=batch('{"GrLivAre\\u0061": -5, ' + HOUSE_JSON[1:])),
+    Case("repeated_inputs", 422, "inputs",
+         content=raw('{"inputs": [' + HOUSE_JSON + '], "inputs": [' + HOUSE_JSON + "]}")),
+    Case("repeated_key_in_an_outcome", 422, "sale_price", row=1, path="/api/v1/outcomes",
+         content=raw('{"outcomes": [{"key": 1, "sale_price": 1e5, "sale_date": "2010-06-01"}, '
+                     '{"key": 2, "sale_price": 2e5, "sale_date": "2010-06-01", '
+                     '"sale_price": 1}]}')),
+    Case("field_under_two_names", 422, "1stFlrSF", row=0, json_body=one(FirstFlrSF=2000)),
     # Huge numbers.
     Case("lone_surrogate_in_label", 422, "Neighborhood", row=0,
          content=batch(spoilt('"NAmes"', '"\\ud800"'))),

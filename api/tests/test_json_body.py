@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -102,3 +103,47 @@ def test_too_deep_is_refused_before_parsing() -> None:
 )  # fmt: skip
 def test_json_type_names(value: object, name: str) -> None:
     assert json_type(value) == name
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('{"inputs": [{"GrLivArea": 1000, "GrLivArea": -5}]}', {(0, "GrLivArea")}),
+        ('{"inputs": [{"A": 1}, {"B": 1, "C": 2, "B": 1, "B": 3}]}', {(1, "B")}),
+        ('{"inputs": [{"A": 1}], "inputs": [{"A": 2}]}', {(None, "inputs")}),
+        ('{"inputs": [{"A": 1, "\\u0041": 2}]}', {(0, "A")}),  # the same key, escaped
+        ('{"inputs": [{"A": {"x": 1, "x": 2}}]}', {(0, "A")}),  # in a value of a house
+        ('{"outcomes": [{"key": 1}, {"key": 2, "key": 3}]}', {(1, "key")}),
+        ('{"inputs": [], "x": {"y": 1, "y": 2}}', {(None, "x.y")}),
+    ],
+)
+def test_a_repeated_key_is_refused_where_it_is(text: str, found: set[tuple[Any, str]]) -> None:
+    """Both parsers would keep the last value: refused, naming the house (or
+    outcome) and field."""
+    for body in (text.encode(), text.encode() + b" " * (1024 * 1024)):  # both parsers
+        with pytest.raises(RequestRejected) as caught:
+            parse_json_body(body, max_depth=8)
+        assert caught.value.status_code == 422
+        assert {(e.row, e.field) for e in caught.value.errors} == found
+        assert all(e.message.startswith("given ") for e in caught.value.errors)
+    assert "given 3 times" in str(_rejection('{"inputs": [{"B": 1, "B": 1, "B": 3}]}'))
+
+
+def _rejection(text: str) -> list[Any]:
+    with pytest.raises(RequestRejected) as caught:
+        parse_json_body(text.encode(), max_depth=8)
+    return [e.message for e in caught.value.errors]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"inputs": [{"Neighborhood": "a:b", "Notes": "::"}], "x": ":"}',  # colons in strings
+        '{"inputs": [{"A": {"x": 1, "y": [{"x": 2}]}, "x": 3}]}',  # nested objects
+        '{"a": 1, "b": {"a": 1}}',  # the same key in different objects
+        '[{"a": 1}, {"a": 1}]',
+        '{"": 1, " ": 2}',
+    ],
+)
+def test_keys_repeated_in_no_object_parse_as_the_standard_library_does(text: str) -> None:
+    assert parse_json_body(text.encode(), max_depth=8) == json.loads(text)

@@ -13,7 +13,7 @@ import numpy as np
 
 from regression_model.scoring.house_key import MAX_KEY_LENGTH, NOT_PLAIN, house_key
 from regression_model.scoring.rules import FieldRule, Problem, is_missing
-from regression_model.scoring.schema import Schema
+from regression_model.scoring.schema import Schema, given_twice_message
 from regression_model.scoring.validation_result import (
     NO_FEATURES,
     WHOLE_ROW,
@@ -48,6 +48,9 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
         if found is None:
             continue
         values, fields = found
+        for twice, sent in _given_twice(frame, rule):  # refused, whatever the values
+            found_errors.add(twice, position, sent[0], given_twice_message(sent))
+            values[twice], given[twice] = None, True  # values: _column's own array here
         if rule.numerical and values.dtype.kind in "iuf":
             numbers[:, position], present = _check_number_array(
                 rule, np.asarray(values), position, fields, found_errors
@@ -125,6 +128,19 @@ def _column(frame: pd.DataFrame, rule: FieldRule) -> tuple[Any, Callable[[int], 
         values[fallback] = alternative[fallback]
         used[fallback] = number
     return values, lambda row: sources[used[row]]
+
+
+def _given_twice(frame: pd.DataFrame, rule: FieldRule) -> list[tuple[int, list[str]]]:
+    """The rows giving the variable a value under two or more of its names,
+    each with those names in the order of the columns."""
+    import pandas as pd
+
+    columns = [c for c in frame.columns if c in rule.sources]
+    if len(columns) < 2:
+        return []
+    given = {c: ~pd.isna(np.asarray(frame[c].array, dtype=object)) for c in columns}
+    rows = np.flatnonzero(np.sum(list(given.values()), axis=0) > 1)
+    return [(int(row), [c for c in columns if given[c][row]]) for row in rows]
 
 
 def _check_number_array(

@@ -5,7 +5,7 @@ may send for it (the model's, Kaggle's raw one, the aliases in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -45,8 +45,22 @@ class Schema:
             (position, rule.name, rule.sources[1:], rule.check, rule.known_labels)
             for position, rule in enumerate(self.rules)
         ]
+        #: The variables a client may name in more than one way: position, names.
+        self.synonyms = [(p, r.sources) for p, r in enumerate(self.rules) if len(r.sources) > 1]
         #: What a caller is told about the fields that are none of these.
         self.unknown = UnknownFieldMessages(self.variable_of, config.target)
+
+    def given_twice(self, house: Mapping[Any, Any]) -> list[tuple[int, list[str]]]:
+        """Each variable ``house`` gives a value for under two or more of its
+        names (a row to refuse, whichever value was meant): its position and
+        those names, in the order sent."""
+        found = []
+        for position, sources in self.synonyms:
+            names = [name for name in sources if not is_missing(house.get(name))]
+            if len(names) > 1:
+                sent = [name for name in house if name in names]
+                found.append((position, sent if len(sent) == len(names) else names))
+        return found
 
     def unknown_fields(self, fields: Iterable[object]) -> list[object]:
         """The names among ``fields`` that are neither inputs nor the id column."""
@@ -69,6 +83,15 @@ class Schema:
                 if places.get(variable, place + 1) > place:
                     fields[variable], places[variable] = value, place
         return fields, unknown
+
+
+def given_twice_message(names: Sequence[str]) -> str:
+    """Why a row naming one field under several names is refused."""
+    times = "twice" if len(names) == 2 else f"{len(names)} times"
+    return (
+        f"given {times}, as {', '.join(names[:-1])} and {names[-1]} (names of the same "
+        "field): send one"
+    )
 
 
 _schemas: dict[int, Schema] = {}

@@ -12,7 +12,9 @@ holds them equal):
 
 Each rejection is reported as ``{"row", "field", "message"}`` with the field
 named as the client sent it. A field that is not a model input is never
-dropped silently (:mod:`regression_model.scoring.unknown_fields`). A row's
+dropped silently (:mod:`regression_model.scoring.unknown_fields`), nor is a
+value of a field the row gives twice (under two of its names: the row is
+refused, naming them; ``Schema.given_twice``). A row's
 verdict never depends on the other rows in the batch, so chunks of a large
 file validate exactly as the whole file would. pandas is imported only when a
 DataFrame is given or asked for: the serving path does not need it.
@@ -31,7 +33,7 @@ from regression_model.config.core import ModelConfig, get_config
 from regression_model.scoring.column_validation import KEY_POSITION, validate_columns
 from regression_model.scoring.house_key import house_key
 from regression_model.scoring.rules import NEVER_MISSING, Problem, is_missing, json_type
-from regression_model.scoring.schema import Schema, schema_for
+from regression_model.scoring.schema import Schema, given_twice_message, schema_for
 from regression_model.scoring.tables import ROW_BY_ROW_MAX
 from regression_model.scoring.unknown_fields import (
     NAMED_FIELDS_MAX,
@@ -171,7 +173,7 @@ def validate_rows(
             message = f"expected a JSON object (one house), got {json_type(house)}"
             found_errors.add(row, 0, WHOLE_ROW, message)
             continue
-        given = False
+        found = 0  # fields given a value
         numbers_of_row, codes_of_row = numbers[row], codes[row]
         for position, name, other_names, check, known_labels in schema.row_plan:
             field = name  # the name the value came under, for its message
@@ -187,7 +189,7 @@ def validate_rows(
                 else:
                     continue
                 kind = type(value)
-            given = True
+            found += 1
             # A label the rule has accepted before is looked up, not checked again.
             verdict = (known_labels.get(value) if kind is str else None) or check(value)
             if verdict is None:
@@ -204,8 +206,13 @@ def validate_rows(
             why = None if is_missing(key) else house_key(key)[1]
             if why is not None:
                 found_errors.add(row, KEY_POSITION, id_column, why)
-        if not given:
+        if not found:
             found_errors.add(row, n_rules, WHOLE_ROW, NO_FEATURES)
+        # A field given under two names has two keys for one value found (its
+        # rule read the first): only a row with more keys than values can.
+        elif found < len(house):
+            for position, sent in schema.given_twice(house):
+                found_errors.replace(row, position, sent[0], given_twice_message(sent))
         if not known_fields.issuperset(house):  # one C-level pass when all are known
             names = names or BatchMessages(schema.unknown, strict)
             unknown_fields = schema.unknown_fields(house)

@@ -47,6 +47,15 @@ class RowErrors:
     def add(self, row: int, position: int, field: str, message: str) -> None:
         self._found.append((row, position, field, message))
 
+    def replace(self, row: int, position: int, field: str, message: str) -> None:
+        """``row``'s error at ``position`` instead of any found there before,
+        the row being the last one errors were added for."""
+        found, start = self._found, len(self._found)
+        while start and found[start - 1][0] == row:
+            start -= 1
+        found[start:] = [e for e in found[start:] if e[1] != position]
+        self.add(row, position, field, message)
+
     def errors(self) -> list[InputError]:
         return [InputError(r, f, m) for r, _, f, m in sorted(self._found, key=lambda e: e[:2])]
 

@@ -14,6 +14,9 @@ shape, naming the house and field where it can:
 - strings (values or field names) with a lone UTF-16 surrogate escape
   (``"\\ud800"``, valid JSON syntax but not Unicode text, which nothing
   downstream can encode): 422, with the row and field;
+- a key repeated within one object (``{"GrLivArea": 1000, "GrLivArea": -5}``,
+  which both parsers would read as -5): 422, with the row and field
+  (:mod:`api.app.core.json_keys`);
 - bodies that are not UTF-8: 422; a content type other than JSON, or a
   compressed body (``Content-Encoding``): 415.
 
@@ -34,6 +37,7 @@ from fastapi import Request, Response
 from pydantic_core import from_json
 
 from api.app.core.exceptions import BODY, ROW_ARRAYS, RequestRejected, request_error
+from api.app.core.json_keys import check_unique_keys
 from api.app.core.offload import run_cpu_bound
 from api.app.core.query_params import QueryCheckedRoute
 from api.app.core.security import check_api_key, key_requirement
@@ -159,6 +163,12 @@ def _check_depth(depth: int, max_depth: int) -> None:
 
 def parse_json_body(body: bytes, max_depth: int) -> Any:
     """Parse a request body as strict JSON, or raise :class:`RequestRejected` (422)."""
+    value = _parse(body, max_depth)
+    check_unique_keys(body, value, _parse_int, _error_at)
+    return value
+
+
+def _parse(body: bytes, max_depth: int) -> Any:
     # Nesting cannot be deeper than the number of opening brackets, which
     # bytes.count gives in microseconds: the exact depth is computed only when
     # that bound is over the limit.
