@@ -71,6 +71,11 @@ def validate_inputs(
         rows = _rows_of(input_data)
         return validate_rows(rows, schema, strict=strict, refuse_non_objects=refuse_non_objects)
     frame = cast("pd.DataFrame", input_data)
+    if frame.columns.nlevels > 1:  # "GrLivArea" in it is True, frame["GrLivArea"] a frame
+        raise ValueError(
+            f"input_data has MultiIndex columns ({frame.columns.nlevels} levels): give "
+            "one name per column (flatten them, e.g. with frame.droplevel)"
+        )
     if not frame.columns.is_unique:
         repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
@@ -175,11 +180,11 @@ def validate_rows(
                 else:
                     continue
                 kind = type(value)
-            given = True
             # A label the rule has accepted before is looked up, not checked again.
             verdict = (known_labels.get(value) if kind is str else None) or check(value)
-            if verdict is None:
+            if verdict is None:  # a value meaning "missing" ("NA" for a label)
                 continue
+            given = True
             if isinstance(verdict, Problem):
                 found_errors.add(row, position, field, verdict.message)
             elif position < n_numerical:
