@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import joblib
 import pytest
@@ -207,6 +208,91 @@ def test_patch_level_library_difference_is_accepted(
     manifest["environment"]["libraries"]["feature-engine"] = f"{major}.{minor}.999"
     artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
     assert verify_artifact(artifact, config)["version"] == __version__
+
+
+def _resealed(artifact: ArtifactPaths, edit_manifest: Any = None, edit_tables: Any = None) -> None:
+    """Edit the manifest or the tables and record the result as a trainer
+    would (the tables' sha256, the seal): only the checks after the seal see it."""
+    manifest = json.loads(artifact.manifest.read_text())
+    if edit_tables is not None:
+        tables = json.loads(artifact.tables.read_text())
+        edit_tables(tables)
+        artifact.tables.write_text(json.dumps(tables))
+        manifest["tables"]["sha256"] = hashlib.sha256(artifact.tables.read_bytes()).hexdigest()
+    if edit_manifest is not None:
+        edit_manifest(manifest)
+    artifact.manifest.write_text(json.dumps(seal_manifest(manifest)))
+
+
+@pytest.mark.parametrize(
+    ("library", "loads_tables"),
+    [("numpy", False), ("pandas", True), ("joblib", True), ("feature-engine", True)],
+)
+def test_each_library_that_computes_the_prices_is_checked(
+    artifact: ArtifactPaths, config: Config, library: str, loads_tables: bool
+) -> None:
+    _resealed(artifact, lambda m: m["environment"]["libraries"].update({library: "0.1.0"}))
+    refused = pytest.raises(ArtifactCompatibilityError, match=rf"{library} 0\.1\.0.*==0\.1\.0")
+    with refused:
+        load_pipeline(config, artifact.pickle.parent)
+    if loads_tables:  # the tables are scored with numpy only
+        assert load_tables(config, artifact.tables.parent)[0].version == __version__
+    else:
+        with refused:
+            load_tables(config, artifact.tables.parent)
+
+
+@pytest.mark.parametrize("libraries", [["numpy", "2.4"], "numpy 2.4", None])
+def test_libraries_that_are_not_a_mapping_are_refused(
+    artifact: ArtifactPaths, config: Config, libraries: object
+) -> None:
+    _resealed(artifact, lambda m: m["environment"].update({"libraries": libraries}))
+    for load in (load_tables, load_pipeline):
+        with pytest.raises(
+            ArtifactIntegrityError, match=r"environment\.libraries is not a mapping"
+        ):
+            load(config, artifact.tables.parent)
+
+
+@pytest.mark.parametrize("file", ["tables", "pickle"])
+def test_a_model_file_that_is_a_directory_is_refused(
+    artifact: ArtifactPaths, config: Config, file: str
+) -> None:
+    path = artifact.tables if file == "tables" else artifact.pickle
+    path.unlink()
+    path.mkdir()
+    load = load_tables if file == "tables" else load_pipeline
+    with pytest.raises(ArtifactIntegrityError, match="is unreadable"):
+        load(config, artifact.tables.parent)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.update({"intervals": None}), "has no price ranges"),
+        (lambda t: t["numeric"].__setitem__(0, [1, 2]), "unreadable.*malformed model tables"),
+    ],
+)
+def test_resealed_tables_without_ranges_or_with_a_malformed_term_are_refused(
+    artifact: ArtifactPaths, config: Config, edit: Any, message: str
+) -> None:
+    _resealed(artifact, edit_tables=edit)
+    with pytest.raises(ArtifactIntegrityError, match=message):
+        load_tables(config, artifact.tables.parent)  # both engines read the ranges from them
+    with pytest.raises(ArtifactIntegrityError, match=message):
+        verify_artifact(artifact, config)
+
+
+def test_a_deeply_nested_manifest_is_refused(artifact: ArtifactPaths, config: Config) -> None:
+    artifact.manifest.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ArtifactIntegrityError, match="unreadable"):
+        load_tables(config, artifact.tables.parent)
+    nested: Any = []
+    for _ in range(sys.getrecursionlimit() // 2):  # read, but too deep to hash back
+        nested = [nested]
+    artifact.manifest.write_text(json.dumps({"nested": nested}))
+    with pytest.raises(ArtifactIntegrityError):
+        load_tables(config, artifact.tables.parent)
 
 
 def test_edited_manifest_is_refused(artifact: ArtifactPaths, config: Config) -> None:

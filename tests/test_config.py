@@ -79,6 +79,18 @@ def test_packaged_config_loads_typed_values() -> None:
         ("slice_decade_var: YearBuilt", "slice_decade_var: Neighborhood", "slice_decade_var"),
         ("baseline_group_var: Neighborhood", "baseline_group_var: LotArea", "baseline_group_var"),
         ("  Missing: 0\n", "", "quality_mappings"),
+        # NaN or an infinity, which strictyaml reads as floats
+        ("  GrLivArea: 1, 100000", "  GrLivArea: nan, 100000", "numerical_ranges.GrLivArea"),
+        ("  GrLivArea: 1, 100000", "  GrLivArea: 1, inf", "numerical_ranges.GrLivArea"),
+        ("trim_threshold: 4.0", "trim_threshold: nan", "trim_threshold"),
+        ("max_label_length: 40", "max_label_length: 0", "max_label_length: must be at least 1"),
+        ("max_label_length: 40", "max_label_length: -1", "max_label_length: must be at least 1"),
+        # the id column or the target as an alias, or as an input variable
+        ("  ThreeSsnPortch: ThreeSsnPorch", "  Id: LotArea", "input_aliases: ['Id']"),
+        ("  ThreeSsnPortch: ThreeSsnPorch", "  SalePrice: LotArea", "input_aliases"),
+        ("id_column: Id", "id_column: GrLivArea", "id_column: 'GrLivArea' is an input variable"),
+        ("target: SalePrice", "target: GrLivArea", "target: 'GrLivArea' is an input variable"),
+        ("target: SalePrice", "target: Id", "id_column and target"),
         (
             "  - MoSold\n  - YrSold\n\ncategorical_vars:",
             "  - MoSold\n\ncategorical_vars:",
@@ -92,6 +104,15 @@ def test_broken_config_fails_at_load_naming_the_key(
     with pytest.raises(ConfigError) as excinfo:
         load_config(_write_variant(tmp_path, old, new))
     assert named in str(excinfo.value)
+
+
+def test_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_bytes(
+        DEFAULT_CONFIG_FILE.read_bytes().replace(b"target: SalePrice", b"target: \x80")
+    )
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text.*byte 0x80"):
+        load_config(path)
 
 
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:

@@ -76,6 +76,28 @@ def test_a_caller_asks_for_some_coverages_and_never_an_uncalibrated_one(
         make_prediction(input_data=test_data.head(1), coverages=[0.95])
 
 
+@pytest.mark.parametrize(
+    ("coverages", "message"),
+    [
+        (0.8, r"a sequence of coverages, such as \[0\.8\].*got float 0\.8"),
+        ("0.8", r"a sequence of coverages.*got str '0\.8'"),
+        ({0.8}, r"a sequence of coverages.*got set"),
+        (["0.8"], r"coverages must be numbers.*got str '0\.8'"),
+        ([True], r"coverages must be numbers.*got bool True"),
+    ],
+)
+def test_coverages_that_are_not_a_sequence_of_numbers_are_a_type_error(
+    test_data: pd.DataFrame, coverages: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        make_prediction(input_data=test_data.head(1), coverages=coverages)  # type: ignore[arg-type]
+
+
+def test_a_coverage_asked_twice_gets_one_range(test_data: pd.DataFrame) -> None:
+    twice = make_prediction(input_data=test_data.head(2), coverages=(0.9, 0.8, 0.9))
+    assert [[r["coverage"] for r in row] for row in twice["intervals"]] == [[0.9, 0.8]] * 2  # type: ignore[union-attr]
+
+
 def test_an_unpriced_house_has_no_range(test_data: pd.DataFrame) -> None:
     house = test_data.iloc[0].to_dict()
     result = make_prediction(input_data=[house, {**house, "GrLivArea": -5}])

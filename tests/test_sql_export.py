@@ -198,6 +198,18 @@ def test_every_test_house_priced_as_by_the_package(engine: tuple[str, Engine]) -
     _assert_same_verdicts(TEST_HOUSES, run(TEST_HOUSES, _query(dialect)))
 
 
+def test_a_house_of_missing_markers_only_is_refused_as_by_the_package(
+    engine: tuple[str, Engine],
+) -> None:
+    # "NA" means missing: a house of nothing else has no feature values.
+    rows = [
+        {KEY: 1, "KitchenQual": "NA"},
+        {KEY: 2, "Neighborhood": "NA", "Fence": "NA", "GrLivArea": None},
+        {KEY: 3, "MSSubClass": -5},  # an unknown code is a value, refused as such
+    ]
+    _assert_same_verdicts(rows, engine[1](rows, _query(engine[0])))
+
+
 # Generated houses: a test.csv house with a few of its values replaced.
 _TEXT = st.text(alphabet="abcXYZ _-\t", max_size=6)
 #: Labels the rules refuse or take specially: missing, blank, too long, and

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -308,3 +309,51 @@ def test_house_input_model_is_derived_from_config(config: Config) -> None:
     overall = properties["OverallQual"]["anyOf"][0]
     assert (overall["minimum"], overall["maximum"]) == (1, 10)
     assert properties["ExterQual"]["anyOf"][0]["enum"] == config.model.quality_codes
+
+
+@pytest.mark.parametrize("rows", [1, 8])
+def test_multiindex_columns_are_refused_by_both_drivers(rows: int) -> None:
+    columns = pd.MultiIndex.from_tuples([("GrLivArea", "x"), ("Neighborhood", "y")])
+    frame = pd.DataFrame([[800, "NAmes"]] * rows, columns=columns)
+    with pytest.raises(ValueError, match="MultiIndex columns"):
+        make_prediction(input_data=frame)
+
+
+@pytest.mark.parametrize(
+    "house",
+    [
+        {"GrLivArea": Decimal("NaN")},
+        {"KitchenQual": "NA"},
+        {"KitchenQual": "NA", "GrLivArea": float("nan"), "colour": "red"},
+    ],
+)
+@pytest.mark.parametrize("rows", [1, 8])  # the row driver, the column driver
+def test_values_meaning_missing_do_not_make_a_house_given(
+    house: dict[str, Any], rows: int
+) -> None:
+    result = make_prediction(input_data=pd.DataFrame([house] * rows))
+    assert result["predictions"] == [None] * rows
+    assert result["errors"] is not None
+    assert {(e["field"], e["message"].split(":")[0]) for e in result["errors"]} == {
+        (WHOLE_ROW, "no feature values")
+    }
+    assert make_prediction(input_data=house)["errors"] == result["errors"][:1]
+
+
+@pytest.mark.parametrize("rows", [1, 8])
+def test_signaling_decimal_nan_is_an_error_of_its_row(
+    good_house: dict[str, Any], rows: int
+) -> None:
+    house = {**good_house, "GrLivArea": Decimal("sNaN"), "Neighborhood": Decimal("sNaN")}
+    result = make_prediction(input_data=pd.DataFrame([house] * rows))
+    assert result["predictions"] == [None] * rows
+    assert result["errors"] is not None
+    assert {(e["field"], e["message"]) for e in result["errors"]} == {
+        ("GrLivArea", "expected a number, got Decimal('sNaN')"),
+        ("Neighborhood", "expected a text label, got Decimal('sNaN')"),
+    }
+    quiet = make_prediction(input_data={**good_house, "GrLivArea": Decimal("NaN")})
+    assert (
+        quiet["predictions"]
+        == make_prediction(input_data={**good_house, "GrLivArea": None})["predictions"]
+    )

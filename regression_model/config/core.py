@@ -36,10 +36,16 @@ class ConfigError(ValueError):
     """The config file is missing, unreadable or inconsistent."""
 
 
+#: Every section: frozen, no unknown key, and no NaN or infinity in a float
+#: (strictyaml reads "nan" and "inf" as floats; a range, a threshold or a
+#: penalty that is not finite is a mistake).
+_STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
 class AppConfig(BaseModel):
     """Names and files: what the package is and where its data lives."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     package_name: str
     pipeline_name: str
@@ -53,7 +59,7 @@ class IntervalConfig(BaseModel):
     """The price ranges: their coverages, the model of a house's difficulty
     that sets each one's width, and the quality gates on them."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     coverages: list[float]
     difficulty_categorical_vars: list[str]
@@ -82,7 +88,7 @@ class IntervalConfig(BaseModel):
 class ModelConfig(BaseModel):
     """Everything that shapes the features and the fitted model."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     id_column: str
     target: str
@@ -215,6 +221,15 @@ class ModelConfig(BaseModel):
                 f"temporal_reference_var: unknown numerical variable "
                 f"{self.temporal_reference_var!r}"
             )
+        for key in ("id_column", "target"):
+            if (name := getattr(self, key)) in features:
+                problems.append(f"{key}: {name!r} is an input variable, it cannot be the {key}")
+        if self.id_column == self.target:
+            problems.append(f"id_column and target: both are {self.target!r}")
+        if taken := sorted(set(self.input_aliases) & {self.id_column, self.target}):
+            problems.append(f"input_aliases: {taken} is the id_column or target, not an alias")
+        if self.max_label_length < 1:
+            problems.append("max_label_length: must be at least 1")
         if missing := sorted(numerical - set(self.numerical_ranges)):
             problems.append(f"numerical_ranges: no range for {missing}")
         for name, (low, high) in self.numerical_ranges.items():
@@ -259,7 +274,7 @@ class ModelConfig(BaseModel):
 class DriftConfig(BaseModel):
     """When logged houses count as drifting away from the training data."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     psi: float = Field(gt=0)
     ks_statistic: float = Field(gt=0, le=1)
@@ -272,7 +287,7 @@ class DriftConfig(BaseModel):
 class PerformanceConfig(BaseModel):
     """When realised errors (sale prices that came back) are judged, and how."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     min_outcomes: int = Field(ge=1)
     rmsle_margin: float = Field(ge=0)
@@ -305,6 +320,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"cannot read config file {source}: {exc}") from exc
     try:
         data = load(raw.decode("utf-8"), SCHEMA, label=str(source)).data
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {source} is not UTF-8 text: {exc}") from exc
     except YAMLError as exc:
         raise ConfigError(f"invalid config file {source}:\n{exc}") from exc
     app_keys = set(AppConfig.model_fields)

@@ -261,10 +261,12 @@ class _Query:
 
     def reason(self) -> exp.Expr:
         """The first problem of the row, as ``field: message``."""
+        # Given: a number, a label other than "NA" (as the ``given`` CTE reads
+        # them), or any code (an unknown one is refused as a value).
         given = [
-            (column(f"v_{rule.name}") if rule.numerical else column(_column_name(rule))).is_(
-                exp.null()
-            )
+            (
+                column(_column_name(rule)) if rule.codes is not None else column(f"v_{rule.name}")
+            ).is_(exp.null())
             for rule in self.schema.rules
         ]
         reason = exp.Case().when(exp.and_(*given), text(f"{WHOLE_ROW}: {NO_FEATURES}"))

@@ -13,8 +13,11 @@ An artifact is three files named ``<pipeline_name>_v<VERSION>``:
 
 Either model file is used only after the manifest's seal, version and config
 match and the file's sha256 is the manifest's (the bytes hashed are the bytes
-read). The pickle also needs the scikit-learn and feature-engine major.minor
-it was trained with; the tables need their format version.
+read). Each also needs the major.minor of the libraries that decide its
+prices' bits, as recorded at training (``CHECKED_LIBRARIES``): numpy for the
+tables; scikit-learn, feature-engine, pandas, numpy and joblib for the
+pickle. The tables need their format version too. Anything unreadable or
+malformed is an :class:`ArtifactError`, never a raw exception.
 """
 
 from __future__ import annotations
@@ -37,9 +40,15 @@ from regression_model.scoring.tables import FORMAT, ModelTables
 from regression_model.scoring.terms import TablesFormatError
 from regression_model.version import __version__
 
-#: Libraries whose versions are recorded; the first two must match to load.
+#: Libraries whose versions are recorded.
 RECORDED_LIBRARIES = ("scikit-learn", "feature-engine", "pandas", "numpy", "joblib")
-VERSION_CHECKED_LIBRARIES = ("scikit-learn", "feature-engine")
+#: Per model file, the libraries whose major.minor must be the one recorded
+#: to load it: those that compute its prices (the tables are scored with
+#: numpy; the pipeline unpickled by joblib and run by all of them).
+CHECKED_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "tables": ("numpy",),
+    "pickle": RECORDED_LIBRARIES,
+}
 
 TRAIN_HINT = "train it with `regression-model train` (or `tox -e train`)"
 
@@ -165,7 +174,7 @@ def read_manifest(paths: ArtifactPaths) -> dict[str, Any]:
     _require_file(paths.manifest)
     try:
         manifest = json.loads(paths.manifest.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ArtifactIntegrityError(
             f"manifest {paths.manifest} is unreadable ({exc}); {TRAIN_HINT} again"
         ) from exc
@@ -192,7 +201,11 @@ def verify_artifact(paths: ArtifactPaths, config: Config) -> dict[str, Any]:
 
 def _sealed_manifest(paths: ArtifactPaths) -> dict[str, Any]:
     manifest = read_manifest(paths)
-    if manifest.get("manifest_sha256") != _canonical_sha256(manifest):
+    try:
+        sealed = manifest.get("manifest_sha256") == _canonical_sha256(manifest)
+    except (RecursionError, ValueError):  # nested too deep to be written back
+        sealed = False
+    if not sealed:
         raise ArtifactIntegrityError(
             f"manifest {paths.manifest} was edited after training (its manifest_sha256 "
             f"does not match its content); {TRAIN_HINT} again or reinstall the package"
@@ -221,7 +234,12 @@ def _checked_bytes(path: Path, expected: object) -> bytes:
     # The bytes that are hashed are the bytes that get used: the file cannot
     # be swapped between the check and the load.
     _require_file(path)
-    payload = path.read_bytes()
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:  # a directory, no permission
+        raise ArtifactIntegrityError(
+            f"{path} is unreadable ({exc}); {TRAIN_HINT} again or reinstall the package"
+        ) from exc
     actual = hashlib.sha256(payload).hexdigest()
     if actual != expected:
         raise ArtifactIntegrityError(
@@ -242,13 +260,18 @@ def _checked_tables(
             f"{FORMAT}; {TRAIN_HINT} with this package, or install the package version "
             "that trained it"
         )
+    _check_libraries(paths, manifest, "tables")
     payload = _checked_bytes(paths.tables, expected_sha)
     try:
         tables = ModelTables.from_dict(json.loads(payload))
-    except (ValueError, TablesFormatError) as exc:
+    except (ValueError, TablesFormatError, RecursionError) as exc:
         raise ArtifactIntegrityError(
             f"{paths.tables} is unreadable ({exc}); {TRAIN_HINT}"
         ) from exc
+    if tables.intervals is None:  # only the difficulty model inside has none
+        raise ArtifactIntegrityError(
+            f"{paths.tables} has no price ranges (its intervals are null); {TRAIN_HINT}"
+        )
     if tables.version != version:
         raise ArtifactCompatibilityError(
             f"{paths.tables} holds model {tables.version}, "
@@ -262,26 +285,37 @@ def _checked_tables(
     return tables
 
 
-def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
-    expected_sha, trained_libraries = _recorded(
-        paths, manifest, "artifact.sha256", "environment.libraries"
-    )
-    payload = _checked_bytes(paths.pickle, expected_sha)
-    for library in VERSION_CHECKED_LIBRARIES:
+def _check_libraries(paths: ArtifactPaths, manifest: dict[str, Any], file: str) -> None:
+    """The libraries that compute ``file``'s prices (``"tables"`` or
+    ``"pickle"``) must be at the major.minor recorded at training."""
+    path = paths.tables if file == "tables" else paths.pickle
+    (trained_libraries,) = _recorded(paths, manifest, "environment.libraries")
+    if not isinstance(trained_libraries, dict):
+        raise ArtifactIntegrityError(
+            f"manifest {paths.manifest}: environment.libraries is not a mapping of library "
+            f"names to versions; {TRAIN_HINT} again"
+        )
+    for library in CHECKED_LIBRARIES[file]:
         trained = str(trained_libraries.get(library, "?"))
         try:
             current = installed_version(library)
         except PackageNotFoundError:
             raise ArtifactCompatibilityError(
-                f"{paths.pickle} needs {library} {trained}, which is not installed: "
+                f"{path} needs {library} {trained}, which is not installed: "
                 "install the training extra, `pip install 'ames-regression-model[train]'`"
             ) from None
         if _major_minor(trained) != _major_minor(current):
             raise ArtifactCompatibilityError(
-                f"{paths.pickle} was trained with {library} {trained}, this "
+                f"{path} was trained with {library} {trained}, this "
                 f"environment has {current}: install {library}=="
                 f"{trained} (see constraints.txt) or {TRAIN_HINT} here"
             )
+
+
+def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
+    (expected_sha,) = _recorded(paths, manifest, "artifact.sha256")
+    payload = _checked_bytes(paths.pickle, expected_sha)
+    _check_libraries(paths, manifest, "pickle")
     return payload
 
 

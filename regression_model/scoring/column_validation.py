@@ -61,7 +61,8 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
             else:
                 found_codes, uniques = _factorize_by_type(np.array(values, dtype=object))
             verdicts = [rule.check(value) for value in uniques]
-            present = found_codes >= 0
+            # A value the rule reads as missing ("NA" for a label) gives nothing.
+            present = np.array([v is not None for v in verdicts] + [False])[found_codes]
             bad = [i for i, v in enumerate(verdicts) if isinstance(v, Problem)]
             for row in np.flatnonzero(np.isin(found_codes, bad)) if bad else ():
                 problem = verdicts[found_codes[row]]

@@ -11,6 +11,7 @@ their own log price, so their ranges agree as closely as their prices.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -78,9 +79,22 @@ class IntervalScorer:
 
     def levels(self, coverages: Sequence[float] | None) -> list[int]:
         """The positions of the asked ``coverages`` (None: all), refusing any
-        the model was not calibrated for."""
+        the model was not calibrated for. A coverage asked twice gets one
+        range, at its first place. Anything but a sequence (a list, a tuple) of
+        numbers is a ``TypeError``: a single number or a string is not one."""
         if coverages is None:
             return list(range(len(self.coverages)))
+        if not isinstance(coverages, Sequence | np.ndarray) or isinstance(coverages, str | bytes):
+            raise TypeError(
+                "coverages must be a sequence of coverages, such as [0.8] or "
+                f"[0.8, 0.9], got {type(coverages).__name__} {coverages!r}"
+            )
+        for coverage in coverages:
+            if not isinstance(coverage, numbers.Real) or isinstance(coverage, bool):
+                raise TypeError(
+                    "coverages must be numbers, such as 0.8, got "
+                    f"{type(coverage).__name__} {coverage!r}"
+                )
         unknown = [c for c in coverages if c not in self.coverages]
         if unknown:
             raise UnknownCoverageError(

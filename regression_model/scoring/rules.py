@@ -13,7 +13,7 @@ import decimal
 import math
 import numbers
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -41,7 +41,8 @@ class Problem(NamedTuple):
 
 
 def is_missing(value: object) -> bool:
-    """None, NaN (any float type), pd.NA and pd.NaT mean "not given"."""
+    """None, NaN (any float type, and a quiet Decimal NaN), pd.NA and pd.NaT
+    mean "not given". A signaling Decimal NaN is not missing: the checks refuse it."""
     if value is None:
         return True
     kind = type(value)
@@ -49,6 +50,8 @@ def is_missing(value: object) -> bool:
         return False
     if isinstance(value, float | np.floating):
         return math.isnan(value)
+    if kind is decimal.Decimal:
+        return cast(decimal.Decimal, value).is_qnan()
     return kind.__name__ in _PANDAS_MISSING
 
 
@@ -97,6 +100,8 @@ def _as_float(value: object) -> float | None:
     """A real number as a float (huge integers become ±inf); None otherwise."""
     if not isinstance(value, numbers.Real | decimal.Decimal):
         return None
+    if isinstance(value, decimal.Decimal) and value.is_snan():
+        return None  # float() raises on it: "using it is an error"
     try:
         return float(value)
     except OverflowError:
@@ -175,7 +180,10 @@ class FieldRule:
         else:
             as_float = _as_float(value)
             if as_float is None:
-                return Problem(f"expected a number, got {json_type(value)}")
+                # a Decimal here is a signaling NaN: named, not called a number
+                kind_shown = isinstance(value, decimal.Decimal)
+                shown = _describe(value) if kind_shown else json_type(value)
+                return Problem(f"expected a number, got {shown}")
             number = as_float
         # The rule on a number, for one number (see plainly_fine for an array).
         in_range = self.low <= number <= self.high

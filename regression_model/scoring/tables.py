@@ -141,7 +141,7 @@ class ModelTables:
                 lookup=[LookupTerm(**term) for term in data["lookup"]],
                 intervals=None if intervals is None else PriceIntervals.from_dict(intervals),
             )
-        except (KeyError, TypeError, IndexError, ValueError) as exc:
+        except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
             if isinstance(exc, TablesFormatError):
                 raise
 

@@ -84,6 +84,11 @@ def validate_inputs(
         rows = _rows_of(input_data)
         return validate_rows(rows, schema, strict=strict, refuse_non_objects=refuse_non_objects)
     frame = cast("pd.DataFrame", input_data)
+    if frame.columns.nlevels > 1:  # "GrLivArea" in it is True, frame["GrLivArea"] a frame
+        raise ValueError(
+            f"input_data has MultiIndex columns ({frame.columns.nlevels} levels): give "
+            "one name per column (flatten them, e.g. with frame.droplevel)"
+        )
     if not frame.columns.is_unique:
         repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise ValueError(f"input_data has repeated column names: {', '.join(repeated)}")
@@ -173,7 +178,8 @@ def validate_rows(
             message = f"expected a JSON object (one house), got {json_type(house)}"
             found_errors.add(row, 0, WHOLE_ROW, message)
             continue
-        found = 0  # fields given a value
+        found = 0  # fields given a value (NA too: it is a key of the house)
+        given = False  # whether a value that does not mean "missing" was found
         numbers_of_row, codes_of_row = numbers[row], codes[row]
         for position, name, other_names, check, known_labels in schema.row_plan:
             field = name  # the name the value came under, for its message
@@ -192,8 +198,9 @@ def validate_rows(
             found += 1
             # A label the rule has accepted before is looked up, not checked again.
             verdict = (known_labels.get(value) if kind is str else None) or check(value)
-            if verdict is None:
+            if verdict is None:  # a value meaning "missing" ("NA" for a label)
                 continue
+            given = True
             if isinstance(verdict, Problem):
                 found_errors.add(row, position, field, verdict.message)
             elif position < n_numerical:
@@ -206,7 +213,7 @@ def validate_rows(
             why = None if is_missing(key) else house_key(key)[1]
             if why is not None:
                 found_errors.add(row, KEY_POSITION, id_column, why)
-        if not found:
+        if not given:
             found_errors.add(row, n_rules, WHOLE_ROW, NO_FEATURES)
         # A field given under two names has two keys for one value found (its
         # rule read the first): only a row with more keys than values can.
