@@ -27,6 +27,7 @@ from regression_model.scoring.artifact import (
     ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFoundError,
+    LibraryVersionWarning,
 )
 from regression_model.scoring.challenger import challenger_label, load_challenger
 from regression_model.scoring.explanation import Explanation, Factor
@@ -66,6 +67,7 @@ __all__ = [
     "IgnoredField",
     "InputData",
     "InputError",
+    "LibraryVersionWarning",
     "Model",
     "PipelineModel",
     "PredictionResult",

@@ -13,10 +13,15 @@ An artifact is three files named ``<pipeline_name>_v<VERSION>``:
 
 Either model file is used only after the manifest's seal, version and config
 match and the file's sha256 is the manifest's (the bytes hashed are the bytes
-read). Each also needs the major.minor of the libraries that decide its
-prices' bits, as recorded at training (``CHECKED_LIBRARIES``): numpy for the
-tables; scikit-learn, feature-engine, pandas, numpy and joblib for the
-pickle. The tables need their format version too. Anything unreadable or
+read). The libraries that compute its prices are checked against the
+versions recorded at training: the pickle needs their major.minor
+(scikit-learn, feature-engine, pandas, numpy and joblib: an unpickled
+estimator may not work, or work differently, under another); the tables,
+plain data scored with numpy, load under another numpy with a
+:class:`LibraryVersionWarning` (its IEEE arithmetic is the same; only the
+last bits of ``log``/``exp`` may differ, as they do between CPUs' SIMD
+paths), so that ``pip install`` with a newer numpy still serves. The tables
+need their format version too. Anything unreadable or
 malformed is an :class:`ArtifactError`, never a raw exception.
 """
 
@@ -29,6 +34,7 @@ import json
 import operator
 import platform
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
@@ -42,12 +48,12 @@ from regression_model.version import __version__
 
 #: Libraries whose versions are recorded.
 RECORDED_LIBRARIES = ("scikit-learn", "feature-engine", "pandas", "numpy", "joblib")
-#: Per model file, the libraries whose major.minor must be the one recorded
-#: to load it: those that compute its prices (the tables are scored with
-#: numpy; the pipeline unpickled by joblib and run by all of them).
-CHECKED_LIBRARIES: dict[str, tuple[str, ...]] = {
-    "tables": ("numpy",),
-    "pickle": RECORDED_LIBRARIES,
+#: Per model file, the libraries that compute its prices (the tables are
+#: scored with numpy; the pipeline unpickled by joblib and run by all of
+#: them), and whether another major.minor refuses it (True) or warns (False).
+CHECKED_LIBRARIES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "tables": (("numpy",), False),
+    "pickle": (RECORDED_LIBRARIES, True),
 }
 
 TRAIN_HINT = "train it with `regression-model train` (or `tox -e train`)"
@@ -55,6 +61,11 @@ TRAIN_HINT = "train it with `regression-model train` (or `tox -e train`)"
 
 class ArtifactError(RuntimeError):
     """The trained model cannot be used; the message says what to do."""
+
+
+class LibraryVersionWarning(UserWarning):
+    """The model tables were compiled under another numpy major.minor: they
+    load (plain data), and prices may differ from training's in the last bits."""
 
 
 class ArtifactNotFoundError(ArtifactError):
@@ -295,7 +306,8 @@ def _check_libraries(paths: ArtifactPaths, manifest: dict[str, Any], file: str) 
             f"manifest {paths.manifest}: environment.libraries is not a mapping of library "
             f"names to versions; {TRAIN_HINT} again"
         )
-    for library in CHECKED_LIBRARIES[file]:
+    libraries, refuses = CHECKED_LIBRARIES[file]
+    for library in libraries:
         trained = str(trained_libraries.get(library, "?"))
         try:
             current = installed_version(library)
@@ -304,12 +316,19 @@ def _check_libraries(paths: ArtifactPaths, manifest: dict[str, Any], file: str) 
                 f"{path} needs {library} {trained}, which is not installed: "
                 "install the training extra, `pip install 'ames-regression-model[train]'`"
             ) from None
-        if _major_minor(trained) != _major_minor(current):
+        if _major_minor(trained) == _major_minor(current):
+            continue
+        told = f"{path} was trained with {library} {trained}, this environment has {current}"
+        if refuses:
             raise ArtifactCompatibilityError(
-                f"{path} was trained with {library} {trained}, this "
-                f"environment has {current}: install {library}=="
-                f"{trained} (see constraints.txt) or {TRAIN_HINT} here"
+                f"{told}: install {library}=={trained} (see constraints.txt) or {TRAIN_HINT} here"
             )
+        warnings.warn(
+            f"{told}: prices may differ from training's in the last bits (install "
+            f"{library}=={trained}, see constraints.txt, for training's exactly)",
+            LibraryVersionWarning,
+            stacklevel=2,
+        )
 
 
 def _checked_pickle(paths: ArtifactPaths, manifest: dict[str, Any]) -> bytes:
