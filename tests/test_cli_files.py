@@ -1,6 +1,8 @@
-"""The files the commands write, on hostile ground: devices, FIFOs and
-symlinks as outputs, outputs that are the command's own inputs (the
-prediction log), file-system failures (regression_model.output_files)."""
+"""The files the commands write and read, on hostile ground: devices, FIFOs
+and symlinks as outputs, outputs that are the command's own inputs (the
+prediction log), file-system failures, and malformed inputs that must be one
+line of error, never a traceback (regression_model.output_files, the batch
+readers)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,14 @@ import threading
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from regression_model.cli import main
 from regression_model.data import dataset_path
 from regression_model.output_files import OutputError, replacing, write_text
+from regression_model.predict import make_prediction
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +180,84 @@ def test_an_unknown_plot_format_is_refused_before_the_log_is_read(
     err = capsys.readouterr().err
     assert f"cannot write {plot}: a plot is written as" in err and "not 'sqlite3'" in err
     assert not summary.exists() and not plot.exists()
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+def test_a_bad_row_in_the_first_block_is_an_error_with_its_line(
+    houses: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = houses.read_text().splitlines(keepends=True)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("".join(lines[:2]) + lines[2].replace(",", ";", 3) + "".join(lines[3:]))
+    assert predict(ragged, tmp_path / "out.csv") == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: {ragged}, line 3: expected 80 fields, found 77 (the file is truncated"
+    )
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(houses.read_bytes().replace(b",NAmes,", b",N\xe9mes,", 1))
+    assert predict(latin, tmp_path / "out.csv") == 1
+    assert capsys.readouterr().err == (
+        f"error: {latin}, line 2, column Neighborhood: the cell is not UTF-8 text; "
+        "nothing written\n"
+    )
+    old_mac = tmp_path / "old_mac.csv"
+    old_mac.write_bytes(houses.read_bytes().replace(b"\n", b"\r"))
+    assert predict(old_mac, tmp_path / "out.csv") == 1
+    assert "lines end with CR only: convert them to LF" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_fifo_input_is_streamed(
+    houses: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "houses.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(houses.read_bytes()), daemon=True)
+    writer.start()
+    assert predict(fifo, tmp_path / "out.csv") == 0
+    writer.join(timeout=30)
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 5
+    os.mkfifo(tmp_path / "houses.parquet")  # never opened: Parquet needs a file
+    assert predict(tmp_path / "houses.parquet", tmp_path / "out.csv") == 1
+    assert "houses.parquet is a FIFO or a device: Parquet is read from a file" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("cell", ["NAN", "Nan", "+nan", "-NAN", "nan(1)", "nan", "NA", ""])
+def test_nan_spellings_get_make_predictions_verdict(
+    cell: str, houses: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(houses, dtype=str, keep_default_na=False)
+    frame.loc[0, "GrLivArea"] = cell
+    source = tmp_path / "houses.csv"
+    frame.to_csv(source, index=False)
+    assert predict(source, tmp_path / "out.csv") in (0, 3)
+    got = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    want = make_prediction(input_data=pd.read_csv(source))
+    refused = [e["message"] for e in want["errors"] or [] if e["row"] == 0]
+    if cell in ("nan", "NA", ""):  # pandas' missing markers: imputed
+        assert refused == [] and got["errors"][0] == ""
+        assert float(got["SalePrice"][0]) == want["predictions"][0]
+    else:
+        assert refused == [f"expected a number, got text {cell!r}"]
+        assert got["errors"][0] == f"GrLivArea: expected a number, got text {cell!r}"
+
+
+def test_damaged_parquet_is_a_file_error(
+    houses: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = pa.Table.from_pandas(pd.read_csv(houses), preserve_index=False)
+    damaged = tmp_path / "damaged.parquet"
+    pq.write_table(table.replace_schema_metadata({b"pandas": b'{"columns": "\xc9"}'}), damaged)
+    assert predict(damaged, tmp_path / "out.csv") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {damaged} is not a readable Parquet file: its pandas metadata")
+    listed = tmp_path / "listed.parquet"
+    ids = pa.array([[i] for i in range(5)])
+    pq.write_table(table.set_column(0, "Id", ids), listed)
+    assert predict(listed, tmp_path / "out.csv") == 1
+    assert "column Id holds list<" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
