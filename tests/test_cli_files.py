@@ -171,6 +171,17 @@ def test_no_output_overwrites_the_log(
     assert log.read_bytes() == before
 
 
+def test_a_log_that_cannot_be_migrated_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "log.sqlite3"
+    (tmp_path / "log.sqlite3.migrate-lock").mkdir()  # as a read-only disk refuses it
+    assert main(["log-migrate", "--database-url", str(log)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: cannot migrate the prediction log: {log}.migrate-lock: Is a directory\n"
+    )
+
+
 def test_an_unknown_plot_format_is_refused_before_the_log_is_read(
     log: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -204,10 +204,18 @@ def log_migrate(args: argparse.Namespace) -> int:
     url = log_url(args)
     if url is None:
         return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
     from regression_model.monitoring.log_store import migrate
 
     with log_engine(url) as engine:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except (SQLAlchemyError, OSError) as exc:  # a read-only or full disk, its lock file
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            where = exc.filename if isinstance(exc, OSError) and exc.filename else shown(engine)
+            print(f"error: cannot migrate the prediction log: {where}: {reason}", file=sys.stderr)
+            return 2
     print(f"prediction log schema up to date: {shown(engine)}")
     return 0
 
