@@ -147,7 +147,7 @@ def test_the_command_writes_the_file(engine: Engine, tmp_path: Path, config: Con
     assert pd.read_csv(output)[config.model.target].tolist() == [180_000.0]
     missing = tmp_path / "no-such-dir" / "sold.csv"
     assert main(["market-data", "--database-url", url, "--output", str(missing)]) == 2
-    assert "is not a directory" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
 
 
 def _with_market_files(config: Config, *paths: Path) -> Config:

@@ -12,6 +12,7 @@ Streamed chunks (Arrow tables, :func:`table_to_frame`) and Dask partitions
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -166,22 +167,30 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
 
 
 def _numbers_or_text(text: Any) -> np.ndarray:
+    """Each cell as a number where it is one, else as its text. Missing cells
+    (pandas' markers) are already null; a spelling of NaN that pandas does not
+    read as missing (``NAN``, ``+nan``, ``nan(1)``: pyarrow parses any) is
+    text, refused as ``make_prediction`` of the file read by pandas refuses it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     try:
-        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+        numbers = pc.cast(text, pa.float64())
     except pa.ArrowInvalid:
         pass
+    else:
+        if not pc.any(pc.is_nan(numbers)).as_py():
+            return numbers.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
     # Some cell is not a number: decide for each distinct cell, with the same parser.
     encoded = pc.dictionary_encode(text)
     values: list[object] = []
     for cell in encoded.dictionary.to_pylist():
         try:
-            values.append(pc.cast(pa.array([cell]), pa.float64())[0].as_py())
+            number = pc.cast(pa.array([cell]), pa.float64())[0].as_py()
         except pa.ArrowInvalid:
-            values.append(cell)
+            number = math.nan
+        values.append(cell if math.isnan(number) else number)
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return np.array([*values, np.nan], dtype=object)[indices]  # type: ignore[no-any-return]

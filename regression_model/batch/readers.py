@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import queue
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -108,7 +109,9 @@ def open_input(source: str, kind: str, chunk_rows: int) -> Iterator[Reader]:
         try:
             if kind == "csv":
                 handle = stack.enter_context(path.open("rb"))
-                reader: Reader = _CsvReader(source, handle, chunk_rows, seekable=True)
+                # A FIFO or /dev/stdin is streamed as stdin is.
+                seekable = handle.seekable()
+                reader: Reader = _CsvReader(source, handle, chunk_rows, seekable=seekable)
             else:
                 reader = _ParquetReader(path, chunk_rows)
         except FileNotFoundError:
@@ -134,6 +137,12 @@ class _CsvReader(Reader):
         except UnicodeDecodeError:
             raise InputFileError(
                 f"{name} is not a CSV file (its first line is not UTF-8 text)"
+            ) from None
+        except csv.Error as exc:
+            old_mac = b"\r" in header.rstrip(b"\r\n") and not header.endswith(b"\n")
+            raise InputFileError(
+                f"{name}, line 1: the header is not a CSV line ({exc})"
+                + ("; its lines end with CR only: convert them to LF or CRLF" if old_mac else "")
             ) from None
         if seekable:
             handle.seek(0)
@@ -166,21 +175,22 @@ class _CsvReader(Reader):
 
         # Single-threaded parsing keeps each bad row's line number (a chunk is
         # parsed while the previous one is scored, so little is lost).
-        reader = pa_csv.open_csv(
-            self.stream,
-            read_options=pa_csv.ReadOptions(use_threads=False, block_size=1 << 20),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in self.columns},
-                include_columns=columns or self.columns[:1],
-                null_values=sorted(MISSING_CELLS),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
         pending: list[pa.RecordBatch] = []
         held = 0
         try:
+            # Opening parses the first block: its errors are the file's too.
+            reader = pa_csv.open_csv(
+                self.stream,
+                read_options=pa_csv.ReadOptions(use_threads=False, block_size=1 << 20),
+                parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={name: pa.string() for name in self.columns},
+                    include_columns=columns or self.columns[:1],
+                    null_values=sorted(MISSING_CELLS),
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
             for batch in reader:
                 pending.append(batch)
                 held += batch.num_rows
@@ -203,7 +213,17 @@ class _CsvReader(Reader):
                 f"{self.name}, {where}: expected {row.expected_columns} fields, found "
                 f"{row.actual_columns} (the file is truncated or malformed): {text!r}"
             )
+        utf8 = _NOT_UTF8.search(str(exc))
+        if utf8 is not None:
+            index, line = int(utf8["column"]), utf8["line"]
+            column = self.columns[index] if index < len(self.columns) else f"#{index + 1}"
+            return f"{self.name}, line {line}, column {column}: the cell is not UTF-8 text"
         return f"{self.name} is not a readable CSV file: {exc}"
+
+
+#: Arrow's message for a cell that is not UTF-8: its column's index in the
+#: file, its line (the header is line 1).
+_NOT_UTF8 = re.compile(r"CSV column #(?P<column>\d+): Row #(?P<line>\d+): .*invalid UTF8")
 
 
 class _Prefixed(io.RawIOBase):
@@ -234,6 +254,11 @@ class _ParquetReader(Reader):
         self.name, self.chunk_rows = str(path), chunk_rows
         if path.is_dir():
             raise IsADirectoryError(path)
+        if path.exists() and not path.is_file():
+            raise InputFileError(
+                f"{path} is a FIFO or a device: Parquet is read from a file (its footer is "
+                "read first); stream CSV instead"
+            )
         try:
             self.file = pq.ParquetFile(path)
         except (pa.ArrowInvalid, pa.ArrowException) as exc:
@@ -247,6 +272,11 @@ class _ParquetReader(Reader):
 
         if id_column in self.columns:
             found: pa.DataType = self.schema.field(id_column).type
+            if pa.types.is_nested(found):
+                raise InputFileError(
+                    f"{self.name}: column {id_column} holds {found} values: an id is a number "
+                    "or a text"
+                )
             return found
         return pa.int64()
 
@@ -255,6 +285,13 @@ class _ParquetReader(Reader):
 
         try:
             for batch in self.file.iter_batches(batch_size=self.chunk_rows, columns=columns):
-                yield pa.Table.from_batches([batch])
+                table = pa.Table.from_batches([batch])
+                table.schema.pandas_metadata  # noqa: B018 - read to convert it: damaged?
+                yield table
         except (pa.ArrowException, OSError) as exc:
             raise InputFileError(f"{self.name} is not a readable Parquet file: {exc}") from None
+        except ValueError as exc:  # the pandas metadata: a UnicodeDecodeError, a JSONDecodeError
+            raise InputFileError(
+                f"{self.name} is not a readable Parquet file: its pandas metadata is damaged "
+                f"({exc})"
+            ) from None

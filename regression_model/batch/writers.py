@@ -1,16 +1,13 @@
 """Writing scored rows: ``Id``, the price and its ranges' lows and highs, and
 the reasons, as CSV (to a file or stdout) or Parquet, chunk after chunk. A
-file is written under a temporary name beside the target and renamed when
-complete, so an error or an interruption leaves nothing under the target's
-name."""
+file is written as :mod:`regression_model.output_files` writes every output:
+under a temporary name beside the target, renamed when complete, so an error
+or an interruption leaves nothing under the target's name."""
 
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
@@ -18,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from regression_model.batch.errors import OutputFileError
+from regression_model.output_files import OutputError, cannot_write, replacing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,37 +26,49 @@ if TYPE_CHECKING:
 def open_output(
     target: str, kind: str, source: str, columns: list[str], id_type: pa.DataType
 ) -> Iterator[Callable[[pd.DataFrame], None]]:
-    """A function appending scored chunks to ``target``: written to a
-    temporary file beside it, renamed over it only when the run completes."""
+    """A function appending scored chunks to ``target``, a file written as
+    :func:`regression_model.output_files.replacing` writes (renamed into place
+    only when the run completes; a device or FIFO written directly; never the
+    input), or ``-``: stdout. A failure to write is an :class:`OutputFileError`."""
     if target == "-":
-        stdout = _CsvAppender(sys.stdout, columns)
-        yield stdout
-        stdout.finish()
-        sys.stdout.flush()
+        with _writing("stdout"):
+            stdout = _CsvAppender(sys.stdout, columns)
+        yield _guarded(stdout, "stdout")
+        with _writing("stdout"):
+            stdout.finish()
+            sys.stdout.flush()
         return
-    path = Path(target)
-    if path.is_dir():
-        raise OutputFileError(f"{target} is a directory: give a file name")
-    if not path.parent.is_dir():
-        raise OutputFileError(f"cannot write {target}: directory {path.parent} does not exist")
-    if source != "-" and path.exists() and path.resolve() == Path(source).resolve():
-        raise OutputFileError(f"{target} is also the input: write the prices elsewhere")
     try:
-        descriptor, partial = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".partial"
-        )
-    except PermissionError:
-        raise OutputFileError(f"cannot write in {path.parent}: permission denied") from None
+        with replacing(target, inputs={source: "the input"}) as handle:
+            with _writing(target):
+                appender = _appender(handle, kind, columns, id_type)
+            yield _guarded(appender, target)
+            with _writing(target):
+                appender.finish()
+    except OutputError as exc:
+        raise OutputFileError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _writing(target: str) -> Iterator[None]:
+    """The file system's errors writing ``target`` as :class:`OutputFileError`
+    (a closed pipe stays a BrokenPipeError: the command stops quietly)."""
     try:
-        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
-            appender = _appender(handle, kind, columns, id_type)
-            yield appender
-            appender.finish()
-        os.chmod(partial, 0o666 & ~_umask())
-        os.replace(partial, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFileError(str(cannot_write(target, exc))) from None
+
+
+def _guarded(
+    appender: Callable[[pd.DataFrame], None], target: str
+) -> Callable[[pd.DataFrame], None]:
+    def write(scored: pd.DataFrame) -> None:
+        with _writing(target):
+            appender(scored)
+
+    return write
 
 
 def write_scored(path: Path, kind: str, scored: pd.DataFrame, id_type: pa.DataType) -> None:
@@ -72,18 +82,11 @@ def write_scored(path: Path, kind: str, scored: pd.DataFrame, id_type: pa.DataTy
 
 
 def _appender(
-    handle: io.TextIOWrapper, kind: str, columns: list[str], id_type: pa.DataType
+    handle: IO[str], kind: str, columns: list[str], id_type: pa.DataType
 ) -> _CsvAppender | _ParquetAppender:
     if kind == "csv":
         return _CsvAppender(handle, columns)
-    return _ParquetAppender(handle.buffer, columns, id_type)  # type: ignore[arg-type]
-
-
-def _umask() -> int:
-    # Read by setting it (there is no other way); nothing else runs meanwhile.
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    return _ParquetAppender(handle.buffer, columns, id_type)  # type: ignore[attr-defined]
 
 
 class _CsvAppender:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from regression_model.cli.arguments import coverage
+from regression_model.output_files import OutputError, write_text
 
 SQL_EXTRA_HINT = "the SQL export needs sqlglot: pip install 'ames-regression-model[sql]'"
 
@@ -70,6 +71,10 @@ def export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(sql)
     else:
-        args.output.write_text(sql, encoding="utf-8")
+        try:  # written whole: a failure leaves no half query (nor truncates the old one)
+            write_text(args.output, sql)
+        except OutputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"model {model.version} as {args.dialect} SQL: {args.output}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ Each finds the log as :mod:`regression_model.cli.log_access` says
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from regression_model.cli.log_access import (
     unreadable,
 )
 from regression_model.config.core import get_config
+from regression_model.monitoring.log_location import log_files
+from regression_model.output_files import OutputError, check_target, figure_format, write_text
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
@@ -86,6 +89,9 @@ def drift(args: argparse.Namespace) -> int:
         return 2
     accumulator = DriftAccumulator(manifest, config)
     with log_engine(url) as engine:
+        protected = log_files(engine)
+        if refused_outputs(args, protected):
+            return 2
         try:
             for chunk in read_log(engine, since=args.since, model_version=version):
                 accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
@@ -98,18 +104,42 @@ def drift(args: argparse.Namespace) -> int:
         source=shown(engine),
     )
     print(format_drift_table(report))
-    if args.json:
-        write_json(report, args.json)
-    if args.plot != "none":
-        try:
-            from regression_model.monitoring.drift_plot import plot_drift
-        except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
-            print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
-        else:
-            logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
-            path = plot_drift(report, manifest["predictions"], logged, Path(args.plot))
-            print(f"plot: {path}")
+    try:
+        if args.json:
+            write_json(report, args.json, protected)
+        if args.plot != "none":
+            try:
+                from regression_model.monitoring.drift_plot import plot_drift
+            except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
+                print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
+            else:
+                logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
+                plot = plot_drift(
+                    report, manifest["predictions"], logged, Path(args.plot), protected
+                )
+                print(f"plot: {plot}")
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def refused_outputs(args: argparse.Namespace, inputs: dict[str, str]) -> bool:
+    """``--json`` and ``--plot`` (``drift``, ``performance``) checked before
+    the log is read (:func:`regression_model.output_files.check_target`: not
+    the log's ``inputs``, a directory that exists; a plot format matplotlib
+    writes): True after saying why one cannot be written."""
+    try:
+        if args.json and args.json != "-":
+            check_target(args.json, inputs)
+        if args.plot != "none":
+            check_target(args.plot, inputs)
+            with contextlib.suppress(ImportError):  # no plot without [drift]: said later
+                figure_format(args.plot)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def judged_version(args: argparse.Namespace, manifest: dict[str, Any], cannot: str) -> str | None:
@@ -124,13 +154,14 @@ def judged_version(args: argparse.Namespace, manifest: dict[str, Any], cannot: s
     return version
 
 
-def write_json(report: dict[str, Any], target: str) -> None:
-    """``--json``: the report as JSON, to the file ``target`` or ('-') stdout."""
+def write_json(report: dict[str, Any], target: str, inputs: dict[str, str]) -> None:
+    """``--json``: the report as JSON, to the file ``target`` (written whole,
+    never over the log's ``inputs``: an OutputError) or ('-') stdout."""
     text = json.dumps(report, indent=2)
     if target == "-":
         print(text)
     else:
-        Path(target).write_text(text + "\n")
+        write_text(target, text + "\n", inputs=inputs)
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -173,10 +204,18 @@ def log_migrate(args: argparse.Namespace) -> int:
     url = log_url(args)
     if url is None:
         return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
     from regression_model.monitoring.log_store import migrate
 
     with log_engine(url) as engine:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except (SQLAlchemyError, OSError) as exc:  # a read-only or full disk, its lock file
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            where = exc.filename if isinstance(exc, OSError) and exc.filename else shown(engine)
+            print(f"error: cannot migrate the prediction log: {where}: {reason}", file=sys.stderr)
+            return 2
     print(f"prediction log schema up to date: {shown(engine)}")
     return 0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from regression_model.cli.log_access import database_url_argument, log_engine, log_url, shown
 from regression_model.config.core import get_config
+from regression_model.output_files import OutputError
 
 
 def market_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +37,6 @@ def market_data(args: argparse.Namespace) -> int:
     from regression_model.monitoring.market_export import export_market_data
 
     output: Path = args.output
-    if not output.parent.is_dir():
-        print(f"error: {output.parent} is not a directory", file=sys.stderr)
-        return 2
     with log_engine(url) as engine:
         try:
             summary = export_market_data(engine, get_config(), output)
@@ -46,8 +44,8 @@ def market_data(args: argparse.Namespace) -> int:
             first = (str(exc).splitlines() or [""])[0]
             print(f"error: cannot read the log at {shown(engine)}: {first}", file=sys.stderr)
             return 2
-        except OSError as exc:
-            print(f"error: cannot write {output}: {exc}", file=sys.stderr)
+        except OutputError as exc:  # checked before the log is read: never the log itself
+            print(f"error: {exc}", file=sys.stderr)
             return 2
     print(
         f"wrote {summary.rows} sold house(s) to {output} from {summary.outcomes} outcome(s): "

@@ -21,8 +21,15 @@ from regression_model.cli.log_access import (
     shown,
     unreadable,
 )
-from regression_model.cli.log_commands import DRIFT_EXTRA_HINT, judged_version, write_json
+from regression_model.cli.log_commands import (
+    DRIFT_EXTRA_HINT,
+    judged_version,
+    refused_outputs,
+    write_json,
+)
 from regression_model.config.core import get_config
+from regression_model.monitoring.log_location import log_files
+from regression_model.output_files import OutputError
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
@@ -69,6 +76,9 @@ def performance(args: argparse.Namespace) -> int:
     accumulator = PerformanceAccumulator(manifest, config, keep_points=args.plot != "none")
     since_day = args.since.astimezone(UTC).date() if args.since else None
     with log_engine(url) as engine:
+        protected = log_files(engine)
+        if refused_outputs(args, protected):
+            return 2
         try:
             for read, sales in matched_outcomes(
                 engine, config, model_version=version, since=since_day
@@ -83,15 +93,20 @@ def performance(args: argparse.Namespace) -> int:
         source=shown(engine),
     )
     print(format_performance_table(report))
-    if args.json:
-        write_json(report, args.json)
-    if args.plot != "none":
-        try:
-            from regression_model.monitoring.performance_plot import plot_performance
-        except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
-            print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
-        else:
-            print(f"plot: {plot_performance(report, accumulator.points, Path(args.plot))}")
+    try:
+        if args.json:
+            write_json(report, args.json, protected)
+        if args.plot != "none":
+            try:
+                from regression_model.monitoring.performance_plot import plot_performance
+            except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
+                print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
+            else:
+                plot = plot_performance(report, accumulator.points, Path(args.plot), protected)
+                print(f"plot: {plot}")
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 1 if args.fail_on_worse and judged_worse(report) else 0
 
 

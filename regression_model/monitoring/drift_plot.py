@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from regression_model.output_files import save_figure
+
 #: Features shown in the PSI chart (the largest first).
 SHOWN = 25
 
@@ -19,6 +21,7 @@ def plot_drift(
     training_prices: Mapping[str, Any],
     logged_prices: np.ndarray,
     path: Path,
+    inputs: Mapping[str, str] | None = None,
 ) -> Path:
     import matplotlib
 
@@ -76,7 +79,8 @@ def plot_drift(
         fontsize=10,
     )
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:  # written whole, never over ``inputs`` (the log): the package's output rule
+        save_figure(figure, path, inputs=inputs)
+    finally:
+        plt.close(figure)
     return path

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: The environment variables that say where the log is, the first set winning.
 DATABASE_URL_VAR, LOG_PATH_VAR = "DATABASE_URL", "PREDICTION_LOG_PATH"
@@ -34,3 +38,14 @@ def log_url_from_environment(
     return log_url(
         database_url or environ.get(DATABASE_URL_VAR), environ.get(LOG_PATH_VAR) or None
     )
+
+
+def log_files(engine: Engine) -> dict[str, str]:
+    """The files of a SQLite log (the database and its journals), each named
+    "the prediction log": what no command's output may overwrite
+    (:func:`regression_model.output_files.check_target`). A server's log has none."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return {}
+    database = str(url.database)
+    return {database + suffix: "the prediction log" for suffix in ("", "-wal", "-shm", "-journal")}

@@ -33,8 +33,10 @@ from sqlalchemy import Engine, func, select
 
 from regression_model.config.core import Config
 from regression_model.data import dataset_path
+from regression_model.monitoring.log_location import log_files
 from regression_model.monitoring.log_store import outcomes, predictions, utc
 from regression_model.monitoring.outcome_join import MatchedSale, matched_outcomes
+from regression_model.output_files import cannot_write, replacing
 
 
 @dataclass(frozen=True)
@@ -143,13 +145,12 @@ def write_market_data(engine: Engine, config: Config, output: IO[str]) -> Market
 
 
 def export_market_data(engine: Engine, config: Config, path: Path) -> MarketExport:
-    """:func:`write_market_data` into the file ``path`` (written aside, then
-    renamed into place: a failed export leaves no half file)."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
-            summary = write_market_data(engine, config, handle)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return summary
+    """:func:`write_market_data` into the file ``path``, as every output is
+    written (:func:`regression_model.output_files.replacing`: renamed into
+    place when complete, a failed export leaves no half file; never the log
+    itself, an :class:`~regression_model.output_files.OutputError`)."""
+    with replacing(path, inputs=log_files(engine)) as handle:
+        try:
+            return write_market_data(engine, config, handle)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None

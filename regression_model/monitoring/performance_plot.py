@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from regression_model.output_files import save_figure
+
 
 def plot_performance(
     report: Mapping[str, Any],
     points: Sequence[tuple[np.datetime64, float, float]],
     path: Path,
+    inputs: Mapping[str, str] | None = None,
 ) -> Path:
     """``points``: each matched sale's (sale day, predicted price, sale price)."""
     import matplotlib
@@ -79,7 +82,8 @@ def plot_performance(
         fontsize=10,
     )
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:  # written whole, never over ``inputs`` (the log): the package's output rule
+        save_figure(figure, path, inputs=inputs)
+    finally:
+        plt.close(figure)
     return path
