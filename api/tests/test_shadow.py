@@ -30,6 +30,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
+from api.app.operations.shadow import _known
 from api.tests.conftest import as_json_houses, make_client
 from api.tests.helpers import wait_until_ready
 from api.tests.test_metrics import scrape, value
@@ -40,6 +41,7 @@ from regression_model import (
     get_config,
     load_challenger,
     load_dataset,
+    load_model,
 )
 from regression_model.cli import main as cli_main
 from regression_model.config.core import load_config
@@ -352,3 +354,25 @@ def test_a_worse_challenger_is_shown_worse_by_compare(
     shown = capsys.readouterr().out
     assert "the challenger is worse on these houses" in shown
     assert "houses that moved most" in shown and "by Neighborhood" in shown
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_queued_house_leaves_its_unknown_fields_behind(
+    test_houses: list[dict[str, Any]], strict: bool
+) -> None:
+    """The queue is bounded in houses: a priced house's made-up fields (a
+    body can carry megabytes of them) are not queued, and the challenger's
+    verdict on what is queued is the one on the house as sent."""
+    model = load_model()
+    sent: list[Any] = [
+        {**test_houses[0], "Notes": "x" * 4_000_000, **{f"k{i}": i for i in range(10_000)}},
+        test_houses[1],
+        "not a house",
+    ]
+    queued = _known(sent, model.known_fields, strict=strict)
+    assert len(json.dumps(queued)) < 10_000
+    assert queued[1] is test_houses[1] and queued[2] == "not a house"
+    as_sent = model.predict(sent, strict=strict, refuse_non_objects=True)
+    as_queued = model.predict(queued, strict=strict, refuse_non_objects=True)
+    assert as_queued["predictions"] == as_sent["predictions"]
+    assert as_queued["predictions"][0] is None if strict else as_sent["predictions"][0] is not None

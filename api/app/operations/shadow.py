@@ -36,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -117,6 +117,24 @@ class Shadowed:
         return len(self.houses) + sum(checked.n_rows for checked in self.validated)
 
 
+def _known(houses: Sequence[Any], known_fields: frozenset[str], *, strict: bool) -> list[Any]:
+    """Houses as the challenger needs them: a house's fields beyond the
+    model's (megabytes of them fit in a body) left out, so that the queue's
+    bound in houses is one in bytes too; in strict mode one of them is kept,
+    without its value, so the challenger refuses the house as the champion
+    did. The model's own fields of a priced house are short."""
+    kept: list[Any] = []
+    for house in houses:
+        if not isinstance(house, Mapping) or known_fields.issuperset(house):
+            kept.append(house)
+            continue
+        known = {name: value for name, value in house.items() if name in known_fields}
+        if strict:
+            known[next(name for name in house if name not in known_fields)] = None
+        kept.append(known)
+    return kept
+
+
 @dataclass(eq=False, repr=False)  # the default repr would show the URL and its password
 class Shadow:
     """One worker's challenger: its loading, its queue and its thread."""
@@ -178,7 +196,9 @@ class Shadow:
             return
         try:
             if len(houses) <= REVALIDATED_MAX_HOUSES:
-                request = Shadowed(log_id, time.time(), houses=houses, strict=strict)
+                assert self.model is not None  # shadowing: loaded
+                known = _known(houses, self.model.known_fields, strict=strict)
+                request = Shadowed(log_id, time.time(), houses=known, strict=strict)
             else:
                 request = Shadowed(log_id, time.time(), validated=validated)
             count = request.count
