@@ -295,6 +295,8 @@ def test_an_id_no_outcome_could_quote_refuses_its_house(
     numbers.loc[frame_rows - 1, "Id"] = 2.5
     texts = pd.DataFrame([good_house] * frame_rows).assign(Id="A-1")
     texts.loc[0, "Id"] = "A\t1"
+    if frame_rows > 1:
+        texts.loc[frame_rows - 1, "Id"] = None  # a missing id is no suspect
     for frame, row in ((numbers, frame_rows - 1), (texts, 0)):
         found = validate_inputs(frame).errors
         assert [(e.row, e.field) for e in found] == [(row, "Id")]

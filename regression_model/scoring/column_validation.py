@@ -99,8 +99,11 @@ def _check_keys(values: Any, column: str, found_errors: RowErrors) -> None:
         rows: Any = np.flatnonzero(suspect & ~np.isnan(numbers))
     elif pd.api.types.infer_dtype(values, skipna=True) == "string":
         text = pd.Series(values, dtype="string")
-        suspect = (text.str.len() > MAX_KEY_LENGTH) | (text == "") | text.str.contains(NOT_PLAIN)
-        rows = np.flatnonzero(suspect.fillna(False).to_numpy(dtype=bool))
+        lengths = text.str.len()
+        suspects = (lengths > MAX_KEY_LENGTH, lengths == 0, text.str.contains(NOT_PLAIN))
+        # Each a nullable boolean, NA where the id is missing: no suspect there.
+        found = [s.fillna(False).to_numpy(dtype=bool) for s in suspects]
+        rows = np.flatnonzero(found[0] | found[1] | found[2])
     else:
         rows = range(len(values))
     for row in rows:
