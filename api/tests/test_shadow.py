@@ -30,7 +30,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, text
 
-from api.app.operations.shadow import _known
+from api.app.operations.shadow_requests import _known
 from api.tests.conftest import as_json_houses, make_client
 from api.tests.helpers import wait_until_ready
 from api.tests.test_metrics import scrape, value

@@ -36,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,6 +48,7 @@ from sqlalchemy import Connection, Engine, insert
 
 from api.app.examples import canary_house
 from api.app.operations.log_storage import Backoff
+from api.app.operations.shadow_requests import Shadowed, shadowed
 from regression_model import (
     CompiledModel,
     ValidationResult,
@@ -88,51 +89,6 @@ class ShadowState(StrEnum):
     LOADING = "loading"
     SHADOWING = "shadowing"
     FAILED = "failed"
-
-
-#: Requests of up to this many houses are queued as parsed and validated
-#: again by the challenger, many requests in one batch; larger ones as the
-#: champion validated them, priced without checking them again. Measured on
-#: one core: a house priced alone from its validation result costs 76 µs, in
-#: a batch of 12 validated again 52 µs; a request of 100 houses costs the
-#: challenger 3.2 ms of CPU validated again, 0.7 ms from the champion's.
-REVALIDATED_MAX_HOUSES = 16
-
-
-@dataclass(frozen=True)
-class Shadowed:
-    """A request queued for the challenger: its log_id, when, and its houses:
-    ``validated``, as the champion validated them (a validation result per
-    chunk, in order: both models check houses by the active config's rules),
-    or for a small request ``houses`` as parsed, with ``strict``."""
-
-    log_id: str
-    moment: float
-    validated: Sequence[ValidationResult] = ()
-    houses: Sequence[Any] = ()
-    strict: bool = False
-
-    @property
-    def count(self) -> int:
-        return len(self.houses) + sum(checked.n_rows for checked in self.validated)
-
-
-def _known(houses: Sequence[Any], known_fields: frozenset[str], *, strict: bool) -> list[Any]:
-    """Houses as the challenger needs them: a house's fields beyond the
-    model's (megabytes of them fit in a body) left out, so that the queue's
-    bound in houses is one in bytes too; in strict mode one of them is kept,
-    without its value, so the challenger refuses the house as the champion
-    did. The model's own fields of a priced house are short."""
-    kept: list[Any] = []
-    for house in houses:
-        if not isinstance(house, Mapping) or known_fields.issuperset(house):
-            kept.append(house)
-            continue
-        known = {name: value for name, value in house.items() if name in known_fields}
-        if strict:
-            known[next(name for name in house if name not in known_fields)] = None
-        kept.append(known)
-    return kept
 
 
 @dataclass(eq=False, repr=False)  # the default repr would show the URL and its password
@@ -195,12 +151,8 @@ class Shadow:
         if log_id is None or self.state is not ShadowState.SHADOWING:
             return
         try:
-            if len(houses) <= REVALIDATED_MAX_HOUSES:
-                assert self.model is not None  # shadowing: loaded
-                known = _known(houses, self.model.known_fields, strict=strict)
-                request = Shadowed(log_id, time.time(), houses=known, strict=strict)
-            else:
-                request = Shadowed(log_id, time.time(), validated=validated)
+            assert self.model is not None  # shadowing: loaded
+            request = shadowed(log_id, houses, validated, self.model.known_fields, strict=strict)
             count = request.count
             with self._lock:
                 full = self._queued_houses + count > self.max_queued_houses
