@@ -13,7 +13,7 @@ from typing import Any
 from regression_model.cli.arguments import parse_since, positive
 from regression_model.cli.log_access import (
     database_url_argument,
-    log_engine,
+    existing_log,
     log_url,
     shown,
     unreadable,
@@ -50,7 +50,9 @@ def compare(args: argparse.Namespace) -> int:
     from regression_model.monitoring.comparison import compare as compare_models
 
     config = get_config()
-    with log_engine(url) as engine:
+    with existing_log(url) as engine:
+        if engine is None:
+            return 2
         try:
             report = compare_models(
                 engine, config, since=args.since, challenger=args.challenger, top=args.top
