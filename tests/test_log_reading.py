@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -233,3 +234,25 @@ def test_market_data_skips_and_counts_the_unreadable_records(
     assert "from 6 outcome(s): 3 match no priced house of the log" in out
     assert "unreadable records skipped: 4 (" in out
     assert len(output.read_text().splitlines()) == 3
+
+
+def test_a_wal_log_in_a_directory_that_cannot_be_written_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only mount (os.access says so, even to root): SQLite cannot make
+    the -shm file a WAL-mode log needs, so the log is read as immutable."""
+    log = _log(tmp_path / "log.sqlite3")  # the writers' WAL mode
+    assert log.read_bytes()[18:20] == b"\x02\x02"
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != tmp_path and access(path, mode)
+    )
+    engine = create_log_engine(str(log), access="read")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM predictions").scalar() == 0
+    engine.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "log.sqlite3",
+        "log.sqlite3.migrate-lock",
+    ]
+    assert main(["drift", "--database-url", str(log), "--plot", "none"]) == 0

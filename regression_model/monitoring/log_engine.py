@@ -6,13 +6,15 @@
 A reader or a pruner never creates a directory or a file and never changes
 the database: a SQLite log is opened through a ``file:`` URI, ``mode=ro``
 (read) or ``mode=rw`` (prune), with no pragma that writes (its journal mode
-stays what the writers made it), so a mistyped path is "no prediction log
+stays what the writers made it; a WAL-mode log in a directory that cannot be written is
+read as immutable), so a mistyped path is "no prediction log
 at PATH", not an empty database made there, and a log on a read-only mount
 or snapshot can be read. :func:`check_log` says when what is there is no log.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Literal
@@ -119,11 +121,26 @@ def _existing_sqlite(url: str, path: str, timeout: float, access: Access) -> Eng
     if file.stat().st_size == 0:
         raise LogNotFoundError(path, "the file is empty")
     uri = f"file:{quote(path)}?mode={'ro' if access == 'read' else 'rw'}"
+    if access == "read" and _unchangeable_wal(file):
+        uri += "&immutable=1"
 
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
 
     return create_engine(url, creator=connect, json_serializer=_json, json_deserializer=from_json)
+
+
+def _unchangeable_wal(file: Path) -> bool:
+    """A WAL-mode database (header bytes 18-19: 2) in a directory no one here
+    can write (a read-only mount, a snapshot), with no ``-wal`` file: SQLite
+    would need to make its ``-shm`` file to read it, so it is read as
+    immutable (nothing can change it: its writers would need that directory
+    too)."""
+    if os.access(file.parent, os.W_OK) or Path(f"{file}-wal").exists():
+        return False
+    with open(file, "rb") as handle:
+        header = handle.read(20)
+    return header[:16] == b"SQLite format 3\x00" and header[18:20] == b"\x02\x02"
 
 
 def check_log(engine: Engine) -> None:
