@@ -149,7 +149,8 @@ CORRUPTIONS = (
 
 @pytest.fixture
 def corrupt_log(tmp_path: Path, test_data: pd.DataFrame) -> Path:
-    """30 logged houses of one request, outcomes for its rows 0 to 5; then
+    """30 logged houses of one request, outcomes for its rows 0 to 5 and (by
+    its Id: the outcome join reads every logged house's Id) row 6; then
     row 1's time, row 2's price, row 3's inputs and row 4's sale date made
     unreadable."""
     log = _log(tmp_path / "log.sqlite3")
@@ -174,8 +175,14 @@ def corrupt_log(tmp_path: Path, test_data: pd.DataFrame) -> Path:
             outcomes.insert(),
             [
                 {"reference": f"request:r1:{row}", "request_id": "r1", "row": row,
-                 "sale_price": 150_000.0, "sale_date": date.today(), "received_at": now}
+                 "house_key": None, "sale_price": 150_000.0, "sale_date": date.today(),
+                 "received_at": now}
                 for row in range(6)
+            ]
+            + [
+                {"reference": f"key:{houses[6]['Id']}", "request_id": None, "row": None,
+                 "house_key": str(houses[6]["Id"]),
+                 "sale_price": 150_000.0, "sale_date": date.today(), "received_at": now}
             ],
         )  # fmt: skip
     engine.dispose()
@@ -221,7 +228,7 @@ def test_performance_skips_and_counts_the_unreadable_records(
     assert "unreadable records skipped: 4 (" in out
     report = json.loads(out[out.index("\n{") :])
     assert report["unreadable"] == 4  # rows 1, 2, 3 and row 4's outcome
-    assert (report["outcomes"], report["matched"]) == (5, 2)  # rows 0 and 5
+    assert (report["outcomes"], report["matched"]) == (6, 3)  # rows 0, 5 and 6
 
 
 def test_market_data_skips_and_counts_the_unreadable_records(
@@ -230,10 +237,10 @@ def test_market_data_skips_and_counts_the_unreadable_records(
     output = tmp_path / "market.csv"
     assert main(["market-data", "--database-url", str(corrupt_log), "--output", str(output)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("wrote 2 sold house(s) to")
-    assert "from 6 outcome(s): 3 match no priced house of the log" in out
+    assert out.startswith("wrote 3 sold house(s) to")
+    assert "from 7 outcome(s): 3 match no priced house of the log" in out
     assert "unreadable records skipped: 4 (" in out
-    assert len(output.read_text().splitlines()) == 3
+    assert len(output.read_text().splitlines()) == 4
 
 
 def test_a_wal_log_in_a_directory_that_cannot_be_written_is_read(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, true
 
 from regression_model.config.core import Config
 from regression_model.monitoring.log_rows import OUTCOME, Unreadable, readable_row, tolerant
@@ -196,10 +196,10 @@ def _by_key(
     # SQLite's json_extract fails the whole query on one record whose inputs
     # are not JSON: such a record's key is not read (it is skipped, counted).
     valid = (
-        func.json_valid(predictions.c.inputs) if engine.dialect.name == "sqlite" else literal(True)
+        func.json_valid(predictions.c.inputs) == 1 if engine.dialect.name == "sqlite" else true()
     )
     candidates = (
-        select(case((valid == literal(True), logged_id), else_=None), valid,
+        select(case((valid, logged_id), else_=None), valid,
                tolerant(predictions.c.logged_at), predictions.c.log_id, predictions.c.row)
         .where(predictions.c.price.is_not(None))
         .where(predictions.c.model_version == model_version)
