@@ -18,6 +18,7 @@ from regression_model.cli.log_access import (
     shown,
     unreadable,
 )
+from regression_model.cli.log_commands import unreadable_line
 from regression_model.config.core import get_config
 
 
@@ -146,6 +147,8 @@ def format_comparison(report: dict[str, Any], slice_rows: int = 8) -> str:
         ]
     else:
         lines.append("realised: no outcome (sale price) for these houses yet")
+    if report.get("unreadable"):
+        lines.append(unreadable_line(report["unreadable"]))
     for other in report["other_challengers"]:
         lines.append(
             f"(another challenger shadowed too: {other['challenger']}, {other['houses']:,} "

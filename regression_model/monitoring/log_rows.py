@@ -16,7 +16,7 @@ values; reading through :func:`tolerant` changes nothing there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -55,9 +55,10 @@ class _Tolerant(TypeDecorator[Any]):
         return read
 
 
-def tolerant(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """``column`` read through its type, a value it cannot read UNREADABLE."""
-    return type_coerce(column, _Tolerant(column.type)).label(column.key)
+def tolerant(column: ColumnElement[Any], name: str | None = None) -> ColumnElement[Any]:
+    """``column`` read through its type, a value it cannot read UNREADABLE;
+    labelled ``name`` (default: the column's)."""
+    return type_coerce(column, _Tolerant(column.type)).label(name or column.key)
 
 
 def _number(value: Any, nullable: bool) -> bool:
@@ -66,10 +67,11 @@ def _number(value: Any, nullable: bool) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-#: Per column: what a readable value is (others: anything but UNREADABLE).
+#: Per column: what a readable value is (others, such as ``inputs``, which
+#: holds a rejected house as sent, whatever JSON it was: anything but UNREADABLE).
 _RULES: dict[str, Callable[[Any], bool]] = {
-    "inputs": lambda value: isinstance(value, Mapping),
     "price": lambda value: _number(value, nullable=True),
+    "shadow_price": lambda value: _number(value, nullable=True),
     "sale_price": lambda value: _number(value, nullable=False),
     "logged_at": lambda value: isinstance(value, datetime),
     "sale_date": lambda value: isinstance(value, date) and not isinstance(value, datetime),
