@@ -263,3 +263,22 @@ def test_a_wal_log_in_a_directory_that_cannot_be_written_is_read(
         "log.sqlite3.migrate-lock",
     ]
     assert main(["drift", "--database-url", str(log), "--plot", "none"]) == 0
+
+
+def test_log_prune_on_a_log_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only log (here: opened read-only, as a read-only mount opens it)."""
+    log = _log(tmp_path / "log.sqlite3")
+    opened = create_log_engine
+
+    def read_only(url: str, **options: object) -> object:
+        return opened(url, access="read")
+
+    monkeypatch.setattr("regression_model.monitoring.log_store.create_log_engine", read_only)
+    assert _run("log-prune", log, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: cannot prune the prediction log sqlite:///{log}: (sqlite3.OperationalError) "
+        "attempt to write a readonly database\n"
+    )

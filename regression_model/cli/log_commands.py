@@ -255,7 +255,11 @@ def log_prune(args: argparse.Namespace) -> int:
         try:
             deleted = prune_log(engine, before, batch_rows=args.batch_rows or PRUNE_BATCH_ROWS)
         except SQLAlchemyError as exc:
-            print(f"error: cannot prune the prediction log: {exc}", file=sys.stderr)
+            # One line: the driver's reason (a read-only log: "attempt to write a
+            # readonly database"), not the statement and its parameters.
+            first = (str(exc).splitlines() or [""])[0]
+            print(f"error: cannot prune the prediction log {shown(engine)}: {first}",
+                  file=sys.stderr)  # fmt: skip
             return 2
     print(f"deleted {deleted} records logged before {before.isoformat(timespec='seconds')} "
           f"from {shown(engine)}")  # fmt: skip
