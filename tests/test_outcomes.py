@@ -379,14 +379,14 @@ def test_a_byte_that_is_not_utf8_names_its_line_and_nothing_is_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sales = tmp_path / "sales.csv"
-    sales.write_bytes(
-        b"Id,SalePrice,sale_date\n1471,150000,2010-06-01\n1472,150000,2010-06-01 caf\xe9\n"
+    sales.write_bytes(  # old Mac line ends (CR only) are lines too
+        b"Id,SalePrice,sale_date\r1471,150000,2010-06-01\n1472,150000,2010-06-01 caf\xe9\n"
     )
     database = tmp_path / "log.sqlite3"
     status, _, err = _import(sales, database, capsys)
     assert status == 1
     assert err == (
-        f"error: {sales}: line 3: not UTF-8: byte 0xe9 at byte 27 of the line "
+        f"error: {sales}: line 3: not UTF-8: byte 0xe9 at character 27 "
         "(save the file as UTF-8) (nothing stored)\n"
     )
     assert not database.exists()

@@ -48,6 +48,7 @@ MAX_PRINTED_ERRORS = 100
 #: Kaggle's sale year and month, read as the first day of the month.
 YEAR_SOLD, MONTH_SOLD = "YrSold", "MoSold"
 _WHOLE = re.compile(r"-?[0-9]+")
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def outcomes_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,18 +179,21 @@ class Totals:
 
 
 def check_utf8(path: Path) -> None:
-    """A :class:`FileError` naming the first line that is not UTF-8 (read
-    before anything is stored: a bad byte found mid-file would leave the
-    chunks before it stored)."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
+    """A :class:`FileError` naming the first line that is not UTF-8, read
+    before anything is stored (a bad byte found mid-file would leave the
+    chunks before it stored). Only a regular file is read twice: a pipe or
+    a terminal is read once, as it comes."""
+    if not path.is_file():
+        return
+    # Undecodable bytes become lone surrogates (U+DC80..U+DCFF), found per
+    # line; lines end as the csv module ends them (\n, \r\n or \r).
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if bad := _UNDECODED.search(line):
                 raise FileError(
-                    f"line {number}: not UTF-8: byte 0x{raw[exc.start]:02x} at byte "
-                    f"{exc.start + 1} of the line (save the file as UTF-8)"
-                ) from None
+                    f"line {number}: not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at "
+                    f"character {bad.start() + 1} (save the file as UTF-8)"
+                )
 
 
 def _chunks(reader: csv.DictReader[str]) -> Iterator[list[tuple[int, dict[str, str]]]]:
