@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -250,3 +251,31 @@ def test_the_command_prints_text_and_json_and_says_when_there_is_nothing(
     with pytest.raises(NoShadowPricesError, match="CHALLENGER_MODEL_DIR"):
         compare(engine, load_model().config)
     engine.dispose()
+
+
+def test_malformed_records_are_skipped_and_counted(
+    tmp_path: Path, test_data: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite keeps any value in any column: logged inputs that are not JSON,
+    a price or a shadow price that is text, a sale price that is text, a
+    shadow time that is none (a traceback each before) are skipped, counted."""
+    path = tmp_path / "log.sqlite3"
+    _fill_log(str(path), test_data)
+    with sqlite3.connect(path) as connection:
+        for statement in (
+            "UPDATE predictions SET inputs = '{not json' WHERE \"row\" = 60",
+            "UPDATE predictions SET price = 'abc' WHERE \"row\" = 61 AND request_id = 'recent'",
+            "UPDATE shadow_prices SET price = 'abc' WHERE \"row\" = 62 AND log_id LIKE 'a%'",
+            "UPDATE outcomes SET sale_price = 'abc' WHERE reference = 'request:recent:0'",
+            "UPDATE shadow_prices SET logged_at = 'garbage' WHERE \"row\" = 1",
+        ):
+            connection.execute(statement)
+    connection.close()
+    assert main(["compare", "--database-url", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["unreadable"] == 4  # rows 60, 61, 62 and row 0's outcome
+    assert report["compared"]["houses"] == 92  # 95, less rows 60, 61, 62
+    # 52 sold (the old request's odd rows by their Id too), less row 0's sale price
+    assert report["realised"]["houses"] == 51
+    assert main(["compare", "--database-url", str(path)]) == 0
+    assert "unreadable records skipped: 4 (" in capsys.readouterr().out

@@ -342,3 +342,51 @@ def test_a_database_that_fails_is_exit_2_without_a_traceback(
     assert status == 2
     assert "error: the prediction log's database failed (OperationalError" in err
     assert "Traceback" not in err
+
+
+def test_a_column_named_twice_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both Ids were read and the last one stored, silently."""
+    sales = tmp_path / "sales.csv"
+    sales.write_text("Id,Id,SalePrice,sale_date\n1,2,150000,2010-06-01\n")
+    database = tmp_path / "log.sqlite3"
+    status, _, err = _import(sales, database, capsys)
+    assert status == 1
+    assert err == (
+        f"error: {sales}: duplicated column names: Id (keep one of each) (nothing stored)\n"
+    )
+    assert not database.exists()
+
+
+def test_a_line_with_more_fields_than_the_header_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The extra field was dropped and the line stored, silently."""
+    sales = tmp_path / "sales.csv"
+    sales.write_text(
+        "Id,SalePrice,sale_date\n1471,150000,2010-06-01,extra\n1472,150000,2010-06-01\n"
+    )
+    database = tmp_path / "log.sqlite3"
+    status, out, err = _import(sales, database, capsys)
+    assert status == 3
+    assert "2 lines: 1 stored, 0 already recorded, 1 refused" in out
+    assert "line 2: fields: 4 fields where the header has 3 columns" in err
+    assert set(stored_rows(create_log_engine(str(database)))) == {"key:1472"}
+
+
+def test_a_byte_that_is_not_utf8_names_its_line_and_nothing_is_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sales = tmp_path / "sales.csv"
+    sales.write_bytes(  # old Mac line ends (CR only) are lines too
+        b"Id,SalePrice,sale_date\r1471,150000,2010-06-01\n1472,150000,2010-06-01 caf\xe9\n"
+    )
+    database = tmp_path / "log.sqlite3"
+    status, _, err = _import(sales, database, capsys)
+    assert status == 1
+    assert err == (
+        f"error: {sales}: line 3: not UTF-8: byte 0xe9 at character 27 "
+        "(save the file as UTF-8) (nothing stored)\n"
+    )
+    assert not database.exists()

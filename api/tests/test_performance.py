@@ -16,6 +16,7 @@ Outcomes are inserted with the ``outcomes`` table directly, as the ingestion
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -326,3 +327,37 @@ def test_an_app_started_again_still_answers_its_reports(tmp_path: Path) -> None:
             answer = client.get("/api/v1/performance", params={"since": "0d"})
             assert answer.status_code == 200, answer.text
             assert answer.json()["verdict"] == "too few outcomes"
+
+
+def test_malformed_records_are_skipped_and_counted_not_a_failure(
+    tmp_path: Path, test_houses: list[dict[str, Any]]
+) -> None:
+    """SQLite keeps any value in any column: a record whose price is text or
+    whose inputs are not JSON, an outcome whose sale date is no date, are
+    skipped and counted by /performance and /drift (they failed them)."""
+    log_path = tmp_path / "log.sqlite3"
+    with make_client(
+        prediction_log_path=log_path,
+        prediction_log_flush_seconds=0.05,
+        drift_cache_seconds=0,
+        drift_wait_seconds=120,
+    ) as client:
+        wait_until_ready(client)
+        answer = client.post("/api/v1/predict", json={"inputs": test_houses[:5]})
+        request_id = answer.headers["X-Request-ID"]
+        wait_for_records(client, 5)
+        insert_outcomes(
+            client,
+            [{"request_id": request_id, "row": row, "sale_price": 180_000.0} for row in range(5)],
+        )
+        with sqlite3.connect(log_path) as connection:
+            connection.execute("UPDATE predictions SET price = 'abc' WHERE \"row\" = 1")
+            connection.execute("UPDATE predictions SET inputs = '{not json' WHERE \"row\" = 2")
+            connection.execute("UPDATE outcomes SET sale_date = 'notadate' WHERE \"row\" = 3")
+        connection.close()
+        report = performance(client)
+        assert report["unreadable"] == 3  # rows 1 and 2, row 3's outcome
+        assert (report["outcomes"], report["matched"]) == (4, 2)  # rows 0 and 4
+        drift = client.get("/api/v1/drift")
+        assert drift.status_code == 200, drift.text
+        assert drift.json()["unreadable"] == 2 and drift.json()["houses"] == 3

@@ -13,11 +13,12 @@ from typing import Any
 from regression_model.cli.arguments import parse_since, positive
 from regression_model.cli.log_access import (
     database_url_argument,
-    log_engine,
+    existing_log,
     log_url,
     shown,
     unreadable,
 )
+from regression_model.cli.log_commands import unreadable_line
 from regression_model.config.core import get_config
 
 
@@ -50,7 +51,9 @@ def compare(args: argparse.Namespace) -> int:
     from regression_model.monitoring.comparison import compare as compare_models
 
     config = get_config()
-    with log_engine(url) as engine:
+    with existing_log(url) as engine:
+        if engine is None:
+            return 2
         try:
             report = compare_models(
                 engine, config, since=args.since, challenger=args.challenger, top=args.top
@@ -144,6 +147,8 @@ def format_comparison(report: dict[str, Any], slice_rows: int = 8) -> str:
         ]
     else:
         lines.append("realised: no outcome (sale price) for these houses yet")
+    if report.get("unreadable"):
+        lines.append(unreadable_line(report["unreadable"]))
     for other in report["other_challengers"]:
         lines.append(
             f"(another challenger shadowed too: {other['challenger']}, {other['houses']:,} "

@@ -18,6 +18,8 @@ from regression_model.monitoring import DATABASE_URL_VAR, LOG_PATH_VAR, log_url_
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from regression_model.monitoring.log_engine import Access
+
 LOG_EXTRA_HINT = (
     "the prediction log needs SQLAlchemy, Alembic and psycopg: "
     "pip install 'ames-regression-model[log]'"
@@ -48,10 +50,48 @@ def log_url(args: argparse.Namespace) -> str | None:
 
 @contextlib.contextmanager
 def log_engine(url: str) -> Iterator[Engine]:
-    """The log's engine, disposed of on the way out."""
+    """The log's engine, created where it is missing (the writers'), disposed
+    of on the way out."""
     from regression_model.monitoring.log_store import create_log_engine
 
     engine = create_log_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def existing_log(url: str, access: Access = "read") -> Iterator[Engine | None]:
+    """The engine of a log that must be there, opened read-only ("read": the
+    commands that only read it) or read-write ("write": ``log-prune``), nothing
+    created; None, after saying why, when no log is there
+    (:class:`~regression_model.monitoring.log_store.LogNotFoundError`: exit 2)
+    or it cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from regression_model.monitoring.log_store import (
+        LogNotFoundError,
+        check_log,
+        create_log_engine,
+    )
+
+    try:
+        engine = create_log_engine(url, access=access)
+    except LogNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        yield None
+        return
+    try:
+        check_log(engine)
+    except (LogNotFoundError, SQLAlchemyError) as exc:
+        if isinstance(exc, LogNotFoundError):
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            unreadable(exc)
+        engine.dispose()
+        yield None
+        return
     try:
         yield engine
     finally:

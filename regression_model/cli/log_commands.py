@@ -21,6 +21,7 @@ from regression_model.cli.arguments import parse_since, positive
 from regression_model.cli.log_access import (
     DATABASE_URL_HELP,
     database_url_argument,
+    existing_log,
     log_engine,
     log_url,
     shown,
@@ -80,6 +81,7 @@ def drift(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from regression_model.monitoring.drift import DriftAccumulator
+    from regression_model.monitoring.log_rows import Unreadable
     from regression_model.monitoring.log_store import read_log
 
     config = get_config()
@@ -88,12 +90,17 @@ def drift(args: argparse.Namespace) -> int:
     if version is None:
         return 2
     accumulator = DriftAccumulator(manifest, config)
-    with log_engine(url) as engine:
+    skipped = Unreadable()
+    with existing_log(url) as engine:
+        if engine is None:
+            return 2
         protected = log_files(engine)
         if refused_outputs(args, protected):
             return 2
         try:
-            for chunk in read_log(engine, since=args.since, model_version=version):
+            for chunk in read_log(
+                engine, since=args.since, model_version=version, unreadable=skipped
+            ):
                 accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
         except SQLAlchemyError as exc:
             return unreadable(exc)
@@ -102,6 +109,7 @@ def drift(args: argparse.Namespace) -> int:
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         since=args.since.isoformat(timespec="seconds") if args.since else None,
         source=shown(engine),
+        unreadable=skipped.records,
     )
     print(format_drift_table(report))
     try:
@@ -197,7 +205,17 @@ def format_drift_table(report: dict[str, Any]) -> str:
            f"; fewer than {report['thresholds']['min_records']}: nothing is marked"),
         f"drifting features: {', '.join(report['drifting']) or 'none'}",
     ]  # fmt: skip
+    if report.get("unreadable"):
+        lines.append(unreadable_line(report["unreadable"]))
     return "\n".join(lines)
+
+
+def unreadable_line(count: int) -> str:
+    """What a report says of the log's records it skipped (``unreadable``)."""
+    return (
+        f"unreadable records skipped: {count:,} (a value the log's column cannot hold: "
+        "not JSON, not a number, not a time)"
+    )
 
 
 def log_migrate(args: argparse.Namespace) -> int:
@@ -231,11 +249,17 @@ def log_prune(args: argparse.Namespace) -> int:
     from regression_model.monitoring.log_store import PRUNE_BATCH_ROWS, prune_log
 
     before: datetime = args.older_than
-    with log_engine(url) as engine:
+    with existing_log(url, "write") as engine:
+        if engine is None:
+            return 2
         try:
             deleted = prune_log(engine, before, batch_rows=args.batch_rows or PRUNE_BATCH_ROWS)
         except SQLAlchemyError as exc:
-            print(f"error: cannot prune the prediction log: {exc}", file=sys.stderr)
+            # One line: the driver's reason (a read-only log: "attempt to write a
+            # readonly database"), not the statement and its parameters.
+            first = (str(exc).splitlines() or [""])[0]
+            print(f"error: cannot prune the prediction log {shown(engine)}: {first}",
+                  file=sys.stderr)  # fmt: skip
             return 2
     print(f"deleted {deleted} records logged before {before.isoformat(timespec='seconds')} "
           f"from {shown(engine)}")  # fmt: skip

@@ -13,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from regression_model.cli.log_access import database_url_argument, log_engine, log_url, shown
+from regression_model.cli.log_access import database_url_argument, existing_log, log_url, shown
+from regression_model.cli.log_commands import unreadable_line
 from regression_model.config.core import get_config
 from regression_model.output_files import OutputError
 
@@ -37,7 +38,9 @@ def market_data(args: argparse.Namespace) -> int:
     from regression_model.monitoring.market_export import export_market_data
 
     output: Path = args.output
-    with log_engine(url) as engine:
+    with existing_log(url) as engine:
+        if engine is None:
+            return 2
         try:
             summary = export_market_data(engine, get_config(), output)
         except SQLAlchemyError as exc:
@@ -53,4 +56,6 @@ def market_data(args: argparse.Namespace) -> int:
         f"logged without an integer Id, {summary.superseded} superseded by a later sale "
         "of the same house"
     )
+    if summary.unreadable:
+        print(unreadable_line(summary.unreadable))
     return 0

@@ -17,6 +17,10 @@ transaction each: the good lines are stored, each bad one is reported with
 its line number and field, and importing the file again after fixing it
 stores only what is new (the same outcome twice is stored once).
 
+A line with more fields than the header is refused (its line named); a
+header naming a column twice, or a byte that is not UTF-8 (its line named),
+refuses the file before anything is stored.
+
 Exit status: 0 every line stored or already recorded; 3 some lines refused
 (the others stored); 1 the file cannot be read as outcomes (nothing stored);
 2 no log location, the ``[log]`` extra missing, or the database failed
@@ -44,6 +48,7 @@ MAX_PRINTED_ERRORS = 100
 #: Kaggle's sale year and month, read as the first day of the month.
 YEAR_SOLD, MONTH_SOLD = "YrSold", "MoSold"
 _WHOLE = re.compile(r"-?[0-9]+")
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def outcomes_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +94,9 @@ def columns_of(header: list[str]) -> Columns:
     from regression_model.monitoring.outcomes import KEY, REQUEST_ID, ROW, SALE_DATE, SALE_PRICE
 
     model = get_config().model
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise FileError(f"duplicated column names: {', '.join(duplicated)} (keep one of each)")
     key = _one_of(header, (KEY, model.id_column), "key")
     has_request = [name in header for name in (REQUEST_ID, ROW)]
     if any(has_request) and not all(has_request):
@@ -124,6 +132,13 @@ def outcome_of(line: dict[str, str], columns: Columns) -> tuple[dict[str, Any], 
     from regression_model.monitoring.outcomes import KEY, REQUEST_ID, ROW, SALE_DATE, SALE_PRICE
 
     cells = {name: (value or "").strip() for name, value in line.items() if name is not None}
+    problems: list[Any] = []
+    if None in line:  # csv.DictReader's restkey: the fields beyond the header's
+        extra = len(line[None])  # type: ignore[index]
+        problems.append(
+            ("fields", f"{len(cells) + extra} fields where the header has {len(cells)} columns "
+                       "(a separator too many, or a value that needs quotes)")
+        )  # fmt: skip
     item: dict[str, Any] = {}
     if columns.key is not None and cells.get(columns.key):
         item[KEY] = cells[columns.key]
@@ -133,7 +148,6 @@ def outcome_of(line: dict[str, str], columns: Columns) -> tuple[dict[str, Any], 
             item[REQUEST_ID], item[ROW] = request_id or None, _number(row) if row else None
     price = cells.get(columns.price)
     item[SALE_PRICE] = _number(price) if price else None
-    problems: list[Any] = []
     if columns.date is not None:
         item[SALE_DATE] = cells.get(columns.date) or None
     else:
@@ -164,6 +178,24 @@ class Totals:
         self.printed += 1
 
 
+def check_utf8(path: Path) -> None:
+    """A :class:`FileError` naming the first line that is not UTF-8, read
+    before anything is stored (a bad byte found mid-file would leave the
+    chunks before it stored). Only a regular file is read twice: a pipe or
+    a terminal is read once, as it comes."""
+    if not path.is_file():
+        return
+    # Undecodable bytes become lone surrogates (U+DC80..U+DCFF), found per
+    # line; lines end as the csv module ends them (\n, \r\n or \r).
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            if bad := _UNDECODED.search(line):
+                raise FileError(
+                    f"line {number}: not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at "
+                    f"character {bad.start() + 1} (save the file as UTF-8)"
+                )
+
+
 def _chunks(reader: csv.DictReader[str]) -> Iterator[list[tuple[int, dict[str, str]]]]:
     chunk: list[tuple[int, dict[str, str]]] = []
     for line in reader:
@@ -187,6 +219,7 @@ def import_outcomes(args: argparse.Namespace) -> int:
     model = get_config().model
     totals = Totals()
     try:
+        check_utf8(args.file)
         with (
             open(args.file, newline="", encoding="utf-8-sig") as handle,
             log_engine(url) as engine,

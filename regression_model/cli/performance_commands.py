@@ -16,7 +16,7 @@ from typing import Any
 from regression_model.cli.arguments import parse_since
 from regression_model.cli.log_access import (
     database_url_argument,
-    log_engine,
+    existing_log,
     log_url,
     shown,
     unreadable,
@@ -25,6 +25,7 @@ from regression_model.cli.log_commands import (
     DRIFT_EXTRA_HINT,
     judged_version,
     refused_outputs,
+    unreadable_line,
     write_json,
 )
 from regression_model.config.core import get_config
@@ -64,6 +65,7 @@ def performance(args: argparse.Namespace) -> int:
         return 2
     from sqlalchemy.exc import SQLAlchemyError
 
+    from regression_model.monitoring.log_rows import Unreadable
     from regression_model.monitoring.outcome_join import matched_outcomes
     from regression_model.monitoring.performance import PerformanceAccumulator
 
@@ -75,13 +77,16 @@ def performance(args: argparse.Namespace) -> int:
         return 2
     accumulator = PerformanceAccumulator(manifest, config, keep_points=args.plot != "none")
     since_day = args.since.astimezone(UTC).date() if args.since else None
-    with log_engine(url) as engine:
+    skipped = Unreadable()
+    with existing_log(url) as engine:
+        if engine is None:
+            return 2
         protected = log_files(engine)
         if refused_outputs(args, protected):
             return 2
         try:
             for read, sales in matched_outcomes(
-                engine, config, model_version=version, since=since_day
+                engine, config, model_version=version, since=since_day, unreadable=skipped
             ):
                 accumulator.add(read, sales)
         except SQLAlchemyError as exc:
@@ -91,6 +96,7 @@ def performance(args: argparse.Namespace) -> int:
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         since=since_day.isoformat() if since_day else None,
         source=shown(engine),
+        unreadable=skipped.records,
     )
     print(format_performance_table(report))
     try:
@@ -169,6 +175,7 @@ def format_performance_table(report: dict[str, Any]) -> str:
         f"{report['model_version']}, {report['unmatched']:,} not)"
         + ("" if report["enough_outcomes"] else
            f"; fewer than {thresholds['min_outcomes']}: nothing is judged"),
+        *([unreadable_line(report["unreadable"])] if report.get("unreadable") else []),
         f"verdict: {report['verdict']} (worse: RMSLE above CV x {1 + thresholds['rmsle_margin']:g}"
         f"; a range below nominal by more than {thresholds['coverage_margin']:g})",
     ]  # fmt: skip

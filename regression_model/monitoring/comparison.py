@@ -23,13 +23,14 @@ import heapq
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, and_, func, select
 
 from regression_model.config.core import Config
+from regression_model.monitoring.log_rows import OUTCOME, Unreadable, readable, tolerant
 from regression_model.monitoring.log_store import outcomes, predictions, shadow_prices, utc
 
 #: The quantiles of the relative difference reported.
@@ -38,6 +39,8 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 THRESHOLDS = (0.01, 0.05, 0.10)
 #: Houses read per query.
 CHUNK_ROWS = 2000
+#: When a challenger whose shadow prices' time is unreadable last shadowed.
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 class NoShadowPricesError(LookupError):
@@ -133,12 +136,18 @@ def challengers(engine: Engine, since: datetime | None = None) -> list[tuple[str
     """Each challenger with shadow prices (since ``since``): its label, how
     many houses, and when it last shadowed one; the latest first."""
     query = select(
-        shadow_prices.c.challenger_version, func.count(), func.max(shadow_prices.c.logged_at)
+        shadow_prices.c.challenger_version,
+        func.count(),
+        tolerant(func.max(shadow_prices.c.logged_at), "logged_at"),
     ).group_by(shadow_prices.c.challenger_version)
     if since is not None:
         query = query.where(shadow_prices.c.logged_at >= utc(since))
     with engine.connect() as connection:
-        found = [(str(label), int(n), utc(last)) for label, n, last in connection.execute(query)]
+        found = [
+            # A time that is none (SQLite keeps any value) sorts last, as the oldest.
+            (str(label), int(n), utc(last) if readable("logged_at", last) else _NEVER)
+            for label, n, last in connection.execute(query)
+        ]
     return sorted(found, key=lambda item: item[2], reverse=True)
 
 
@@ -172,8 +181,9 @@ def compare(
     differences: list[np.ndarray] = []
     champion_versions: set[str] = set()
     only = {"champion": 0, "challenger": 0, "neither": 0}
-    for chunk in _shadowed(engine, label, since, chunk_rows):
-        sales = _sale_prices(engine, config, chunk)
+    skipped = Unreadable()
+    for chunk in _shadowed(engine, label, since, chunk_rows, skipped):
+        sales = _sale_prices(engine, config, chunk, skipped)
         relatives = []
         for house in chunk:
             champion, price = house["price"], house["shadow_price"]
@@ -236,6 +246,7 @@ def compare(
         },
         "moved_most": [house.as_dict() for house in sorted(moved, reverse=True)],
         "realised": realised.as_dict(),
+        "unreadable": skipped.records,
     }
 
 
@@ -253,17 +264,18 @@ def _house_id(inputs: Mapping[str, Any], config: Config) -> str | None:
 
 
 def _shadowed(
-    engine: Engine, label: str, since: datetime | None, chunk_rows: int
+    engine: Engine, label: str, since: datetime | None, chunk_rows: int, skipped: Unreadable
 ) -> Iterator[list[dict[str, Any]]]:
-    """The logged houses ``label`` shadowed, with both prices, in chunks."""
+    """The logged houses ``label`` shadowed, with both prices, in chunks; one
+    with a value its column cannot hold skipped, counted in ``skipped``."""
     query = select(
         predictions.c.log_id,
         predictions.c.row,
         predictions.c.request_id,
         predictions.c.model_version,
-        predictions.c.inputs,
-        predictions.c.price,
-        shadow_prices.c.price.label("shadow_price"),
+        tolerant(predictions.c.inputs),
+        tolerant(predictions.c.price),
+        tolerant(shadow_prices.c.price, "shadow_price"),
     ).join(
         shadow_prices,
         and_(
@@ -279,11 +291,18 @@ def _shadowed(
             query
         )
         for partition in result.partitions(chunk_rows):
-            yield [dict(row._mapping) for row in partition]
+            chunk = []
+            for row in partition:
+                house = dict(row._mapping)
+                if all(readable(name, value) for name, value in house.items()):
+                    chunk.append(house)
+                else:
+                    skipped.add((house["log_id"], house["row"]))
+            yield chunk
 
 
 def _sale_prices(
-    engine: Engine, config: Config, houses: Sequence[Mapping[str, Any]]
+    engine: Engine, config: Config, houses: Sequence[Mapping[str, Any]], skipped: Unreadable
 ) -> dict[tuple[str, int], float]:
     """Each house's sale price, where one came back: the outcome naming its
     request and row, else the one naming its key."""
@@ -297,11 +316,16 @@ def _sale_prices(
     wanted = [*by_request, *by_key]
     if not wanted:
         return {}
-    query = select(outcomes.c.reference, outcomes.c.sale_price).where(
+    query = select(outcomes.c.reference, tolerant(outcomes.c.sale_price)).where(
         outcomes.c.reference.in_(wanted)
     )
+    sold = {}
     with engine.connect() as connection:
-        sold = {reference: float(price) for reference, price in connection.execute(query)}
+        for reference, price in connection.execute(query):
+            if readable("sale_price", price):
+                sold[reference] = float(price)
+            else:
+                skipped.add((OUTCOME, reference))
     prices: dict[tuple[str, int], float] = {}
     for reference, group in by_key.items():
         if reference in sold:

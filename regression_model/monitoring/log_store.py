@@ -45,15 +45,20 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    create_engine,
     delete,
-    event,
     func,
     select,
     text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+# Re-exported: how the log is opened lives in log_engine.
+from regression_model.monitoring.log_engine import LogNotFoundError as LogNotFoundError  # noqa: PLC0414
+from regression_model.monitoring.log_engine import check_log as check_log  # noqa: PLC0414
+from regression_model.monitoring.log_engine import create_log_engine as create_log_engine  # noqa: PLC0414
+from regression_model.monitoring.log_engine import database_url as database_url  # noqa: PLC0414
+from regression_model.monitoring.log_rows import Unreadable, readable_row, tolerant
 
 logger = logging.getLogger(__name__)
 
@@ -227,62 +232,6 @@ def _json_or_null(value: Any) -> str | None:
     return None if value is None else to_json(value).decode()
 
 
-def database_url(url_or_path: str) -> str:
-    """A SQLAlchemy URL: PostgreSQL URLs get the psycopg 3 driver, a plain
-    path becomes a SQLite URL."""
-    if "://" not in url_or_path:
-        return f"sqlite:///{Path(url_or_path).expanduser().resolve()}"
-    scheme, rest = url_or_path.split("://", 1)
-    if scheme in ("postgres", "postgresql"):
-        return f"postgresql+psycopg://{rest}"
-    return url_or_path
-
-
-def _json(value: Any) -> str:
-    return to_json(value).decode()
-
-
-def create_log_engine(url_or_path: str, *, timeout: float = 5.0) -> Engine:
-    """An engine for the log. ``timeout`` bounds connecting and each statement,
-    so a database that is down or hung fails fast instead of blocking."""
-    url = database_url(url_or_path)
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            connect_args={"timeout": timeout},
-            json_serializer=_json,
-            json_deserializer=from_json,
-        )
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            # WAL: readers never block the writers of other workers, and a
-            # commit is one append to the log file.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    connect_args: dict[str, Any] = {}
-    if url.startswith("postgresql"):
-        milliseconds = int(timeout * 1000)
-        connect_args = {
-            "connect_timeout": max(1, int(timeout)),
-            "options": f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}",
-        }
-    return create_engine(
-        url,
-        connect_args=connect_args,
-        pool_pre_ping=True,
-        json_serializer=_json,
-        json_deserializer=from_json,
-    )
-
-
 @contextlib.contextmanager
 def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     database = engine.url.database
@@ -350,12 +299,16 @@ def read_log(
     latest: int | None = None,
     chunk_rows: int = 10_000,
     columns: Sequence[str] = ("inputs", "price"),
+    unreadable: Unreadable | None = None,
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Logged records in chunks, each a tuple of ``columns`` (default: the
     ``(inputs, price)`` pairs drift reads; ``FIELDS`` names them all, such
     as ``price_ranges``): all since ``since``, or the ``latest`` ones, for
-    one ``model_version`` (default: all versions)."""
-    query = select(*(predictions.c[name] for name in columns))
+    one ``model_version`` (default: all versions). A record with a value its
+    column cannot hold (:mod:`~regression_model.monitoring.log_rows`) is
+    skipped, counted in ``unreadable``."""
+    names = tuple(columns)
+    query = select(*(tolerant(predictions.c[name]) for name in names))
     if since is not None:
         query = query.where(predictions.c.logged_at >= utc(since))
     if model_version is not None:
@@ -367,7 +320,11 @@ def read_log(
             query
         )
         for partition in result.partitions(chunk_rows):
-            yield [tuple(row) for row in partition]
+            rows = [tuple(row) for row in partition]
+            kept = [row for row in rows if readable_row(row, names)]
+            if unreadable is not None:
+                unreadable.unkeyed += len(rows) - len(kept)
+            yield kept
 
 
 #: Rows deleted per transaction when pruning: short transactions, so the

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, func, select
 from regression_model.config.core import Config
 from regression_model.data import dataset_path
 from regression_model.monitoring.log_location import log_files
+from regression_model.monitoring.log_rows import Unreadable
 from regression_model.monitoring.log_store import outcomes, predictions, utc
 from regression_model.monitoring.outcome_join import MatchedSale, matched_outcomes
 from regression_model.output_files import cannot_write, replacing
@@ -51,6 +52,9 @@ class MarketExport:
     #: outcomes of a house that sold again later (its latest sale is the row)
     superseded: int
     rows: int
+    #: records of the log (outcomes or logged houses) skipped: a value their
+    #: column cannot hold (:mod:`~regression_model.monitoring.log_rows`)
+    unreadable: int = 0
 
 
 def training_columns(config: Config) -> list[str]:
@@ -82,15 +86,19 @@ def _house_id(inputs: Mapping[str, Any], id_column: str) -> int | None:
     return None
 
 
-def matched_sales(engine: Engine, config: Config) -> tuple[int, dict[str, MatchedSale]]:
+def matched_sales(
+    engine: Engine, config: Config, unreadable: Unreadable | None = None
+) -> tuple[int, dict[str, MatchedSale]]:
     """Every outcome's logged house, whichever version priced it: (outcomes
-    stored, reference -> its sale)."""
+    stored, reference -> its sale); the records skipped counted in ``unreadable``."""
     with engine.connect() as connection:
         versions = sorted(connection.scalars(select(predictions.c.model_version).distinct()))
         stored = int(connection.execute(select(func.count()).select_from(outcomes)).scalar_one())
     chosen: dict[str, MatchedSale] = {}
     for version in versions:
-        for _, sales in matched_outcomes(engine, config, model_version=version):
+        for _, sales in matched_outcomes(
+            engine, config, model_version=version, unreadable=unreadable
+        ):
             for sale in sales:
                 kept = chosen.get(sale.reference)
                 if kept is None or _precedence(sale) > _precedence(kept):
@@ -115,7 +123,8 @@ def _row(sale: MatchedSale, columns: list[str], config: Config) -> list[Any]:
 
 def write_market_data(engine: Engine, config: Config, output: IO[str]) -> MarketExport:
     """The sold houses of the log as ``train.csv`` rows, to ``output``."""
-    read, sales = matched_sales(engine, config)
+    skipped = Unreadable()
+    read, sales = matched_sales(engine, config, skipped)
     id_column = config.model.id_column
     latest: dict[int, MatchedSale] = {}
     without_id = superseded = 0
@@ -137,10 +146,11 @@ def write_market_data(engine: Engine, config: Config, output: IO[str]) -> Market
         writer.writerow(_row(latest[house], columns, config))
     return MarketExport(
         outcomes=read,
-        unmatched=read - len(sales),
+        unmatched=read - skipped.outcomes - len(sales),
         without_id=without_id,
         superseded=superseded,
         rows=len(latest),
+        unreadable=skipped.records,
     )
 
 

@@ -36,9 +36,11 @@ def _compute(setup: dict[str, Any], engine: Any, since: datetime | None) -> dict
     from regression_model import __version__ as model_version
     from regression_model import get_config
     from regression_model.monitoring.drift import DriftAccumulator
+    from regression_model.monitoring.log_rows import Unreadable
     from regression_model.monitoring.log_store import read_log
 
     accumulator = DriftAccumulator(setup["manifest"], get_config())
+    skipped = Unreadable()  # malformed records: counted in the report, never a failure
     for chunk in read_log(
         engine,
         since=since,
@@ -47,6 +49,7 @@ def _compute(setup: dict[str, Any], engine: Any, since: datetime | None) -> dict
         # Chunks, not the whole window at once: the parsed houses of a chunk
         # are the largest thing a report holds in memory.
         chunk_rows=setup["chunk_rows"],
+        unreadable=skipped,
     ):
         accumulator.add([inputs for inputs, _ in chunk], [price for _, price in chunk])
     return accumulator.report(
@@ -54,6 +57,7 @@ def _compute(setup: dict[str, Any], engine: Any, since: datetime | None) -> dict
         generated_at=datetime.now(UTC),
         since=since,
         window=setup["window"],
+        unreadable=skipped.records,
     )
 
 

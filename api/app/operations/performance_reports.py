@@ -77,6 +77,7 @@ def compute_report(setup: dict[str, Any], since: date | None) -> dict[str, Any]:
 
     from regression_model import __version__ as model_version
     from regression_model import get_config
+    from regression_model.monitoring.log_rows import Unreadable
     from regression_model.monitoring.log_store import create_log_engine, migrate
     from regression_model.monitoring.outcome_join import matched_outcomes
     from regression_model.monitoring.performance import PerformanceAccumulator
@@ -90,12 +91,14 @@ def compute_report(setup: dict[str, Any], since: date | None) -> dict[str, Any]:
             _child_engines[setup["url"]] = engine
         config = get_config()
         accumulator = PerformanceAccumulator(setup["manifest"], config)
+        skipped = Unreadable()  # malformed records: counted in the report, never a failure
         for read, sales in matched_outcomes(
             engine,
             config,
             model_version=model_version,
             since=since,
             latest=setup["max_outcomes"],
+            unreadable=skipped,
         ):
             accumulator.add(read, sales)
         report = accumulator.report(
@@ -103,6 +106,7 @@ def compute_report(setup: dict[str, Any], since: date | None) -> dict[str, Any]:
             generated_at=datetime.now(UTC),
             since=since,
             max_outcomes=setup["max_outcomes"],
+            unreadable=skipped.records,
         )
         return {"report": report}
     except Exception as exc:  # the worker logs it; the next request retries

@@ -71,6 +71,11 @@ class DriftReport(_Lenient):
     window: int = Field(description="at most this many of the most recent houses are compared")
     houses: int = Field(description="priced houses compared")
     rejected: int = Field(description="logged houses that were rejected (not compared)")
+    unreadable: int = Field(
+        0,
+        description="logged records skipped: a value their column cannot hold (inputs not "
+        "JSON, a price not a number, a time not a time)",
+    )
     enough_houses: bool = Field(
         description="false below thresholds.min_records: nothing is marked"
     )

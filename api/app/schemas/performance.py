@@ -89,6 +89,11 @@ class PerformanceReport(_Lenient):
     outcomes: int = Field(description="outcomes read")
     matched: int = Field(description="outcomes matched to a price this model version gave")
     unmatched: int
+    unreadable: int = Field(
+        0,
+        description="records skipped (outcomes or logged houses): a value their column "
+        "cannot hold (a sale date not a date, inputs not JSON, a price not a number)",
+    )
     enough_outcomes: bool = Field(
         description="false below thresholds.min_outcomes: nothing is judged"
     )
