@@ -6,7 +6,9 @@ Reading is strict where a silent guess would misprice houses: a CSV row with
 the wrong number of fields (a truncated or malformed file) stops the run with
 its line number. CSV cells are read as text (pandas' missing-value markers,
 ``NA``, empty, ..., are missing); :mod:`regression_model.batch.columns`
-decides what they mean.
+decides what they mean. A line longer than a block (1 MB) makes a file be
+read again in larger blocks, up to ``_MAX_BLOCK``, past the rows already
+read: that row is refused by validation, never the whole file.
 """
 
 from __future__ import annotations

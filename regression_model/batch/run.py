@@ -3,12 +3,12 @@
 ``regression-model predict`` reads its input a chunk of rows at a time
 (:mod:`~regression_model.batch.readers`), prices each chunk with
 :meth:`regression_model.scoring.model.Model.price` and appends the result to
-the output (:mod:`~regression_model.batch.writers`), so memory depends on the
-chunk size, not on the file. Every input row gives one output row, in input
-order: its ``Id`` (or its row number, from 0, when the file has no ``Id``
-column), the price, its range at each coverage (``SalePrice_low_80``,
-``SalePrice_high_80``, ...: the model's, or those asked; all empty when not
-priced) and the reasons it was not priced.
+the output (:mod:`~regression_model.batch.writers`), :data:`SCORED_ROWS` rows
+at a time, so memory depends on the chunk size, not on the file. Every input
+row gives one output row, in input order: its ``Id`` (or its row number,
+from 0, when the file has no ``Id`` column), the price, its range at each
+coverage (``SalePrice_low_80``, ``SalePrice_high_80``, ...: the model's, or
+those asked; all empty when not priced) and the reasons it was not priced.
 
 Which columns are read, and how a cell is read, is
 :mod:`~regression_model.batch.columns`: a file whose columns are well typed
