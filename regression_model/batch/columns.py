@@ -149,7 +149,7 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
     import pyarrow as pa
 
     targets = numeric_columns(config)
-    numbers: dict[str, np.ndarray] = {}
+    numbers: dict[str, Any] = {}
     for index, column in enumerate(table.columns):
         if pa.types.is_dictionary(column.type):  # Parquet's categoricals: plain values
             table = table.set_column(
@@ -173,11 +173,12 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
 _NUMBER = r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))$"
 
 
-def _numbers_or_text(text: Any) -> np.ndarray:
+def _numbers_or_text(text: Any) -> Any:
     """Each cell as a number where it is one, else as its text. Missing cells
     (pandas' markers) are already null; a spelling of NaN that pandas does not
     read as missing (``NAN``, ``+nan``, ``nan(1)``: pyarrow parses any) is
     text, refused as ``make_prediction`` of the file read by pandas refuses it."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -189,7 +190,7 @@ def _numbers_or_text(text: Any) -> np.ndarray:
         pass
     else:
         if not pc.any(pc.is_nan(numbers)).as_py():
-            return numbers.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+            return numbers.to_numpy(zero_copy_only=False)
     # Some cell is not a number: those of a number's syntax are cast together.
     number = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
     shaped = pc.if_else(number, text, pa.scalar(None, text.type))
@@ -198,10 +199,14 @@ def _numbers_or_text(text: Any) -> np.ndarray:
     except pa.ArrowInvalid:  # a cell of that syntax pyarrow refuses: each decides
         found = np.array([_number(cell) for cell in shaped.to_pylist()], dtype="float64")
     is_number = number.to_numpy(zero_copy_only=False) & ~np.isnan(found)
+    if not is_number.any():  # text alone: as pandas holds text (Arrow strings
+        alone = text.to_pandas()  # since pandas 3), no object made for each cell
+        if isinstance(alone.dtype, pd.StringDtype):
+            return alone.array
     cells = text.to_numpy(zero_copy_only=False)
     cells[is_number] = found[is_number]
     cells[text.is_null().to_numpy(zero_copy_only=False)] = np.nan
-    return cells  # type: ignore[no-any-return]
+    return cells
 
 
 def _number(cell: str | None) -> float:
