@@ -529,14 +529,19 @@ def test_a_cell_of_a_numbers_shape_pyarrow_refuses_is_text(
 def test_a_chunk_is_priced_and_written_in_slices(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each chunk's errors are held for SCORED_ROWS rows at a time: the same
-    output, the same counts."""
+    """A chunk priced a slice at a time (as one whose numbers hold text is)
+    gives the same output and counts; only such a chunk is sliced."""
     source = tmp_path / "few.csv"
     write_houses(source, 200, seed=5, bad_share=0.2)
     config = get_config().model
     whole = tmp_path / "whole.csv"
     counts = score_file(str(source), str(whole), config=config, chunk_rows=150)
-    monkeypatch.setattr(run_module, "SCORED_ROWS", 7)
+    frame = pd.DataFrame({"GrLivArea": [1500.0, None], "Neighborhood": ["NAmes", "x"]})
+    numeric = numeric_columns(config)
+    assert run_module._scored_rows(frame, numeric) == 2  # numbers: the chunk whole
+    junk = frame.astype({"GrLivArea": object}).assign(GrLivArea=[1500.0, "x1"])
+    assert run_module._scored_rows(junk, numeric) == run_module.SCORED_ROWS
+    monkeypatch.setattr(run_module, "_scored_rows", lambda frame, numeric: 7)
     for suffix in (".csv", ".parquet"):
         sliced = tmp_path / f"sliced{suffix}"
         again = score_file(str(source), str(sliced), config=config, chunk_rows=150)
