@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from regression_model.batch import readers
 from regression_model.cli import main
 from regression_model.data import dataset_path
 from regression_model.output_files import OutputError, replacing, write_text
@@ -271,4 +272,63 @@ def test_damaged_parquet_is_a_file_error(
     pq.write_table(table.set_column(0, "Id", ids), listed)
     assert predict(listed, tmp_path / "out.csv") == 1
     assert "column Id holds list<" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def _with_a_long_label(houses: Path, path: Path, *, before: int, megabytes: int) -> Path:
+    """``houses``' rows, repeated to ``before`` rows, then one whose
+    Neighborhood is ``megabytes`` MB long (its own line: longer than a block
+    of the CSV reader), then the first row again."""
+    header, *rows = houses.read_text().splitlines(keepends=True)
+    long_row = rows[0].replace(",NAmes,", "," + "N" * (megabytes << 20) + ",", 1)
+    assert long_row != rows[0]
+    body = [rows[i % len(rows)] for i in range(before)]
+    path.write_text(header + "".join(body) + long_row + rows[0])
+    return path
+
+
+@pytest.mark.parametrize("before", [0, 6000])  # in the first block; after many
+def test_a_line_longer_than_a_block_is_its_rows_error(
+    before: int, houses: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3 MB label (a line of three blocks) made the whole file unreadable
+    ("straddling object straddles two block boundaries", no line): the file
+    is read again in larger blocks, that row refused as make_prediction
+    refuses it, the others priced."""
+    source = _with_a_long_label(houses, tmp_path / "long.csv", before=before, megabytes=3)
+    assert predict(source, tmp_path / "out.csv") == 3
+    got = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert len(got) == before + 2
+    assert got["errors"][before] == "Neighborhood: label is longer than 40 characters"
+    assert (got["errors"].drop(index=before) == "").all()
+    want = make_prediction(input_data=pd.read_csv(source).iloc[before:])
+    assert [e["message"] for e in want["errors"] or []] == ["label is longer than 40 characters"]
+    assert float(got["SalePrice"][before + 1]) == want["predictions"][1]
+    capsys.readouterr()
+
+
+def test_a_line_longer_than_the_most_read_is_an_error_with_its_line(
+    houses: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = _with_a_long_label(houses, tmp_path / "long.csv", before=10, megabytes=5)
+    monkeypatch.setattr(readers, "_MAX_BLOCK", 2 << 20)  # a line spans at most two blocks
+    assert predict(source, tmp_path / "out.csv") == 1
+    assert capsys.readouterr().err == (
+        f"error: {source}, line 12: the line is longer than 2 MB, the most read in one "
+        "line; nothing written\n"
+    )
+    fifo = tmp_path / "streamed.csv"  # a stream is not read again: refused
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()), daemon=True)
+    writer.start()
+    assert predict(fifo, tmp_path / "out.csv") == 1
+    writer.join(timeout=30)
+    assert capsys.readouterr().err == (
+        f"error: {fifo}, line 12: the line is longer than 1 MB, the most read in one line "
+        "from a stream; give it as a file (a line of up to 2 MB is read from a file); "
+        "nothing written\n"
+    )
     assert not (tmp_path / "out.csv").exists()

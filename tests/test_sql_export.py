@@ -413,6 +413,35 @@ def test_an_unknown_dialect_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     assert "dialect must be one of sqlite, duckdb, postgres" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "name", "fault"),
+    [
+        ("--table", "a.b.c.d", "has 4 parts"),  # was FROM "b"."c"."d", its first part dropped
+        ("--table", "", "is empty"),  # was FROM "", exit 0
+        ("--view", "", "is empty"),  # was CREATE VIEW "" AS, exit 0
+        ("--view", " ", "is empty"),
+        ("--table", "shop..houses", "has an empty part"),
+        ("--table", "shop.", "has an empty part"),
+    ],
+)
+def test_a_name_sql_cannot_take_is_refused(
+    option: str, name: str, fault: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "sql", option, name]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    what = option.removeprefix("--")
+    assert err == (
+        f"error: the {what} name {name!r} {fault}: give NAME, SCHEMA.NAME or CATALOG.SCHEMA.NAME\n"
+    )
+
+
+def test_a_table_named_with_its_catalog_and_schema() -> None:
+    sql = to_sql(_model(), "duckdb", table="shop.sales.houses", view="prices.v")
+    assert 'FROM "shop"."sales"."houses"' in sql
+    assert sql.startswith('CREATE VIEW "prices"."v" AS')
+
+
 def test_what_sql_does_not_check_is_as_documented() -> None:
     """README, "The model in SQL": other columns are not read (the package
     names them back and prices alike), and ``reason`` gives a row's first

@@ -149,7 +149,7 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
     import pyarrow as pa
 
     targets = numeric_columns(config)
-    numbers: dict[str, np.ndarray] = {}
+    numbers: dict[str, Any] = {}
     for index, column in enumerate(table.columns):
         if pa.types.is_dictionary(column.type):  # Parquet's categoricals: plain values
             table = table.set_column(
@@ -166,11 +166,19 @@ def table_to_frame(table: pa.Table, config: ModelConfig) -> pd.DataFrame:
     return frame
 
 
-def _numbers_or_text(text: Any) -> np.ndarray:
+#: pyarrow's syntax of a float (its string cast: fast_float's ``general``
+#: format, a leading ``+`` allowed), NaN's spellings left out: they are text.
+#: Whole-column regex and cast, so a file of distinct junk costs what a clean
+#: one does (a cast per distinct cell took 77 s for 100,000 rows of it).
+_NUMBER = r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))$"
+
+
+def _numbers_or_text(text: Any) -> Any:
     """Each cell as a number where it is one, else as its text. Missing cells
     (pandas' markers) are already null; a spelling of NaN that pandas does not
     read as missing (``NAN``, ``+nan``, ``nan(1)``: pyarrow parses any) is
     text, refused as ``make_prediction`` of the file read by pandas refuses it."""
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -182,15 +190,32 @@ def _numbers_or_text(text: Any) -> np.ndarray:
         pass
     else:
         if not pc.any(pc.is_nan(numbers)).as_py():
-            return numbers.to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
-    # Some cell is not a number: decide for each distinct cell, with the same parser.
-    encoded = pc.dictionary_encode(text)
-    values: list[object] = []
-    for cell in encoded.dictionary.to_pylist():
-        try:
-            number = pc.cast(pa.array([cell]), pa.float64())[0].as_py()
-        except pa.ArrowInvalid:
-            number = math.nan
-        values.append(cell if math.isnan(number) else number)
-    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    return np.array([*values, np.nan], dtype=object)[indices]  # type: ignore[no-any-return]
+            return numbers.to_numpy(zero_copy_only=False)
+    # Some cell is not a number: those of a number's syntax are cast together.
+    number = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
+    shaped = pc.if_else(number, text, pa.scalar(None, text.type))
+    try:
+        found = pc.cast(shaped, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:  # a cell of that syntax pyarrow refuses: each decides
+        found = np.array([_number(cell) for cell in shaped.to_pylist()], dtype="float64")
+    is_number = number.to_numpy(zero_copy_only=False) & ~np.isnan(found)
+    if not is_number.any():  # text alone: as pandas holds text (Arrow strings
+        alone = text.to_pandas()  # since pandas 3), no object made for each cell
+        if isinstance(alone.dtype, pd.StringDtype):
+            return alone.array
+    cells = text.to_numpy(zero_copy_only=False)
+    cells[is_number] = found[is_number]
+    cells[text.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    return cells
+
+
+def _number(cell: str | None) -> float:
+    """A cell as pyarrow's cast reads it; NaN for null or text it refuses."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        number = pc.cast(pa.array([cell], pa.string()), pa.float64())[0].as_py()
+    except pa.ArrowInvalid:
+        return math.nan
+    return math.nan if number is None else float(number)

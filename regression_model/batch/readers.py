@@ -6,7 +6,9 @@ Reading is strict where a silent guess would misprice houses: a CSV row with
 the wrong number of fields (a truncated or malformed file) stops the run with
 its line number. CSV cells are read as text (pandas' missing-value markers,
 ``NA``, empty, ..., are missing); :mod:`regression_model.batch.columns`
-decides what they mean.
+decides what they mean. A line longer than a block (1 MB) makes a file be
+read again in larger blocks, up to ``_MAX_BLOCK``, past the rows already
+read: that row is refused by validation, never the whole file.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def open_input(source: str, kind: str, chunk_rows: int) -> Iterator[Reader]:
 class _CsvReader(Reader):
     def __init__(self, name: str, handle: BinaryIO, chunk_rows: int, *, seekable: bool) -> None:
         self.name, self.handle, self.chunk_rows = name, handle, chunk_rows
+        self.seekable = seekable
         header = handle.readline()
         if not header.strip():
             raise InputFileError(f"{name} is empty: expected a header line naming the columns")
@@ -165,9 +168,41 @@ class _CsvReader(Reader):
 
     def chunks(self, columns: list[str]) -> Iterator[pa.Table]:
         import pyarrow as pa
-        import pyarrow.csv as pa_csv
 
         bad_rows: list[Any] = []
+        pending: list[pa.RecordBatch] = []
+        held = done = 0  # rows held for the next chunk; rows read (held or yielded)
+        block = _BLOCK
+        while True:
+            try:
+                for batch in self._batches(columns, block, done, bad_rows):
+                    pending.append(batch)
+                    held += batch.num_rows
+                    done += batch.num_rows
+                    while held >= self.chunk_rows:
+                        table = pa.Table.from_batches(pending)
+                        yield table.slice(0, self.chunk_rows)
+                        rest = table.slice(self.chunk_rows)
+                        pending, held = rest.to_batches(), rest.num_rows
+                break
+            except pa.ArrowInvalid as exc:
+                if "straddl" not in str(exc) or bad_rows:
+                    raise InputFileError(self._explain(exc, bad_rows)) from None
+                # A line longer than a block: read again in larger blocks
+                # (from a file), past the rows already read.
+                if not self.seekable or block >= _MAX_BLOCK:
+                    raise InputFileError(self._too_long(done + 2, block)) from None
+                block = min(block * 8, _MAX_BLOCK)
+                self.stream.seek(0)
+        if held:
+            yield pa.Table.from_batches(pending)
+
+    def _batches(
+        self, columns: list[str], block: int, skip: int, bad_rows: list[Any]
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows after the first ``skip``, parsed ``block`` bytes at a time."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
 
         def refuse(row: Any) -> str:
             bad_rows.append(row)
@@ -175,34 +210,34 @@ class _CsvReader(Reader):
 
         # Single-threaded parsing keeps each bad row's line number (a chunk is
         # parsed while the previous one is scored, so little is lost).
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        try:
-            # Opening parses the first block: its errors are the file's too.
-            reader = pa_csv.open_csv(
-                self.stream,
-                read_options=pa_csv.ReadOptions(use_threads=False, block_size=1 << 20),
-                parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types={name: pa.string() for name in self.columns},
-                    include_columns=columns or self.columns[:1],
-                    null_values=sorted(MISSING_CELLS),
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
-            for batch in reader:
-                pending.append(batch)
-                held += batch.num_rows
-                while held >= self.chunk_rows:
-                    table = pa.Table.from_batches(pending)
-                    yield table.slice(0, self.chunk_rows)
-                    rest = table.slice(self.chunk_rows)
-                    pending, held = rest.to_batches(), rest.num_rows
-        except pa.ArrowInvalid as exc:
-            raise InputFileError(self._explain(exc, bad_rows)) from None
-        if held:
-            yield pa.Table.from_batches(pending)
+        # Opening parses the first block: its errors are the file's too.
+        reader = pa_csv.open_csv(
+            self.stream,
+            read_options=pa_csv.ReadOptions(use_threads=False, block_size=block),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in self.columns},
+                include_columns=columns or self.columns[:1],
+                null_values=sorted(MISSING_CELLS),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        for batch in reader:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            yield batch.slice(skip) if skip else batch
+            skip = 0
+
+    def _too_long(self, line: int, block: int) -> str:
+        where = f"{self.name}, line {line}: the line is longer than {block >> 20} MB, the most"
+        if self.seekable:
+            return f"{where} read in one line"
+        return (
+            f"{where} read in one line from a stream; give it as a file (a line of up to "
+            f"{_MAX_BLOCK >> 20} MB is read from a file)"
+        )
 
     def _explain(self, exc: Exception, bad_rows: list[Any]) -> str:
         if bad_rows:
@@ -220,6 +255,11 @@ class _CsvReader(Reader):
             return f"{self.name}, line {line}, column {column}: the cell is not UTF-8 text"
         return f"{self.name} is not a readable CSV file: {exc}"
 
+
+#: CSV is parsed a block of this many bytes at a time; a line longer than a
+#: block is read again (from a file) in blocks of up to _MAX_BLOCK bytes.
+_BLOCK = 1 << 20
+_MAX_BLOCK = 32 << 20
 
 #: Arrow's message for a cell that is not UTF-8: its column's index in the
 #: file, its line (the header is line 1).

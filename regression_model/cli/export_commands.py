@@ -29,7 +29,8 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--table",
         default="houses",
-        help="the table (or schema.table) of houses, Kaggle's columns (default: %(default)s)",
+        help="the table (or schema.table, catalog.schema.table) of houses, Kaggle's columns "
+        "(default: %(default)s)",
     )
     parser.add_argument("--output", type=Path, help="file to write (default: stdout)")
     parser.add_argument(
@@ -65,7 +66,7 @@ def export(args: argparse.Namespace) -> int:
             coverages=args.coverage,
             view=args.view,
         )
-    except ValueError as exc:  # an unknown dialect or coverage
+    except ValueError as exc:  # an unknown dialect or coverage, a bad table or view name
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.output is None:

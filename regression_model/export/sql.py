@@ -93,18 +93,35 @@ def to_sql(
     """The query pricing every row of ``table`` (see the module's docstring),
     with the price's range at each of ``coverages`` (None: each the model
     has; another is an ``UnknownCoverageError``), or, with ``view``, a
-    statement creating a view of that name."""
+    statement creating a view of that name. A name of more than three parts
+    (``catalog.schema.table``) or with an empty one is a ``ValueError``."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, got {dialect!r}")
-    query: exp.Expr = _Query(model, dialect, coverages).build(_table(table), explain=explain)
-    if view is not None:
-        query = exp.Create(this=_table(view), kind="VIEW", expression=query)
+    source, target = _table(table), None if view is None else _table(view, "view")
+    query: exp.Expr = _Query(model, dialect, coverages).build(source, explain=explain)
+    if target is not None:
+        query = exp.Create(this=target, kind="VIEW", expression=query)
     return query.sql(dialect=dialect, pretty=pretty) + ";\n"
 
 
-def _table(name: str) -> exp.Table:
-    """A table's name, ``schema.table`` allowed, each part quoted."""
-    parts = [exp.to_identifier(part, quoted=True) for part in name.split(".")]
+def _table(name: str, what: str = "table") -> exp.Table:
+    """A table's (or view's) name, ``schema.table`` or ``catalog.schema.table``
+    allowed, each part quoted; more parts or an empty one is a ``ValueError``."""
+    split = name.split(".")
+    fault = (
+        f"has {len(split)} parts"
+        if len(split) > 3
+        else "is empty"
+        if not name.strip()
+        else "has an empty part"
+        if not all(part.strip() for part in split)
+        else None
+    )
+    if fault is not None:
+        raise ValueError(
+            f"the {what} name {name!r} {fault}: give NAME, SCHEMA.NAME or CATALOG.SCHEMA.NAME"
+        )
+    parts = [exp.to_identifier(part, quoted=True) for part in split]
     return exp.Table(
         this=parts[-1],
         db=parts[-2] if len(parts) > 1 else None,

@@ -60,6 +60,10 @@ def validate_columns(frame: pd.DataFrame, schema: Schema) -> ValidationResult:
                 found_codes, uniques = pd.factorize(values, use_na_sentinel=True)
             else:
                 found_codes, uniques = _factorize_by_type(np.array(values, dtype=object))
+            if isinstance(uniques, pd.api.extensions.ExtensionArray) and (
+                pd.api.types.is_string_dtype(uniques.dtype)  # as str objects: iterating an
+            ):  # Arrow array costs 1.5 µs a cell
+                uniques = np.asarray(uniques, dtype=object)
             verdicts = [rule.check(value) for value in uniques]
             # A value the rule reads as missing ("NA" for a label) gives nothing.
             present = np.array([v is not None for v in verdicts] + [False])[found_codes]

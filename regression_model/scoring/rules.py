@@ -171,12 +171,12 @@ class FieldRule:
                 number = float(value)  # type: ignore[arg-type]
             except OverflowError:  # a huge integer: refused below as not finite
                 number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+        elif isinstance(value, str | bytes):  # never missing, nor a boolean
+            return Problem(f"expected a number, got text {_describe(value)}")
         elif is_missing(value):
             return None
         elif _is_bool(value):
             return Problem("expected a number, got a boolean")
-        elif isinstance(value, str | bytes):
-            return Problem(f"expected a number, got text {_describe(value)}")
         else:
             as_float = _as_float(value)
             if as_float is None:
