@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,24 +113,42 @@ def drift(args: argparse.Namespace) -> int:
         unreadable=skipped.records,
     )
     print(format_drift_table(report))
+
+    def draw() -> Path:
+        from regression_model.monitoring.drift_plot import plot_drift
+
+        logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
+        return plot_drift(report, manifest["predictions"], logged, Path(args.plot), protected)
+
+    if not write_report_files(report, args, protected, draw):
+        return 2
+    return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+
+
+def write_report_files(
+    report: dict[str, Any],
+    args: argparse.Namespace,
+    inputs: dict[str, str],
+    draw: Callable[[], Path],
+) -> bool:
+    """A report's ``--json`` and ``--plot`` (``drift``, ``performance``;
+    ``draw`` imports its plotting module and writes the plot): False after
+    saying why one could not be written. Without matplotlib there is no plot,
+    with a warning."""
     try:
         if args.json:
-            write_json(report, args.json, protected)
+            write_json(report, args.json, inputs)
         if args.plot != "none":
             try:
-                from regression_model.monitoring.drift_plot import plot_drift
+                plot = draw()
             except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
                 print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
             else:
-                logged = np.concatenate(accumulator.logged_prices or [np.empty(0)])
-                plot = plot_drift(
-                    report, manifest["predictions"], logged, Path(args.plot), protected
-                )
                 print(f"plot: {plot}")
     except OutputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 1 if args.fail_on_drift and (report["drifting"] or report["prices"]["drifting"]) else 0
+        return False
+    return True
 
 
 def refused_outputs(args: argparse.Namespace, inputs: dict[str, str]) -> bool:

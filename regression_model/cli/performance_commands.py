@@ -8,7 +8,6 @@ else the environment) and needs the ``[log]`` extra; the plot needs ``[drift]``.
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,13 @@ from regression_model.cli.log_access import (
     unreadable,
 )
 from regression_model.cli.log_commands import (
-    DRIFT_EXTRA_HINT,
     judged_version,
     refused_outputs,
     unreadable_line,
-    write_json,
+    write_report_files,
 )
 from regression_model.config.core import get_config
 from regression_model.monitoring.log_location import log_files
-from regression_model.output_files import OutputError
 from regression_model.scoring.artifact import load_tables
 from regression_model.version import __version__
 
@@ -99,19 +96,13 @@ def performance(args: argparse.Namespace) -> int:
         unreadable=skipped.records,
     )
     print(format_performance_table(report))
-    try:
-        if args.json:
-            write_json(report, args.json, protected)
-        if args.plot != "none":
-            try:
-                from regression_model.monitoring.performance_plot import plot_performance
-            except ImportError as exc:  # pragma: no cover - the [drift] extra is missing
-                print(f"warning: no plot: {DRIFT_EXTRA_HINT} ({exc})", file=sys.stderr)
-            else:
-                plot = plot_performance(report, accumulator.points, Path(args.plot), protected)
-                print(f"plot: {plot}")
-    except OutputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+
+    def draw() -> Path:
+        from regression_model.monitoring.performance_plot import plot_performance
+
+        return plot_performance(report, accumulator.points, Path(args.plot), protected)
+
+    if not write_report_files(report, args, protected, draw):
         return 2
     return 1 if args.fail_on_worse and judged_worse(report) else 0
 
