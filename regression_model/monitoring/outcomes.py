@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from regression_model.config.core import ModelConfig, get_config
 from regression_model.monitoring.log_store import outcomes, predictions
 from regression_model.scoring.house_key import house_key, plain_text_problem, whole_number
-from regression_model.scoring.rules import format_number, json_type
+from regression_model.scoring.rules import as_float, format_number, json_type
 from regression_model.scoring.unknown_fields import UnknownFieldMessages, shown_name
 from regression_model.scoring.validation_result import WHOLE_ROW
 
@@ -135,11 +135,13 @@ def _check_reference(item: Mapping[Any, Any], problems: list[tuple[str, str]]) -
 
 def _check_price(value: Any, config: ModelConfig, problems: list[tuple[str, str]]) -> float:
     low, high = config.plausible_price_range
+    # A JSON number as a float (an integer too long for one: infinite).
+    number = as_float(value) if isinstance(value, int | float) else None
     if value is None:
         problems.append((SALE_PRICE, "missing: the sale price in dollars"))
-    elif not isinstance(value, int | float) or isinstance(value, bool):
+    elif number is None or isinstance(value, bool):
         problems.append((SALE_PRICE, f"expected a number of dollars, got {json_type(value)}"))
-    elif not math.isfinite(number := _as_float(value)):
+    elif not math.isfinite(number):
         problems.append((SALE_PRICE, f"{number} is not a finite number"))
     elif not low <= number <= high:
         problems.append(
@@ -152,15 +154,6 @@ def _check_price(value: Any, config: ModelConfig, problems: list[tuple[str, str]
     else:
         return number
     return math.nan
-
-
-def _as_float(value: int | float) -> float:
-    """A JSON number as a float: an integer too long for one (JSON keeps
-    integers whole, of any length) is infinite, as the package reads it."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def _check_date(value: Any, latest: date, problems: list[tuple[str, str]]) -> date:

@@ -76,13 +76,12 @@ def json_type(value: object) -> str:
 def format_number(value: float) -> str:
     """A number as a message shows it: whole numbers without ".0", huge ones
     (an integer of any length too) in exponent form, never thousands of digits."""
-    try:
-        value = float(value)
-    except OverflowError:  # an int beyond any float: JSON keeps integers whole
-        return "-inf" if value < 0 else "inf"
-    if abs(value) >= 1e15 or not math.isfinite(value):
-        return f"{value:g}"
-    return str(int(value)) if value.is_integer() else repr(value)
+    number = as_float(value)
+    if number is None:  # not a real number
+        return repr(value)
+    if abs(number) >= 1e15 or not math.isfinite(number):
+        return f"{number:g}"
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _describe(value: object) -> str:
@@ -96,8 +95,9 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, bool | np.bool_)
 
 
-def _as_float(value: object) -> float | None:
-    """A real number as a float (huge integers become ±inf); None otherwise."""
+def as_float(value: object) -> float | None:
+    """A real number as a float (huge integers become ±inf: JSON keeps
+    integers whole, of any length); None otherwise."""
     if not isinstance(value, numbers.Real | decimal.Decimal):
         return None
     if isinstance(value, decimal.Decimal) and value.is_snan():
@@ -178,13 +178,13 @@ class FieldRule:
         elif _is_bool(value):
             return Problem("expected a number, got a boolean")
         else:
-            as_float = _as_float(value)
-            if as_float is None:
+            real = as_float(value)
+            if real is None:
                 # a Decimal here is a signaling NaN: named, not called a number
                 kind_shown = isinstance(value, decimal.Decimal)
                 shown = _describe(value) if kind_shown else json_type(value)
                 return Problem(f"expected a number, got {shown}")
-            number = as_float
+            number = real
         # The rule on a number, for one number (see plainly_fine for an array).
         in_range = self.low <= number <= self.high
         if in_range and (not self.integer or number.is_integer()):
