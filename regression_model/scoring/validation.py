@@ -216,8 +216,9 @@ def validate_rows(
         if not given:
             found_errors.add(row, n_rules, WHOLE_ROW, NO_FEATURES)
         # A field given under two names has two keys for one value found (its
-        # rule read the first): only a row with more keys than values can.
-        elif found < len(house):
+        # rule read the first): only a row with more keys than values (the id
+        # is a key, no value) can.
+        elif found < len(house) - (id_column in house):
             for position, sent in schema.given_twice(house):
                 found_errors.replace(row, position, sent[0], given_twice_message(sent))
         if not known_fields.issuperset(house):  # one C-level pass when all are known
