@@ -20,6 +20,11 @@ fails, and nothing is ever retrained:
 8. ``twine upload`` of that one file to ``$TWINE_REPOSITORY_URL`` with
    ``$TWINE_USERNAME`` / ``$TWINE_PASSWORD``.
 
+``$WHEEL_TESTS_MARKER``, when set, narrows step 6 to the tests with that pytest
+marker expression (.ci/run's second pass: only what depends on training). Such
+a build is recorded as partly tested and ``--upload-only`` refuses it, as does
+a tagged release.
+
 CI splits this in two: ``--skip-upload`` (build and test, keep ``dist/``) in
 the test job, ``--upload-only`` (re-verify the recorded wheel, upload it) in
 the publish job, which neither trains nor builds.
@@ -56,6 +61,7 @@ DEFAULT_DIST = ROOT / "dist"
 RECORD_NAME = "release.json"
 #: The pytest plugin (in this folder) that pins ``regression_model`` to the wheel.
 GUARD_PLUGIN = "installed_package_guard"
+SELECTED_TESTS_ENV_VAR = "WHEEL_TESTS_MARKER"
 #: Tests that only make sense in a source checkout: test_wheel.py builds its own
 #: wheel from the source tree, which this script replaces with the real one
 #: (built once, inspected, installed in a fresh venv and tested here).
@@ -119,6 +125,11 @@ def check_tag(version: str) -> str | None:
             f"tag {', '.join(wrong)} does not match VERSION {version} "
             f"({VERSION_FILE.relative_to(ROOT)}): tag v{version}, or bump VERSION, "
             "retrain and tag again"
+        )
+    if version_tags and selected_tests():
+        raise ReleaseError(
+            f"tagged release {version_tags[0]} with ${SELECTED_TESTS_ENV_VAR} set: a release "
+            "runs all the package tests against its wheel"
         )
     if version_tags:
         dirty = _git("status", "--porcelain", "--", PACKAGE, "pyproject.toml").stdout
@@ -252,6 +263,11 @@ def _clean_env(venv: Path) -> dict[str, str]:
     return env
 
 
+def selected_tests() -> str:
+    """The pytest marker expression narrowing the wheel's tests ("" for all)."""
+    return os.environ.get(SELECTED_TESTS_ENV_VAR, "").strip()
+
+
 def run_tests_against_wheel(wheel: Path, facts: WheelFacts, workdir: Path) -> dict[str, int]:
     """Install the wheel in a fresh venv and run the package tests against it."""
     venv = workdir / "venv"
@@ -283,6 +299,9 @@ def run_tests_against_wheel(wheel: Path, facts: WheelFacts, workdir: Path) -> di
     env["RELEASE_EXPECTED_SITE"] = str(venv)
     ignored = [f"--ignore={ROOT / t}" for t in SOURCE_TREE_ONLY_TESTS]
     ignored += [f"--deselect={t}" for t in NOT_IN_TEST_EXTRA]  # node ids: relative to ROOT
+    if marker := selected_tests():
+        print(f"only the wheel's tests marked {marker!r} (${SELECTED_TESTS_ENV_VAR})")
+        ignored += ["-m", marker]
     result = subprocess.run(
         [str(python), "-m", "pytest", "-p", GUARD_PLUGIN, "-p", "no:cacheprovider",
          f"--junitxml={junit}", "--rootdir", str(ROOT), *ignored, str(ROOT / "tests")],
@@ -356,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
             wheel = dist / record["wheel"]
             if record.get("version") != version or not record.get("tested"):
                 raise ReleaseError(f"{dist / RECORD_NAME} is not a tested build of {version}")
+            if record.get("tests_selected"):
+                raise ReleaseError(
+                    f"{dist / RECORD_NAME} ran only the tests marked "
+                    f"{record['tests_selected']!r}: build and test it again with all of them"
+                )
             if not wheel.is_file() or sha256_of(wheel) != record["wheel_sha256"]:
                 raise ReleaseError(f"{wheel} is missing or is not the file that was tested")
             inspect_wheel(wheel, version)
@@ -392,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cv_rmsle": facts.cv_rmsle,
                 "tested": True,
                 "tests": counts,
+                "tests_selected": selected_tests() or None,
             }
             write_record(dist, record)
             print(f"tested: {counts}; recorded in {dist / RECORD_NAME}")

@@ -153,3 +153,41 @@ def test_publishing_needs_the_private_index_credentials(monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ReleaseError, match="set TWINE_REPOSITORY_URL, TWINE_USERNAME"):
         check_index_url()
+
+
+def test_a_tagged_release_runs_all_the_wheel_tests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CIRCLE_TAG", f"v{VERSION}")
+    monkeypatch.setenv("WHEEL_TESTS_MARKER", "training")
+    monkeypatch.setattr(publish_model, "ROOT", tmp_path)
+    with pytest.raises(ReleaseError, match="runs all the package tests"):
+        check_tag(VERSION)
+
+
+def test_a_partly_tested_build_is_never_uploaded_later(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--upload-only`` trusts dist/release.json: one that ran a subset of the
+    wheel's tests ($WHEEL_TESTS_MARKER, CI's second pass) does not vouch for it."""
+    wheel = _wheel(tmp_path)
+    record = {
+        "version": VERSION,
+        "wheel": wheel.name,
+        "wheel_sha256": _sha(wheel.read_bytes()),
+        "tested": True,
+        "tests_selected": "training",
+    }
+    publish_model.write_record(tmp_path, record)
+    monkeypatch.setattr(publish_model, "read_version", lambda: VERSION)
+    monkeypatch.setattr(publish_model, "ROOT", tmp_path)  # not a git checkout: no tag
+    monkeypatch.delenv("CIRCLE_TAG", raising=False)
+    monkeypatch.setenv("TWINE_REPOSITORY_URL", "http://127.0.0.1:1/")
+    monkeypatch.setenv("TWINE_USERNAME", "u")
+    monkeypatch.setenv("TWINE_PASSWORD", "p")
+    assert publish_model.main(["--upload-only", "--dist", str(tmp_path)]) == 1
+    assert "ran only the tests marked 'training'" in capsys.readouterr().err
+    record["tests_selected"] = None  # the same record from a full run goes on to the upload
+    publish_model.write_record(tmp_path, record)
+    monkeypatch.setattr(publish_model, "upload", lambda wheel, url: None)
+    assert publish_model.main(["--upload-only", "--dist", str(tmp_path)]) == 0

@@ -24,6 +24,8 @@ from regression_model.scoring.tables import FORMAT, ModelTables
 from regression_model.scoring.terms import TablesFormatError
 from regression_model.training.compiler import CompileError, compile_tables
 
+pytestmark = pytest.mark.training
+
 CONFIG = get_config().model
 RAW_NAMES = {safe: raw for raw, safe in CONFIG.variables_to_rename.items()}
 TOLERANCE = 1e-9

@@ -16,6 +16,8 @@ from regression_model.config.core import Config
 from regression_model.scoring.intervals import UnknownCoverageError
 from regression_model.training.intervals import Judged, Ranges, gate_problems
 
+pytestmark = pytest.mark.training
+
 
 @pytest.fixture(scope="module")
 def batch(test_data: pd.DataFrame) -> dict[str, list]:  # type: ignore[type-arg]

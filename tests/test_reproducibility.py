@@ -16,6 +16,8 @@ from regression_model.config.core import ARTIFACT_DIR_ENV_VAR, Config
 from regression_model.scoring.artifact import ArtifactPaths, load_pipeline
 from regression_model.scoring.validation import validate_inputs
 
+pytestmark = pytest.mark.training
+
 
 def _train_in_subprocess(directory: Path, hash_seed: str) -> None:
     env = {**os.environ, ARTIFACT_DIR_ENV_VAR: str(directory), "PYTHONHASHSEED": hash_seed}

@@ -28,6 +28,8 @@ from regression_model import ENGINES, Engine, load_model, make_prediction
 from regression_model.config.core import get_config
 from regression_model.data import dataset_path
 
+pytestmark = pytest.mark.training
+
 RESEARCH_SCRIPT = Path(__file__).resolve().parents[1] / "research" / "train_research.py"
 RELATIVE_TOLERANCE = 1e-9
 

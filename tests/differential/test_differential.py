@@ -25,6 +25,8 @@ from .compare import (
     write_predictions,
 )
 
+pytestmark = pytest.mark.training
+
 TOLERANCES = Tolerances(
     per_house_relative_change=0.01,
     mean_relative_change=0.005,

@@ -25,6 +25,8 @@ from regression_model.training.train import run_training
 
 from .compare import compare_predictions, current_predictions, load_tolerances, read_predictions
 
+pytestmark = pytest.mark.training
+
 
 def _config_with_alphas(config: Config, factor: float, folder: Path) -> Path:
     grid = ", ".join(repr(alpha * factor) for alpha in config.model.alpha_grid)
