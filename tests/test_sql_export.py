@@ -514,3 +514,32 @@ def test_a_value_near_zero_underflows_in_no_engine(engine: tuple[str, Engine]) -
         )
     ]
     _assert_same_verdicts(rows, run(rows, _query(dialect)))
+
+
+def test_an_input_no_term_reads_is_still_checked(engine: tuple[str, Engine]) -> None:
+    """A value that breaks its rule makes its term, so the price, NULL: that is
+    how the query finds the rows to refuse. A model with no term for an input
+    (a label and a number here) must still refuse a bad value of it."""
+    model = _model()
+    dropped = {"Street", "PoolArea", "MSSubClass"}
+    tables = dataclasses.replace(
+        model.tables,
+        numeric=[t for t in model.tables.numeric if t.variable not in dropped],
+        lookup=[t for t in model.tables.lookup if t.variable not in dropped],
+    )
+    partial = CompiledModel(model.config, tables, model.manifest)
+    dialect, run = engine
+    bad = {"Street": " ", "PoolArea": -1.0, "MSSubClass": 999}
+    rows = [
+        {**TEST_HOUSES[0], KEY: 0},
+        {**TEST_HOUSES[1], KEY: 1, "Street": "NA", "PoolArea": None, "MSSubClass": None},
+        *(
+            {**TEST_HOUSES[2], KEY: 2 + i, name: value}
+            for i, (name, value) in enumerate(bad.items())
+        ),
+    ]
+    sql = to_sql(partial, dialect)
+    assert '"log_effect_Street"' not in to_sql(partial, dialect, explain=True)
+    found = run(rows, sql)
+    _assert_same_verdicts(rows, found, partial)
+    assert [row[-1] is None for row in sorted(found)] == [True, True, False, False, False]

@@ -11,24 +11,27 @@ when refused) and ``reason`` (NULL when priced, else ``field: why``, the first
 field that the package's validation names). ``explain=True`` adds one column
 per term, ``log_effect_<variable>``, the term's value in log-price.
 
-It repeats ``TableScorer``'s arithmetic (``scoring/tables.py``,
-``scoring/arithmetic.py``) operation by operation in the same order, each
-binary operation parenthesised: fill, years before, log, centre and weight,
-the missing-value indicator's effect, the spline piece by Horner's rule, then
-the terms summed in NumPy's pairwise order, the intercept added and ``exp``
-taken (``export/sql_arithmetic.py``); the ranges' scale is a second such sum
-(``export/sql_terms.py`` writes both), and a bound is
-``EXP(log_price + scale * quantile)`` as ``IntervalScorer`` computes it.
-Constants are written with 17 significant digits and cast to DOUBLE, so they
-are the tables' very numbers. Only ``LN`` and ``EXP`` are the engine's own
-(within an ulp of NumPy's).
+It computes ``TableScorer``'s terms (``scoring/tables.py``) in as few
+operations per row as keep the price within 1e-12 relative of the package's
+(DuckDB spends its time on the expressions, not on reading: the query's
+speed is their number): fill, years before and log as the scorer does them;
+each numerical term's line and spline folded into one polynomial per piece;
+each label's value by one ``CASE`` over the table's labels; the terms summed,
+the intercept added and ``exp`` taken (``export/sql_arithmetic.py``). The
+ranges' scale is a second such sum (``export/sql_terms.py`` writes both), and
+a bound is ``EXP(log_price + scale * quantile)`` as ``IntervalScorer``
+computes it. Constants are written with 17 significant digits and cast to
+DOUBLE; only ``LN`` and ``EXP`` are the engine's own.
 
-The stages, one CTE each: ``given`` (each column as a number or a label),
-``labelled`` (each label's value in the tables), ``checked`` (the reason; the
-values the arithmetic may take), ``transformed`` (each number's ``t``),
-``terms``, ``summed`` (the log-price and the scale), ``priced`` (the price and
-the ranges); then the plausible-price check. A row that meets a cheap
-condition per variable skips the rules one by one (``plainly_fine``).
+The rules cost almost nothing on a valid row: a value that breaks its rule
+makes its term NULL (a number the rule refuses is no number to fill; a label
+neither listed, missing nor taken as "other" matches no branch), so the
+log-price is NULL exactly when the row must be refused, and only then are
+the rules tested one by one for the first problem (``reason``). The stages,
+one CTE each: ``filled`` (each number the rule takes, filled where missing),
+``transformed`` (each term's ``t``), ``terms``, ``summed`` (the log-price and
+the scale), ``priced`` (the reason, the price and the ranges); then the
+plausible-price check.
 
 What SQL cannot see, or sees differently (README, "The model in SQL"): a
 column's declared type replaces the type checks except in SQLite (``typeof``);
@@ -68,6 +71,7 @@ _EXP_BOUND = 700.0
 #: (False) or left to the engine (absent: the others have no such hint and
 #: refuse it; Spark's parser fails on it). See ``_Query.fenced``.
 _MATERIALIZED = {"postgres": True, "sqlite": True, "duckdb": False}
+_NAN = exp.cast(exp.Literal.string("NaN"), exp.DataType.Type.DOUBLE)
 
 
 def input_columns(config: ModelConfig) -> list[tuple[str, str]]:
@@ -166,6 +170,7 @@ class _Query:
                 strict=True,
             )
         ]
+        self.sums = [self.price, *([self.difficulty] if self.difficulty else [])]
         self.schema = schema_for(self.config)
         self.sqlite = dialect == "sqlite"
         #: PostgreSQL and SQLite substitute a subquery's expressions into the
@@ -174,7 +179,11 @@ class _Query:
         #: DuckDB computes each once when inlined, and faster.
         self.fenced: bool | None = _MATERIALIZED.get(dialect)
         self.rules = {rule.name: rule for rule in self.schema.rules}
-        self.listed_variables = {term.variable for term in self.tables.lookup}
+        #: the column of each (variable, fill) the sums read
+        self.fill_names = {
+            pair: f"filled_{pair[0]}_{index}"
+            for index, pair in enumerate(dict.fromkeys(f for s in self.sums for f in s.fills()))
+        }
 
     def number(self, rule: FieldRule) -> exp.Expr:
         """A numerical column as a DOUBLE, NULL when missing (NaN too, where
@@ -182,8 +191,7 @@ class _Query:
         value = exp.cast(column(_column_name(rule)), exp.DataType.Type.DOUBLE)
         if self.sqlite:  # SQLite stores NaN as NULL
             return value
-        nan = exp.cast(text("NaN"), exp.DataType.Type.DOUBLE)
-        return exp.Nullif(this=value, expression=nan)
+        return exp.Nullif(this=value, expression=_NAN)
 
     def label(self, rule: FieldRule) -> exp.Expr:
         """A categorical column as its label, NULL when missing (``NA`` too)
@@ -193,29 +201,101 @@ class _Query:
             return exp.Nullif(this=raw, expression=text("NA"))
         label = exp.Case()
         for code in rule.codes:
-            choices: list[exp.Expr] = [exp.Literal.number(code)]
-            if self.sqlite:  # a text column may hold "60" (dynamic types)
-                choices.append(text(str(code)))
-            label = label.when(exp.In(this=raw, expressions=choices), text(str(code)))
+            label = label.when(self.is_code(rule, code), text(str(code)))
         return label
+
+    def value(self, rule: FieldRule) -> exp.Expr:
+        """A column's value as the rule reads it (``number`` or ``label``)."""
+        return self.number(rule) if rule.numerical else self.label(rule)
+
+    def is_code(self, rule: FieldRule, *codes: int) -> exp.Expr:
+        """Whether a coded column holds one of ``codes``."""
+        choices: list[exp.Expr] = [exp.Literal.number(code) for code in codes]
+        if self.sqlite:  # a text column may hold "60" (dynamic types)
+            choices += [text(str(code)) for code in codes]
+        return exp.In(this=column(_column_name(rule)), expressions=choices)
+
+    # What the sums of terms read (``sql_terms.Inputs``).
+
+    def filled(self, variable: str, fill: float) -> exp.Expr:
+        return column(self.fill_names[variable, fill])
+
+    def missing(self, variable: str) -> exp.Expr:
+        rule = self.rules[variable]
+        raw = column(_column_name(rule))
+        if rule.numerical and not self.sqlite:
+            cast = exp.cast(raw, exp.DataType.Type.DOUBLE)
+            return exp.or_(raw.is_(exp.null()), exp.EQ(this=cast, expression=_NAN))
+        if rule.numerical or rule.codes is not None:
+            return raw.is_(exp.null())
+        return exp.or_(raw.is_(exp.null()), exp.EQ(this=raw, expression=text("NA")))
+
+    def is_label(self, variable: str, label: str) -> exp.Expr | None:
+        rule = self.rules[variable]
+        if label == "NA" or rule.check(label) != label:
+            return None
+        if rule.codes is None:
+            return exp.EQ(this=column(_column_name(rule)), expression=text(label))
+        codes = [code for code in rule.codes if str(code) == label]
+        return self.is_code(rule, *codes) if codes else None
+
+    def takes_other(self, variable: str) -> exp.Expr:
+        rule = self.rules[variable]
+        if rule.codes is not None:
+            return self.is_code(rule, *rule.codes)
+        problems = self.problems(rule)
+        typed: list[exp.Expr] = []
+        if self.sqlite:  # the type is the first problem: its negation is positive
+            typed = [exp.Typeof(this=column(_column_name(rule))).eq(text("text"))]
+            problems = problems[1:]
+        return exp.and_(*typed, *(exp.paren(c).not_() for c, _ in problems))
+
+    def _filled_value(self, rule: FieldRule, fill: float) -> exp.Expr:
+        """A number the rule takes, ``fill`` when missing, else NULL: one
+        condition that nearly every row meets, then the missing value."""
+        raw = column(_column_name(rule))
+        value = exp.cast(raw, exp.DataType.Type.DOUBLE)
+        taken: exp.Expr = exp.Between(this=value, low=number(rule.low), high=number(rule.high))
+        if rule.integer:
+            taken = exp.and_(taken, exp.EQ(this=value, expression=exp.Floor(this=value)))
+        if self.sqlite:
+            kinds = [text("integer"), text("real")]
+            taken = exp.and_(exp.In(this=exp.Typeof(this=raw), expressions=kinds), taken)
+        return exp.Case().when(taken, value).when(self.missing(rule.name), number(fill))
+
+    def guards(self) -> list[exp.Expr]:
+        """0, or NULL where a value breaks its rule, for each variable no
+        term of the price reads (none in the shipped model; a model without
+        a term for some input still refuses what the package refuses)."""
+        read = {name for term in self.tables.terms for name in term.inputs}
+        guards = []
+        for rule in self.schema.rules:
+            if rule.name in read:
+                continue
+            if rule.numerical:
+                guards.append(mul(self._filled_value(rule, 0.0), number(0.0)))
+            else:
+                zero = number(0.0)
+                taken = exp.Case().when(self.missing(rule.name), zero)
+                guards.append(taken.when(self.takes_other(rule.name), zero))
+        return guards
 
     def problems(self, rule: FieldRule) -> list[tuple[exp.Expr, str]]:
         """(condition, message) of each way a row's value breaks the rule,
-        in the order the rule checks them (on the ``given`` CTE's columns)."""
-        raw, value = column(_column_name(rule)), column(f"v_{rule.name}")
+        in the order the rule checks them."""
+        raw, value = column(_column_name(rule)), self.value(rule)
         found: list[tuple[exp.Expr, str]] = []
         if rule.numerical:
             if self.sqlite:
                 kinds = [text("integer"), text("real"), text("null")]
                 wrong = exp.In(this=exp.Typeof(this=raw), expressions=kinds).not_()
                 found.append((wrong, "expected a number"))
-            outside = exp.or_(
-                exp.LT(this=value, expression=number(rule.low)),
-                exp.GT(this=value, expression=number(rule.high)),
-            )
+            # NOT BETWEEN: a NaN that is no missing value (an engine where NaN
+            # is not equal to itself) is outside too
+            inside = exp.Between(this=value, low=number(rule.low), high=number(rule.high))
             found.append(
                 (
-                    exp.paren(outside),
+                    exp.paren(inside).not_(),
                     f"must be a finite number between {rule.low:g} and {rule.high:g}",
                 )
             )
@@ -246,108 +326,61 @@ class _Query:
             found.append((known.not_(), f"unknown code; expected one of {expected}"))
         return found
 
-    def plainly_fine(self, rule: FieldRule) -> exp.Expr:
-        """A condition under which the rule surely takes the value, cheap to
-        test: the rows that meet it for every variable (nearly all) skip the
-        checks one by one. Labels are those of the model's tables the rule
-        itself takes."""
-        raw, value = column(_column_name(rule)), column(f"v_{rule.name}")
-        if rule.codes is not None:
-            return exp.or_(raw.is_(exp.null()), value.is_(exp.null()).not_())
-        if rule.numerical:
-            fine: exp.Expr = exp.Between(this=value, low=number(rule.low), high=number(rule.high))
-            if rule.integer:
-                fine = exp.and_(fine, exp.EQ(this=value, expression=exp.Floor(this=value)))
-            if self.sqlite:
-                kinds = [text("integer"), text("real")]
-                fine = exp.and_(exp.In(this=exp.Typeof(this=raw), expressions=kinds), fine)
-            return exp.or_(value.is_(exp.null()), fine)
-        fine = value.is_(exp.null())
-        if rule.name in self.listed_variables:
-            fine = exp.or_(fine, column(f"k_{rule.name}").is_(exp.null()).not_())
-        if rule.quality_codes is not None and rule.name in self.listed_variables:
-            return fine
-        # A label the tables do not list (scored as their "other"): the rule's
-        # checks, in a CASE so that only such rows pay for TRIM (an OR may
-        # evaluate both sides on every row).
-        typed: list[exp.Expr] = [exp.Typeof(this=raw).eq(text("text"))] if self.sqlite else []
-        other = exp.and_(
-            *typed, *(exp.paren(c).not_() for c, _ in self.problems(rule)[len(typed) :])
-        )
-        return exp.Case().when(fine, exp.true()).else_(other)
-
-    def reason(self) -> exp.Expr:
-        """The first problem of the row, as ``field: message``."""
-        # Given: a number, a label other than "NA" (as the ``given`` CTE reads
-        # them), or any code (an unknown one is refused as a value).
+    def reason(self, log_price: exp.Expr) -> exp.Expr:
+        """The first problem of the row, as ``field: message``. A value that
+        breaks its rule makes its term, so the log-price, NULL: the rules are
+        tested one by one only on such rows."""
+        # Given: a number, a label other than "NA", or any code (an unknown
+        # one is refused as a value).
         given = [
-            (
-                column(_column_name(rule)) if rule.codes is not None else column(f"v_{rule.name}")
-            ).is_(exp.null())
+            (column(_column_name(rule)) if rule.codes is not None else self.value(rule)).is_(
+                exp.null()
+            )
             for rule in self.schema.rules
         ]
         reason = exp.Case().when(exp.and_(*given), text(f"{WHOLE_ROW}: {NO_FEATURES}"))
-        fine = [exp.paren(self.plainly_fine(rule)) for rule in self.schema.rules]
-        reason = reason.when(exp.and_(*fine), exp.null())
+        reason = reason.when(log_price.is_(exp.null()).not_(), exp.null())
         for rule in self.schema.rules:
             field = _column_name(rule)
             for condition, message in self.problems(rule):
                 reason = reason.when(condition, text(f"{field}: {message}"))
         return reason
 
-    def usable(self, rule: FieldRule) -> exp.Expr:
-        """A value as the arithmetic takes it: a number within its range, else
-        NULL; a label as it is."""
-        value = column(f"v_{rule.name}")
-        if not rule.numerical:
-            return value
-        inside = exp.Between(this=value, low=number(rule.low), high=number(rule.high))
-        return exp.Case().when(inside, value)
-
     def build(self, source: exp.Table, *, explain: bool) -> exp.Select:
         key = self.config.id_column
-        numerical = [self.rules[name] for name in self.config.numerical_vars]
-        categorical = [self.rules[name] for name in self.config.categorical_vars]
         raw = [column(_column_name(rule)) for rule in self.schema.rules]
-        given = exp.select(
+        sums = self.sums
+        filled = exp.select(
             column(key),
             *raw,
-            *(self.number(rule).as_(f"v_{rule.name}", quoted=True) for rule in numerical),
-            *(self.label(rule).as_(f"v_{rule.name}", quoted=True) for rule in categorical),
+            *(
+                self._filled_value(self.rules[variable], fill).as_(name, quoted=True)
+                for (variable, fill), name in self.fill_names.items()
+            ),
         ).from_(source)
-        sums = [self.price, *([self.difficulty] if self.difficulty else [])]
-        labelled = exp.select(exp.Star(), *(v for s in sums for v in s.listed(self.rules)))
-        # A value outside its range is scored as missing (the row is refused
-        # anyway): no value that fails its rule reaches LN, EXP or an overflow.
-        checked = exp.select(
-            column(key),
-            self.reason().as_("reason", quoted=True),
-            *(self.usable(rule).as_(f"x_{rule.name}", quoted=True) for rule in self.schema.rules),
-            *(column(s.listed_name(term)) for s in sums for term in s.tables.lookup),
-        ).from_("labelled")
-        transformed = exp.select(exp.Star(), *(t for s in sums for t in s.transformed()))
-        terms = exp.select(column(key), column("reason"), *(t for s in sums for t in s.terms()))
+        transformed = exp.select(exp.Star(), *(t for s in sums for t in s.transformed(self)))
+        terms = exp.select(exp.Star(), *(t for s in sums for t in s.terms(self)))
         shown = [column(name) for name in self.price.term_names if explain]
         summed = exp.select(
             column(key),
-            column("reason"),
+            *raw,
             *shown,
-            self.price.total().as_("log_price", quoted=True),
+            self.price.total(*self.guards()).as_("log_price", quoted=True),
             *([_exp_within(self.difficulty.total()).as_("scale")] if self.difficulty else []),
         ).from_("terms")
-        valid = column("reason").is_(exp.null())
         log_price = column("log_price")
         ranges = [
-            _exp_within(add(log_price, self.spread(quantile)), valid).as_(name, quoted=True)
+            _exp_within(add(log_price, self.spread(quantile))).as_(name, quoted=True)
             for name, quantile in self.ranges
         ]
         priced = exp.select(
             column(key),
-            column("reason"),
+            self.reason(log_price).as_("reason", quoted=True),
             *shown,
-            _exp_within(log_price, valid).as_("price", quoted=True),
+            _exp_within(log_price).as_("price", quoted=True),
             *ranges,
         ).from_("summed")
+        valid = column("reason").is_(exp.null())
         low, high = self.config.plausible_price_range
         plausible = exp.Between(this=column("price"), low=number(low), high=number(high))
         accepted = exp.and_(valid, plausible)
@@ -369,10 +402,8 @@ class _Query:
                 *(exp.Case().when(accepted, c).as_(c.name, quoted=True) for c in shown),
             )
             .from_("priced")
-            .with_("given", as_=given)
-            .with_("labelled", as_=labelled.from_("given"))
-            .with_("checked", as_=checked)
-            .with_("transformed", as_=transformed.from_("checked"), materialized=self.fenced)
+            .with_("filled", as_=filled)
+            .with_("transformed", as_=transformed.from_("filled"), materialized=self.fenced)
             .with_("terms", as_=terms.from_("transformed"), materialized=self.fenced)
             .with_("summed", as_=summed, materialized=self.fenced)
             .with_("priced", as_=priced)
@@ -386,8 +417,8 @@ class _Query:
         return mul(column("scale"), number(quantile))
 
 
-def _exp_within(value: exp.Expr, *conditions: exp.Expr) -> exp.Expr:
-    """``EXP(value)`` where the conditions hold and it can neither overflow
-    nor underflow (an error in PostgreSQL), else NULL."""
+def _exp_within(value: exp.Expr) -> exp.Expr:
+    """``EXP(value)`` where it can neither overflow nor underflow (an error in
+    PostgreSQL), else NULL (a NULL value too)."""
     bounded = exp.Between(this=value, low=number(-_EXP_BOUND), high=number(_EXP_BOUND))
-    return exp.Case().when(exp.and_(*conditions, bounded), exp.Exp(this=value))
+    return exp.Case().when(bounded, exp.Exp(this=value))

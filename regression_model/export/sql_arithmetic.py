@@ -1,8 +1,11 @@
-"""The scorer's arithmetic as SQL expressions (sqlglot), operation for
-operation as ``scoring/arithmetic.py`` and ``TableScorer`` do it in NumPy, so
-an engine computing in IEEE doubles gets the package's bits: every binary
-operation parenthesised (no engine may regroup it), every constant the
-tables' very double, the terms summed in NumPy's pairwise order."""
+"""The tables' arithmetic as SQL expressions (sqlglot), in as few operations
+per row as keep a price within 1e-12 relative of the package's: the query's
+speed is its number of operations per row, and its exactness needs the
+tables' numbers, not NumPy's order of operations. Every constant is written
+with 17 significant digits (read back as the same double) and every binary
+operation is parenthesised (no engine may regroup it); a numerical term's
+straight line and spline are folded into one polynomial per piece
+(:func:`curve`)."""
 
 from __future__ import annotations
 
@@ -38,57 +41,48 @@ def mul(left: exp.Expr, right: exp.Expr) -> exp.Expr:
 
 
 def pairwise_sum(terms: Sequence[exp.Expr]) -> exp.Expr:
-    """The terms summed in the order of NumPy's pairwise summation of a
-    contiguous row (``contributions.sum(axis=1)``: eight running sums for up
-    to 128 terms, halves beyond), so the sum has NumPy's bits."""
-    n = len(terms)
-    if n < 8:
-        total: exp.Expr = number(-0.0)
-        for term in terms:
-            total = add(total, term)
-        return total
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        return add(pairwise_sum(terms[:half]), pairwise_sum(terms[half:]))
-    sums = list(terms[:8])
-    whole = n - n % 8
-    for start in range(8, whole, 8):
-        sums = [add(sums[j], terms[start + j]) for j in range(8)]
-    total = add(
-        add(add(sums[0], sums[1]), add(sums[2], sums[3])),
-        add(add(sums[4], sums[5]), add(sums[6], sums[7])),
-    )
-    for term in terms[whole:]:
-        total = add(total, term)
-    return total
+    """The terms summed as a balanced tree (rounding errors grow with its
+    depth, not with the number of terms)."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return add(pairwise_sum(terms[:half]), pairwise_sum(terms[half:]))
 
 
-def spline_curve(spline: Spline, t: exp.Expr) -> exp.Expr:
-    """``SplineCurves``' value of one curve at ``t``: a line beyond the outer
-    knots, else the piece holding ``t`` by Horner's rule (leading zero
-    coefficients skipped: ``0 * offset + c`` is ``c`` exactly)."""
+def _horner(lowest_first: Sequence[float], offset: exp.Expr) -> exp.Expr:
+    """A polynomial at ``offset`` by Horner's rule (leading zero coefficients
+    skipped, so the highest one kept makes the result NULL with ``offset``)."""
+    highest_first = list(reversed(lowest_first))
+    while len(highest_first) > 2 and highest_first[0] == 0.0:
+        highest_first.pop(0)
+    value = number(highest_first[0])
+    for coefficient in highest_first[1:]:
+        value = add(mul(value, offset), number(coefficient))
+    return value
+
+
+def curve(t: exp.Expr, center: float, weight: float, spline: Spline | None) -> exp.Expr:
+    """``weight * (t - center) + spline(t)``, a numerical term's value at
+    ``t`` (NULL for a NULL ``t``). With a spline, the line is folded into each
+    piece's polynomial in ``t - start`` (its constant gains ``weight * (start
+    - center)``, its slope ``weight``), so a row evaluates one polynomial:
+    beyond the outer knots, the spline's straight extensions; between them,
+    the piece holding ``t`` (the number of inner knots at or below it, as
+    ``SplineCurves`` counts)."""
+    if spline is None:
+        return mul(sub(t, number(center)), number(weight))
+
+    def piece(lowest_first: Sequence[float], start: float) -> exp.Expr:
+        folded = [*lowest_first, *[0.0] * (2 - len(lowest_first))]
+        folded[0] += weight * (start - center)
+        folded[1] += weight
+        return _horner(folded, sub(t, number(start)))
+
     low, high = spline.knots[0], spline.knots[-1]
-    curve = exp.Case()
-    curve = curve.when(
-        exp.LT(this=t, expression=number(low)),
-        add(number(spline.below[0]), mul(number(spline.below[1]), sub(t, number(low)))),
-    )
-    curve = curve.when(
-        exp.GT(this=t, expression=number(high)),
-        add(number(spline.above[0]), mul(number(spline.above[1]), sub(t, number(high)))),
-    )
-    pieces = []
-    for start, coefficients in zip(spline.knots, spline.coefficients, strict=False):
-        highest_first = list(reversed(coefficients))
-        while len(highest_first) > 1 and highest_first[0] == 0.0:
-            highest_first.pop(0)
-        offset = sub(t, number(start))
-        value = number(highest_first[0])
-        for coefficient in highest_first[1:]:
-            value = add(mul(value, offset), number(coefficient))
-        pieces.append(value)
-    # the piece of t: the number of inner knots at or below it
-    for knot, piece in zip(spline.knots[1:-1], pieces, strict=False):
-        curve = curve.when(exp.LT(this=t, expression=number(knot)), piece)
-    return curve.else_(pieces[-1])
+    pieces = [piece(c, start) for start, c in zip(spline.knots, spline.coefficients, strict=False)]
+    value = exp.Case().when(exp.LT(this=t, expression=number(low)), piece(spline.below, low))
+    for knot, inner in zip(spline.knots[1:-1], pieces, strict=False):
+        value = value.when(exp.LT(this=t, expression=number(knot)), inner)
+    value = value.when(exp.LTE(this=t, expression=number(high)), pieces[-1])
+    # beyond the last knot, and a NULL t (which no condition holds for)
+    return value.else_(piece(spline.above, high))

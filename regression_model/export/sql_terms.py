@@ -3,29 +3,25 @@ takes: the price's, and the difficulty that scales its ranges
 (``PriceIntervals.difficulty``), both of :class:`LookupTerm` and
 :class:`NumericTerm` (``scoring/terms.py``), as ``TableScorer`` sums them.
 
-Each stage of the query (``export/sql.py``) reads the one before's columns by
-name: ``v_<variable>`` (a label as given), ``x_<variable>`` (a value the
-arithmetic may take, NULL when missing), then per sum a lookup's value for
-the labels its table lists, each numerical term's ``t``, and each term's
-value in log-price. The price's columns are those ``explain`` shows
-(``log_effect_<variable>``); the difficulty's carry a prefix. A difficulty
-term whose ``t`` is made as the price's term of its variable makes it (fill,
-years before, log) reads the price's ``t`` instead of computing it again.
+A term is NULL when a value it reads breaks its rule, so a sum is NULL
+exactly when the row must be refused: the query looks for the reason only
+then (``export/sql.py``). The columns a sum reads come from :class:`Inputs`:
+a number filled where missing (NULL when it breaks its rule), and the
+conditions on a label. Each numerical term's ``t`` is a column of its own
+(splines read it in several places); the price's terms are those ``explain``
+shows (``log_effect_<variable>``); the difficulty's carry a prefix. A
+difficulty term whose ``t`` is made as the price's term of its variable makes
+it (fill, years before, log) reads the price's ``t`` instead of computing it
+again.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlglot import exp
 
-from regression_model.export.sql_arithmetic import (
-    add,
-    mul,
-    number,
-    pairwise_sum,
-    spline_curve,
-    sub,
-)
-from regression_model.scoring.rules import FieldRule
+from regression_model.export.sql_arithmetic import add, curve, number, pairwise_sum, sub
 from regression_model.scoring.tables import ModelTables
 from regression_model.scoring.terms import LookupTerm, NumericTerm
 
@@ -36,6 +32,27 @@ def column(name: str) -> exp.Column:
 
 def text(value: str) -> exp.Literal:
     return exp.Literal.string(value)
+
+
+class Inputs(Protocol):
+    """What a sum of terms reads of a row, by variable (``export/sql.py``)."""
+
+    def filled(self, variable: str, fill: float) -> exp.Expr:
+        """The number, ``fill`` when missing, NULL when it breaks its rule."""
+        ...
+
+    def missing(self, variable: str) -> exp.Expr:
+        """Whether no value is given."""
+        ...
+
+    def is_label(self, variable: str, label: str) -> exp.Expr | None:
+        """Whether the value is this label of the tables (None: the rule
+        would not take the label as it is, so no value is)."""
+        ...
+
+    def takes_other(self, variable: str) -> exp.Expr:
+        """Whether the rule takes a given value that is no label of the tables."""
+        ...
 
 
 def _made_alike(term: NumericTerm, other: NumericTerm) -> bool:
@@ -75,9 +92,6 @@ class TermSum:
             if term.variable in theirs and _made_alike(term, theirs[term.variable])
         }
 
-    def listed_name(self, term: LookupTerm) -> str:
-        return f"{self.prefix}k_{term.variable}"
-
     def t_name(self, term: NumericTerm) -> str:
         shared = term.variable in self.shared
         return f"{'' if shared else self.prefix}t_{term.variable}"
@@ -86,35 +100,27 @@ class TermSum:
     def term_names(self) -> list[str]:
         return [f"{self.prefix}log_effect_{term.variable}" for term in self.tables.terms]
 
-    def listed(self, rules: dict[str, FieldRule]) -> list[exp.Expr]:
-        """Each lookup's value for the labels its table lists that the rule
-        takes as they are (NULL for any other label, or none): for the price,
-        one pass of comparisons serves both the check and the term."""
-        values = []
-        for term in self.tables.lookup:
-            rule, label = rules[term.variable], column(f"v_{term.variable}")
-            value = exp.Case()
-            for known, effect in term.table.items():
-                if rule.check(known) == known:
-                    value = value.when(exp.EQ(this=label, expression=text(known)), number(effect))
-            values.append(value.as_(self.listed_name(term), quoted=True))
-        return values
+    def fills(self) -> list[tuple[str, float]]:
+        """(variable, fill) of each filled number the ``t`` columns read."""
+        found = []
+        for term in self.tables.numeric:
+            if term.variable not in self.shared:
+                found.append((term.variable, term.fill))
+                if term.reference is not None:
+                    assert term.reference_fill is not None  # NumericTerm's contract
+                    found.append((term.reference, term.reference_fill))
+        return found
 
-    def transformed(self) -> list[exp.Expr]:
+    def transformed(self, inputs: Inputs) -> list[exp.Expr]:
         """``t`` of each numerical term not shared: filled, years before, logged."""
         values = []
         for term in self.tables.numeric:
             if term.variable in self.shared:
                 continue
-            t: exp.Expr = exp.Coalesce(
-                this=column(f"x_{term.variable}"), expressions=[number(term.fill)]
-            )
+            t = inputs.filled(term.variable, term.fill)
             if term.reference is not None:
-                year = exp.Coalesce(
-                    this=column(f"x_{term.reference}"),
-                    expressions=[number(term.reference_fill)],  # type: ignore[arg-type]
-                )
-                t = sub(year, t)
+                assert term.reference_fill is not None  # NumericTerm's contract
+                t = sub(inputs.filled(term.reference, term.reference_fill), t)
             if term.log_offset is not None:
                 t = exp.Ln(this=add(t, number(term.log_offset)))
             if self.underflow_is_an_error:
@@ -127,36 +133,44 @@ class TermSum:
         """``t``, 0 when within :data:`_TINY` of it. PostgreSQL raises an error
         where a product underflows to zero (IEEE gives 0): a spline's
         ``(t - knot) ** 3`` at ``t = 1e-188`` does. Flushing changes no
-        price's bits: in ``weight * (t - center)`` and a piece's
-        ``c0 + offset * (...)`` such a ``t`` is far below the last bit of
-        the other numbers added (the intercept's at least)."""
+        price: in ``weight * (t - center)`` and a piece's ``c0 + offset *
+        (...)`` such a ``t`` is far below the last bit of the other numbers
+        added (the intercept's at least)."""
         tiny = exp.LT(this=exp.Abs(this=t), expression=number(_TINY))
         return exp.Case().when(tiny, number(0.0)).else_(t)
 
-    def terms(self) -> list[exp.Expr]:
+    def terms(self, inputs: Inputs) -> list[exp.Expr]:
         """Each term's value in log-price, in the tables' order."""
-        values = [*map(self._numeric, self.tables.numeric), *map(self._lookup, self.tables.lookup)]
-        return [v.as_(n, quoted=True) for v, n in zip(values, self.term_names, strict=True)]
+        numeric = [self._numeric(term, inputs) for term in self.tables.numeric]
+        lookup = [self._lookup(term, inputs) for term in self.tables.lookup]
+        return [
+            value.as_(name, quoted=True)
+            for value, name in zip([*numeric, *lookup], self.term_names, strict=True)
+        ]
 
-    def _numeric(self, term: NumericTerm) -> exp.Expr:
-        t = column(self.t_name(term))
-        value = mul(sub(t, number(term.center)), number(term.weight))
+    def _numeric(self, term: NumericTerm, inputs: Inputs) -> exp.Expr:
+        value = curve(column(self.t_name(term)), term.center, term.weight, term.spline)
         if term.missing_effect or term.present_effect:
-            missing = column(f"x_{term.variable}").is_(exp.null())
-            effect = exp.Case().when(missing, number(term.missing_effect))
+            effect = exp.Case().when(inputs.missing(term.variable), number(term.missing_effect))
             value = add(value, effect.else_(number(term.present_effect)))
-        if term.spline is not None:
-            value = add(value, spline_curve(term.spline, t))
         return value
 
-    def _lookup(self, term: LookupTerm) -> exp.Expr:
-        listed = column(self.listed_name(term))
-        value = exp.Case().when(column(f"x_{term.variable}").is_(exp.null()), number(term.missing))
-        value = value.when(listed.is_(exp.null()).not_(), listed)
-        return value.else_(exp.null() if term.other is None else number(term.other))
+    def _lookup(self, term: LookupTerm, inputs: Inputs) -> exp.Expr:
+        """The table's value of the label; ``missing`` when none is given;
+        ``other`` for one the table does not list that the rule takes (NULL
+        when the rule refuses it, or the table has no ``other``)."""
+        value = exp.Case()
+        for label, effect in term.table.items():
+            condition = inputs.is_label(term.variable, label)
+            if condition is not None:
+                value = value.when(condition, number(effect))
+        value = value.when(inputs.missing(term.variable), number(term.missing))
+        if term.other is not None:
+            value = value.when(inputs.takes_other(term.variable), number(term.other))
+        return value
 
-    def total(self) -> exp.Expr:
-        """The terms summed in NumPy's order, plus the intercept: the log of
+    def total(self, *more: exp.Expr) -> exp.Expr:
+        """The terms (and ``more``) summed, plus the intercept: the log of
         the price, or of the scale."""
-        terms = [column(name) for name in self.term_names]
+        terms = [*(column(name) for name in self.term_names), *more]
         return add(pairwise_sum(terms), number(self.tables.intercept))
