@@ -42,11 +42,14 @@ SQLite stores none); messages name the field and the rule, not the value.
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from collections.abc import Sequence
 
 from sqlglot import exp
 
-from regression_model.config.core import ModelConfig
+from regression_model.config.core import Config, ModelConfig
+from regression_model.data import dataset_path
 from regression_model.export.sql_arithmetic import add, mul, number
 from regression_model.export.sql_terms import TermSum, column, text
 from regression_model.scoring.intervals import range_names
@@ -133,6 +136,22 @@ def _table(name: str, what: str = "table") -> exp.Table:
     )
 
 
+def _label_counts(config: Config) -> dict[str, Counter[str | None]]:
+    """How often each label of each column (None: none given, as an empty
+    cell or ``NA``) appears in the bundled training data; empty when the file
+    cannot be read. Only the order of a lookup's branches follows them."""
+    counts: dict[str, Counter[str | None]] = {}
+    try:
+        with dataset_path(config.app.training_data_file).open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                for name, value in row.items():
+                    label = None if value in ("", "NA") else value
+                    counts.setdefault(name, Counter())[label] += 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    return counts
+
+
 def _column_name(rule: FieldRule) -> str:
     """Kaggle's name of a variable (its raw name, else the model's)."""
     return rule.raw_names[-1] if rule.raw_names else rule.name
@@ -179,6 +198,7 @@ class _Query:
         #: DuckDB computes each once when inlined, and faster.
         self.fenced: bool | None = _MATERIALIZED.get(dialect)
         self.rules = {rule.name: rule for rule in self.schema.rules}
+        self.label_counts = _label_counts(model.config)
         #: the column of each (variable, fill) the sums read
         self.fill_names = {
             pair: f"filled_{pair[0]}_{index}"
@@ -216,6 +236,10 @@ class _Query:
         return exp.In(this=column(_column_name(rule)), expressions=choices)
 
     # What the sums of terms read (``sql_terms.Inputs``).
+
+    def order(self, variable: str, labels: list[str]) -> list[str | None]:
+        counts = self.label_counts.get(_column_name(self.rules[variable]), Counter())
+        return sorted([*labels, None], key=lambda label: -counts[label])
 
     def filled(self, variable: str, fill: float) -> exp.Expr:
         return column(self.fill_names[variable, fill])
