@@ -267,10 +267,13 @@ class _Query:
         rule = self.rules[variable]
         if rule.codes is not None:
             return self.is_code(rule, *rule.codes)
-        problems = self.problems(rule)
+        # Tested after the labels and the missing value: the column holds a
+        # label other than "NA", so the rules read it as it is.
+        raw = column(_column_name(rule))
+        problems = self.problems(rule, raw)
         typed: list[exp.Expr] = []
         if self.sqlite:  # the type is the first problem: its negation is positive
-            typed = [exp.Typeof(this=column(_column_name(rule))).eq(text("text"))]
+            typed = [exp.Typeof(this=raw).eq(text("text"))]
             problems = problems[1:]
         return exp.and_(*typed, *(exp.paren(c).not_() for c, _ in problems))
 
@@ -304,10 +307,14 @@ class _Query:
                 guards.append(taken.when(self.takes_other(rule.name), zero))
         return guards
 
-    def problems(self, rule: FieldRule) -> list[tuple[exp.Expr, str]]:
-        """(condition, message) of each way a row's value breaks the rule,
-        in the order the rule checks them."""
-        raw, value = column(_column_name(rule)), self.value(rule)
+    def problems(
+        self, rule: FieldRule, value: exp.Expr | None = None
+    ) -> list[tuple[exp.Expr, str]]:
+        """(condition, message) of each way a row's value (``value``: as the
+        rule reads the column) breaks the rule, in the order the rule checks
+        them."""
+        raw = column(_column_name(rule))
+        value = self.value(rule) if value is None else value
         found: list[tuple[exp.Expr, str]] = []
         if rule.numerical:
             if self.sqlite:
