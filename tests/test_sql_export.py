@@ -378,7 +378,17 @@ def test_spark_prices_as_the_package(spark: Any) -> None:
 
 
 def test_explain_columns_are_the_package_terms() -> None:
-    rows = TEST_HOUSES[:50]
+    # A label no table lists nor the training data has, which the rules
+    # take: the table's "other" (DuckDB's lookups by list complete it).
+    novel = {
+        column
+        for column, rule in RULES.items()
+        if rule.codes is None and rule.quality_codes is None and not rule.numerical
+    }
+    rows = [
+        {**row, **({name: "Novel label" for name in novel} if position % 5 == 0 else {})}
+        for position, row in enumerate(TEST_HOUSES[:50])
+    ]
     result = _model().predict(pd.DataFrame(rows), explain=True)
     with duckdb.connect() as connection:
         connection.register("houses", _arrow(rows))

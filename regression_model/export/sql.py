@@ -16,7 +16,10 @@ operations per row as keep the price within 1e-12 relative of the package's
 (DuckDB spends its time on the expressions, not on reading: the query's
 speed is their number): fill, years before and log as the scorer does them;
 each numerical term's line and spline folded into one polynomial per piece;
-each label's value by one ``CASE`` over the table's labels; the terms summed,
+each label's value by one ``CASE`` over the table's labels or, in DuckDB, from
+a constant list at the label's place in another (``RowRules.position``:
+DuckDB finds it once per distinct label of a column read from Parquet, and
+the price and the scale read the same place); the terms summed,
 the intercept added and ``exp`` taken (``export/sql_arithmetic.py``). The
 ranges' scale is a second such sum (``export/sql_terms.py`` writes both), and
 a bound is ``EXP(log_price + scale * quantile)`` as ``IntervalScorer``
@@ -27,11 +30,14 @@ The rules cost almost nothing on a valid row: a value that breaks its rule
 makes its term NULL (a number the rule refuses is no number to fill; a label
 neither listed, missing nor taken as "other" matches no branch), so the
 log-price is NULL exactly when the row must be refused, and only then are
-the rules tested one by one for the first problem (``reason``). The stages,
-one CTE each: ``filled`` (each number the rule takes, filled where missing),
-``transformed`` (each term's ``t``), ``terms``, ``summed`` (the log-price and
-the scale), ``priced`` (the reason, the price and the ranges); then the
-plausible-price check.
+the rules tested one by one for the first problem (``reason``). DuckDB's
+lists hold every label known to be taken (the training data's too), so a
+term is NULL for a label they lack; only such rows sum the terms again with
+the table's "other" where the rule takes the label (``TermSum.total``). The
+stages, one CTE each: ``filled`` (each number the rule takes, filled where
+missing), ``transformed`` (each term's ``t``; DuckDB: each label's place),
+``terms``, ``summed`` (the log-price and the scale), ``priced`` (the
+reason, the price and the ranges); then the plausible-price check.
 
 What SQL cannot see, or sees differently (README, "The model in SQL"): a
 column's declared type replaces the type checks except in SQLite (``typeof``);
@@ -172,7 +178,10 @@ class _Query:
             pair: f"filled_{pair[0]}_{index}"
             for index, pair in enumerate(dict.fromkeys(f for s in self.sums for f in s.fills()))
         }
-        self.row = RowRules(model.config, dialect, self.fill_names)
+        tabled: dict[str, list[str]] = {}
+        for term in (term for s in self.sums for term in s.tables.lookup):
+            tabled.setdefault(term.variable, []).extend(term.table)
+        self.row = RowRules(model.config, dialect, self.fill_names, tabled)
 
     def build(self, source: exp.Table, *, explain: bool) -> exp.Select:
         key = self.config.id_column
@@ -186,15 +195,23 @@ class _Query:
                 for (variable, fill), name in self.fill_names.items()
             ),
         ).from_(source)
-        transformed = exp.select(exp.Star(), *(t for s in sums for t in s.transformed(self.row)))
+        transformed = exp.select(
+            exp.Star(), *(t for s in sums for t in s.transformed(self.row)), *self.row.positions()
+        )
         terms = exp.select(exp.Star(), *(t for s in sums for t in s.terms(self.row)))
+        completed = self.price.completed(self.row)
         shown = [column(name) for name in self.price.term_names if explain]
+        total = self.price.total(self.row, *self.row.guards(self.tables))
         summed = exp.select(
             column(key),
             *raw,
-            *shown,
-            self.price.total(*self.row.guards(self.tables)).as_("log_price", quoted=True),
-            *([_exp_within(self.difficulty.total()).as_("scale")] if self.difficulty else []),
+            *(completed.get(c.name, c).as_(c.name, quoted=True) for c in shown),
+            total.as_("log_price", quoted=True),
+            *(
+                [_exp_within(self.difficulty.total(self.row)).as_("scale")]
+                if self.difficulty
+                else []
+            ),
         ).from_("terms")
         log_price = column("log_price")
         ranges = [

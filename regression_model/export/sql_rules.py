@@ -30,6 +30,11 @@ from regression_model.scoring.validation_result import NO_FEATURES, WHOLE_ROW
 #: only these is empty, for TRIM as for the package.
 _WHITESPACE = "".join(c for c in map(chr, range(0x10000)) if c.isspace())
 _NAN = exp.cast(exp.Literal.string("NaN"), exp.DataType.Type.DOUBLE)
+#: Dialects whose lookups read a label's position in a constant list
+#: (``RowRules.position``) rather than test it branch by branch. DuckDB
+#: finds the position once per distinct label of a column read from
+#: storage (Parquet's dictionaries): each lookup costs almost nothing.
+_LIST_DIALECTS = ("duckdb",)
 
 
 def column_name(rule: FieldRule) -> str:
@@ -55,16 +60,48 @@ def _label_counts(config: Config) -> dict[str, Counter[str | None]]:
 
 class RowRules:
     """The rules of one model's inputs in one dialect; ``fill_names`` names
-    the column of each (variable, fill) the query fills (``filled``)."""
+    the column of each (variable, fill) the query fills (``filled``),
+    ``tabled`` the labels of each variable's lookups."""
 
     def __init__(
-        self, config: Config, dialect: str, fill_names: dict[tuple[str, float], str]
+        self,
+        config: Config,
+        dialect: str,
+        fill_names: dict[tuple[str, float], str],
+        tabled: dict[str, list[str]],
     ) -> None:
         self.schema = schema_for(config.model)
         self.rules = {rule.name: rule for rule in self.schema.rules}
         self.sqlite = dialect == "sqlite"
         self.fill_names = fill_names
         self.label_counts = _label_counts(config)
+        #: per variable, the labels whose position its lookups read (see
+        #: ``position``); none where lookups test the labels in turn
+        self.listed = (
+            {variable: self._listed(variable, labels) for variable, labels in tabled.items()}
+            if dialect in _LIST_DIALECTS
+            else {}
+        )
+
+    def _listed(self, variable: str, labels: list[str]) -> list[str | None]:
+        """The tables' labels and every other label known to be taken as it
+        is (a code, a quality code, a label of the training data), so that
+        a label the tables do not list is rarely left for ``takes_other``;
+        None and, uncoded, "NA" for no label given; the commonest first."""
+        rule = self.rules[variable]
+        known = [
+            *labels,
+            *(str(code) for code in rule.codes or ()),
+            *(rule.quality_codes or ()),
+            *(label for label in self.label_counts.get(column_name(rule), ()) if label),
+        ]
+        taken = [
+            label for label in dict.fromkeys(known) if self.is_label(variable, label) is not None
+        ]
+        listed: list[str | None] = []
+        for label in self.order(variable, taken):
+            listed += [label] if label is not None else [None, *(["NA"] if not rule.codes else [])]
+        return listed
 
     def number(self, rule: FieldRule) -> exp.Expr:
         """A numerical column as a DOUBLE, NULL when missing (NaN too, where
@@ -123,6 +160,31 @@ class RowRules:
             return exp.EQ(this=column(column_name(rule)), expression=text(label))
         codes = [code for code in rule.codes if str(code) == label]
         return self.is_code(rule, *codes) if codes else None
+
+    def position(self, variable: str) -> tuple[exp.Expr, list[str | None]] | None:
+        if variable not in self.listed:
+            return None
+        return column(f"position_{variable}"), self.listed[variable]
+
+    def positions(self) -> list[exp.Expr]:
+        """Each listed variable's column ``position_<variable>``: the place
+        (from 1) of the row's label in its list, NULL where not listed."""
+        found = []
+        for variable, listed in self.listed.items():
+            rule = self.rules[variable]
+            keys = [
+                exp.null()
+                if label is None
+                else text(label)
+                if rule.codes is None
+                else exp.Literal.number(label)
+                for label in listed
+            ]
+            place = exp.ArrayPosition(
+                this=exp.Array(expressions=keys), expression=column(column_name(rule))
+            )
+            found.append(place.as_(f"position_{variable}", quoted=True))
+        return found
 
     def takes_other(self, variable: str) -> exp.Expr:
         rule = self.rules[variable]

@@ -60,6 +60,12 @@ class Inputs(Protocol):
         """Whether the rule takes a given value that is no label of the tables."""
         ...
 
+    def position(self, variable: str) -> tuple[exp.Expr, list[str | None]] | None:
+        """The column of the label's place (from 1) in a list of labels, and
+        the list (None and "NA": no label given); NULL for a label not in
+        it. None where a lookup tests the labels in turn instead."""
+        ...
+
 
 def _made_alike(term: NumericTerm, other: NumericTerm) -> bool:
     """Whether two terms of a variable compute the same ``t``."""
@@ -164,7 +170,13 @@ class TermSum:
     def _lookup(self, term: LookupTerm, inputs: Inputs) -> exp.Expr:
         """The table's value of the label; ``missing`` when none is given;
         ``other`` for one the table does not list that the rule takes (NULL
-        when the rule refuses it, or the table has no ``other``)."""
+        when the rule refuses it, or the table has no ``other``). Read from
+        the label's place in a list, it is NULL for a label the list lacks
+        too: :meth:`total` completes such a row."""
+        if (found := inputs.position(term.variable)) is not None:
+            position, listed = found
+            values = [self._listed_value(term, label) for label in listed]
+            return exp.Bracket(this=exp.Array(expressions=values), expressions=[position])
         value = exp.Case()
         for label in inputs.order(term.variable, list(term.table)):
             if label is None:
@@ -175,8 +187,36 @@ class TermSum:
             value = value.when(inputs.takes_other(term.variable), number(term.other))
         return value
 
-    def total(self, *more: exp.Expr) -> exp.Expr:
+    @staticmethod
+    def _listed_value(term: LookupTerm, label: str | None) -> exp.Expr:
+        if label is None or label == "NA":
+            return number(term.missing)
+        if label in term.table:
+            return number(term.table[label])
+        return exp.null() if term.other is None else number(term.other)
+
+    def completed(self, inputs: Inputs) -> dict[str, exp.Expr]:
+        """By name, each term whose column may be NULL for a value the rule
+        takes (a lookup by list, for a label the list lacks): its value,
+        ``other`` where the column is NULL and the rule takes the label."""
+        found: dict[str, exp.Expr] = {}
+        for term in self.tables.lookup:
+            if term.other is not None and inputs.position(term.variable) is not None:
+                name = f"{self.prefix}log_effect_{term.variable}"
+                other = exp.Case().when(inputs.takes_other(term.variable), number(term.other))
+                found[name] = exp.Coalesce(this=column(name), expressions=[other])
+        return found
+
+    def total(self, inputs: Inputs, *more: exp.Expr) -> exp.Expr:
         """The terms (and ``more``) summed, plus the intercept: the log of
-        the price, or of the scale."""
-        terms = [*(column(name) for name in self.term_names), *more]
-        return add(pairwise_sum(terms), number(self.tables.intercept))
+        the price, or of the scale. Where some term is NULL, the sum is
+        taken again over the :meth:`completed` terms: on those rows only
+        (a label no list has, or a value the rules refuse)."""
+        intercept = number(self.tables.intercept)
+        summed = add(pairwise_sum([*(column(name) for name in self.term_names), *more]), intercept)
+        completed = self.completed(inputs)
+        if not completed:
+            return summed
+        terms = [completed.get(name, column(name)) for name in self.term_names]
+        again = add(pairwise_sum([*terms, *more]), intercept)
+        return exp.Case().when(summed.is_(exp.null()).not_(), summed).else_(again)
