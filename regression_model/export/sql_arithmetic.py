@@ -4,13 +4,15 @@ speed is its number of operations per row, and its exactness needs the
 tables' numbers, not NumPy's order of operations. Every constant is written
 with 17 significant digits (read back as the same double) and every binary
 operation is parenthesised (no engine may regroup it); a numerical term's
-straight line and spline are folded into one polynomial per piece
-(:func:`curve`)."""
+straight line and spline are folded into one polynomial per piece, in
+``t`` less the term's :func:`origin` (:func:`curve`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
+from math import comb
 
 from sqlglot import exp
 
@@ -61,28 +63,85 @@ def _horner(lowest_first: Sequence[float], offset: exp.Expr) -> exp.Expr:
     return value
 
 
-def curve(t: exp.Expr, center: float, weight: float, spline: Spline | None) -> exp.Expr:
-    """``weight * (t - center) + spline(t)``, a numerical term's value at
-    ``t`` (NULL for a NULL ``t``). With a spline, the line is folded into each
-    piece's polynomial in ``t - start`` (its constant gains ``weight * (start
-    - center)``, its slope ``weight``), so a row evaluates one polynomial:
-    beyond the outer knots, the spline's straight extensions; between them,
-    the piece holding ``t`` (the number of inner knots at or below it, as
-    ``SplineCurves`` counts)."""
+def _recentred(
+    lowest_first: Sequence[float], start: float, origin: float, center: float, weight: float
+) -> list[Fraction]:
+    """A piece ``sum(c * (t - start) ** k)`` plus the line ``weight * (t -
+    center)`` as one polynomial in ``u = t - origin`` (``t - start`` is ``u +
+    origin - start``), in exact arithmetic: only its coefficients' rounding
+    to doubles is left."""
+    shift = Fraction(origin) - Fraction(start)
+    exact = [Fraction(c) for c in lowest_first] + [Fraction(0)] * (2 - len(lowest_first))
+    found = [
+        sum((exact[j] * comb(j, k) * shift ** (j - k) for j in range(k, len(exact))), Fraction(0))
+        for k in range(len(exact))
+    ]
+    found[0] += Fraction(weight) * (Fraction(origin) - Fraction(center))
+    found[1] += Fraction(weight)
+    return found
+
+
+def _pieces(spline: Spline) -> list[tuple[Sequence[float], float, float, float]]:
+    """(coefficients, start, low, high) of each piece, the straight lines
+    beyond the outer knots taken one unit of ``t`` out."""
+    knots = spline.knots
+    inner = [
+        (c, start, start, end)
+        for c, start, end in zip(spline.coefficients, knots, knots[1:], strict=False)
+    ]
+    below = (spline.below, knots[0], knots[0] - 1.0, knots[0])
+    above = (spline.above, knots[-1], knots[-1], knots[-1] + 1.0)
+    return [below, *inner, above]
+
+
+def origin(center: float, weight: float, spline: Spline | None) -> float:
+    """Where the query measures a numerical term's ``t`` from: its column
+    holds ``t - origin``, so each of the spline's pieces is a polynomial in
+    that one column (two operations per degree, not three). The origin is
+    the knot that keeps the pieces' terms smallest where they apply (a
+    polynomial's rounding error grows with ``sum(|b_k| * |u| ** k)``): the
+    bound stays within a few times the pieces' own (2.3 against 1.4 for
+    ``TotalBsmtSF``, the largest; 1e-16 of it is far below 1e-12). 0 without
+    a spline."""
     if spline is None:
-        return mul(sub(t, number(center)), number(weight))
+        return 0.0
+
+    def size(knot: float) -> float:
+        largest = 0.0
+        for lowest_first, start, low, high in _pieces(spline):
+            far = max(abs(low - knot), abs(high - knot))
+            found = _recentred(lowest_first, start, knot, center, weight)
+            largest = max(largest, sum(abs(float(b)) * far**k for k, b in enumerate(found)))
+        return largest
+
+    return min(spline.knots, key=size)
+
+
+def curve(
+    u: exp.Expr, origin: float, center: float, weight: float, spline: Spline | None
+) -> exp.Expr:
+    """``weight * (t - center) + spline(t)``, a numerical term's value, from
+    ``u = t - origin`` (NULL for a NULL ``u``). With a spline, each piece and
+    the line are one polynomial in ``u`` (:func:`_recentred`), so a row
+    evaluates one polynomial: beyond the outer knots, the spline's straight
+    extensions; between them, the piece holding ``t`` (the number of inner
+    knots at or below it, as ``SplineCurves`` counts)."""
+
+    def at(value: float) -> exp.Expr:  # where ``u`` is when ``t`` is ``value``
+        return number(float(Fraction(value) - Fraction(origin)))
+
+    if spline is None:
+        return mul(sub(u, at(center)), number(weight))
 
     def piece(lowest_first: Sequence[float], start: float) -> exp.Expr:
-        folded = [*lowest_first, *[0.0] * (2 - len(lowest_first))]
-        folded[0] += weight * (start - center)
-        folded[1] += weight
-        return _horner(folded, sub(t, number(start)))
+        found = _recentred(lowest_first, start, origin, center, weight)
+        return _horner([float(b) for b in found], u)
 
     low, high = spline.knots[0], spline.knots[-1]
     pieces = [piece(c, start) for start, c in zip(spline.knots, spline.coefficients, strict=False)]
-    value = exp.Case().when(exp.LT(this=t, expression=number(low)), piece(spline.below, low))
+    value = exp.Case().when(exp.LT(this=u, expression=at(low)), piece(spline.below, low))
     for knot, inner in zip(spline.knots[1:-1], pieces, strict=False):
-        value = value.when(exp.LT(this=t, expression=number(knot)), inner)
-    value = value.when(exp.LTE(this=t, expression=number(high)), pieces[-1])
-    # beyond the last knot, and a NULL t (which no condition holds for)
+        value = value.when(exp.LT(this=u, expression=at(knot)), inner)
+    value = value.when(exp.LTE(this=u, expression=at(high)), pieces[-1])
+    # beyond the last knot, and a NULL u (which no condition holds for)
     return value.else_(piece(spline.above, high))

@@ -7,9 +7,9 @@ A term is NULL when a value it reads breaks its rule, so a sum is NULL
 exactly when the row must be refused: the query looks for the reason only
 then (``export/sql.py``). The columns a sum reads come from :class:`Inputs`:
 a number filled where missing (NULL when it breaks its rule), and the
-conditions on a label. Each numerical term's ``t`` is a column of its own
-(splines read it in several places); the price's terms are those ``explain``
-shows (``log_effect_<variable>``); the difficulty's carry a prefix. A
+conditions on a label. Each numerical term's ``t``, less its origin, is a
+column of its own (splines read it in several places); the price's terms
+are those ``explain`` shows (``log_effect_<variable>``); the difficulty's carry a prefix. A
 difficulty term whose ``t`` is made as the price's term of its variable makes
 it (fill, years before, log) reads the price's ``t`` instead of computing it
 again.
@@ -21,7 +21,14 @@ from typing import Protocol
 
 from sqlglot import exp
 
-from regression_model.export.sql_arithmetic import add, curve, number, pairwise_sum, sub
+from regression_model.export.sql_arithmetic import (
+    add,
+    curve,
+    number,
+    origin,
+    pairwise_sum,
+    sub,
+)
 from regression_model.scoring.tables import ModelTables
 from regression_model.scoring.terms import LookupTerm, NumericTerm
 
@@ -103,6 +110,12 @@ class TermSum:
             for term in tables.numeric
             if term.variable in theirs and _made_alike(term, theirs[term.variable])
         }
+        #: what each ``t`` column is measured from (``sql_arithmetic.origin``)
+        self.origins = {
+            term.variable: origin(made.center, made.weight, made.spline)
+            for term in tables.numeric
+            for made in [theirs[term.variable] if term.variable in self.shared else term]
+        }
 
     def t_name(self, term: NumericTerm) -> str:
         shared = term.variable in self.shared
@@ -137,6 +150,8 @@ class TermSum:
                 t = exp.Ln(this=add(t, number(term.log_offset)))
             if self.underflow_is_an_error:
                 t = self._flushed(t)
+            if self.origins[term.variable]:
+                t = sub(t, number(self.origins[term.variable]))
             values.append(t.as_(self.t_name(term), quoted=True))
         return values
 
@@ -161,7 +176,8 @@ class TermSum:
         ]
 
     def _numeric(self, term: NumericTerm, inputs: Inputs) -> exp.Expr:
-        value = curve(column(self.t_name(term)), term.center, term.weight, term.spline)
+        u, at = column(self.t_name(term)), self.origins[term.variable]
+        value = curve(u, at, term.center, term.weight, term.spline)
         if term.missing_effect or term.present_effect:
             effect = exp.Case().when(inputs.missing(term.variable), number(term.missing_effect))
             value = add(value, effect.else_(number(term.present_effect)))
