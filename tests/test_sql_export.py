@@ -87,18 +87,27 @@ def _sqlite(rows: list[Row], sql: str, *, setup: str = "") -> list[tuple[Any, ..
 _ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "TEXT": pa.string()}
 
 
-def _arrow(rows: list[Row]) -> pa.Table:
+def _arrow(rows: list[Row], *, whole: bool = False) -> pa.Table:
+    """``rows`` as a table of COLUMNS' types; with ``whole``, the numbers a
+    rule wants whole as BIGINT."""
+
+    def kind(name: str, declared: str) -> pa.DataType:
+        rule = RULES.get(name)
+        if whole and rule is not None and rule.numerical and rule.integer:
+            return pa.int64()
+        return _ARROW_TYPES[declared]
+
     return pa.table(
         {
-            name: pa.array([row.get(name) for row in rows], _ARROW_TYPES[kind])
-            for name, kind in COLUMNS
+            name: pa.array([row.get(name) for row in rows], kind(name, declared))
+            for name, declared in COLUMNS
         }
     )
 
 
-def _duckdb(rows: list[Row], sql: str) -> list[tuple[Any, ...]]:
+def _duckdb(rows: list[Row], sql: str, *, whole: bool = False) -> list[tuple[Any, ...]]:
     with duckdb.connect() as connection:
-        connection.register("frame", _arrow(rows))
+        connection.register("frame", _arrow(rows, whole=whole))
         connection.execute("CREATE TABLE houses AS SELECT * FROM frame")
         return connection.execute(sql).fetchall()
 
@@ -284,6 +293,22 @@ def test_generated_houses_in_sqlite(rows: list[Row]) -> None:
 @given(rows=_houses(typed=True))
 def test_generated_houses_in_duckdb(rows: list[Row]) -> None:
     _assert_same_verdicts(rows, _duckdb(rows, _query("duckdb")))
+
+
+def test_whole_numbers_in_integer_columns_in_duckdb() -> None:
+    # DuckDB's query skips the whole-number test for a column of an integer
+    # type: such a column is priced and refused as a DOUBLE one is.
+    integer = [name for name, rule in RULES.items() if rule.numerical and rule.integer]
+    rows = [
+        {**row, **{n: None if row.get(n) is None else int(row[n]) for n in integer}}
+        for row in TEST_HOUSES[:300]
+    ]
+    for position, name in enumerate(integer):
+        rule = RULES[name]
+        out = int(rule.high) + 1 if position % 2 else int(rule.low) - 1
+        rows[position] = {**rows[position], name: out}
+    rows = [{**row, KEY: key} for key, row in enumerate(rows)]
+    _assert_same_verdicts(rows, _duckdb(rows, _query("duckdb"), whole=True))
 
 
 @settings(

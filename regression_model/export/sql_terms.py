@@ -146,8 +146,8 @@ class TermSum:
             if term.reference is not None:
                 assert term.reference_fill is not None  # NumericTerm's contract
                 t = sub(inputs.filled(term.reference, term.reference_fill), t)
-            if term.log_offset is not None:
-                t = exp.Ln(this=add(t, number(term.log_offset)))
+            if term.log_offset is not None:  # x + 0.0 is x for every x the rules take
+                t = exp.Ln(this=add(t, number(term.log_offset)) if term.log_offset else t)
             if self.underflow_is_an_error:
                 t = self._flushed(t)
             if self.origins[term.variable]:
