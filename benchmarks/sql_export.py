@@ -9,8 +9,9 @@ by the exported query (``regression_model.export.to_sql``), next to
 Each command runs in a process of its own (``large_files.measure``: wall
 time, CPU time, peak resident memory from the kernel's accounting of that
 process), both writing Parquet: ``predict`` streams the file through the
-package in chunks; DuckDB reads it with ``read_parquet`` behind a view named
-``houses`` and writes the query's result with ``COPY``. Afterwards the two
+package in chunks; DuckDB (:mod:`benchmarks.in_duckdb`, a process importing
+DuckDB only) reads it with ``read_parquet`` behind a view named ``houses``
+and writes the query's result with ``COPY``. Afterwards the two
 outputs are compared row by row (the same rows priced, the largest relative
 price difference), so a fast wrong answer shows. The input is made by
 :mod:`regression_model.batch.resample` (seed 0) in a scratch directory and
@@ -47,8 +48,8 @@ from regression_model.export import input_columns, to_sql
 
 
 def duckdb_command(query: Path, source: Path, target: Path) -> list[str]:
-    run = [sys.executable, "-m", "benchmarks.sql_export", "--in-duckdb"]
-    return [*run, str(query), str(source), str(target)]
+    """The DuckDB child: :mod:`benchmarks.in_duckdb`, which imports DuckDB only."""
+    return [sys.executable, "-m", "benchmarks.in_duckdb", str(query), str(source), str(target)]
 
 
 def floor_query(model: CompiledModel) -> str:
@@ -58,18 +59,6 @@ def floor_query(model: CompiledModel) -> str:
     key, *inputs = (name for name, _ in input_columns(model.config.model))
     given = " + ".join(f'(CASE WHEN "{name}" IS NULL THEN 0 ELSE 1 END)' for name in inputs)
     return f'SELECT "{key}", {given} AS inputs_given FROM houses'
-
-
-def price_in_duckdb(query: Path, source: Path, target: Path) -> None:
-    """The child process's work: the view, then the query's result to Parquet."""
-    import duckdb
-
-    with duckdb.connect() as connection:
-        parquet = str(source).replace("'", "''")
-        connection.execute(f"CREATE VIEW houses AS SELECT * FROM read_parquet('{parquet}')")
-        statement = query.read_text(encoding="utf-8").rstrip().rstrip(";")
-        out = str(target).replace("'", "''")
-        connection.execute(f"COPY ({statement}) TO '{out}' (FORMAT parquet)")
 
 
 def _largest_relative_difference(ours: Any, theirs: Any) -> float | None:
@@ -182,11 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="20,000 rows")
     parser.add_argument("--output", type=Path, default=RESULTS, help="default: %(default)s")
     parser.add_argument("--scratch", type=Path, default=None, help="where the input is made")
-    parser.add_argument("--in-duckdb", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.in_duckdb:
-        price_in_duckdb(*args.in_duckdb)
-        return 0
     rows = 20_000 if args.smoke else args.rows
     scratch = Path(tempfile.mkdtemp(prefix="sql-export-", dir=args.scratch))
     try:
