@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from math import comb
 
 from sqlglot import exp
 
@@ -72,9 +71,13 @@ def _recentred(
     to doubles is left."""
     shift = Fraction(origin) - Fraction(start)
     exact = [Fraction(c) for c in lowest_first] + [Fraction(0)] * (2 - len(lowest_first))
+    degree = len(exact) - 1
     found = [
-        sum((exact[j] * comb(j, k) * shift ** (j - k) for j in range(k, len(exact))), Fraction(0))
-        for k in range(len(exact))
+        sum(
+            (exact[j] * math.comb(j, k) * shift ** (j - k) for j in range(k, degree + 1)),
+            Fraction(0),
+        )
+        for k in range(degree + 1)
     ]
     found[0] += Fraction(weight) * (Fraction(origin) - Fraction(center))
     found[1] += Fraction(weight)

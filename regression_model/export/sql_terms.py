@@ -9,10 +9,10 @@ then (``export/sql.py``). The columns a sum reads come from :class:`Inputs`:
 a number filled where missing (NULL when it breaks its rule), and the
 conditions on a label. Each numerical term's ``t``, less its origin, is a
 column of its own (splines read it in several places); the price's terms
-are those ``explain`` shows (``log_effect_<variable>``); the difficulty's carry a prefix. A
-difficulty term whose ``t`` is made as the price's term of its variable makes
-it (fill, years before, log) reads the price's ``t`` instead of computing it
-again.
+are those ``explain`` shows (``log_effect_<variable>``); the difficulty's
+carry a prefix. A difficulty term whose ``t`` is made as the price's term of
+its variable makes it (fill, years before, log) reads the price's ``t``
+instead of computing it again.
 """
 
 from __future__ import annotations
