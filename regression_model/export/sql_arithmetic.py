@@ -140,11 +140,11 @@ def curve(
         found = _recentred(lowest_first, start, origin, center, weight)
         return _horner([float(b) for b in found], u)
 
+    below, *inner, above = (piece(c, start) for c, start, _, _ in _pieces(spline))
     low, high = spline.knots[0], spline.knots[-1]
-    pieces = [piece(c, start) for start, c in zip(spline.knots, spline.coefficients, strict=False)]
-    value = exp.Case().when(exp.LT(this=u, expression=at(low)), piece(spline.below, low))
-    for knot, inner in zip(spline.knots[1:-1], pieces, strict=False):
-        value = value.when(exp.LT(this=u, expression=at(knot)), inner)
-    value = value.when(exp.LTE(this=u, expression=at(high)), pieces[-1])
+    value = exp.Case().when(exp.LT(this=u, expression=at(low)), below)
+    for knot, polynomial in zip(spline.knots[1:-1], inner, strict=False):
+        value = value.when(exp.LT(this=u, expression=at(knot)), polynomial)
+    value = value.when(exp.LTE(this=u, expression=at(high)), inner[-1])
     # beyond the last knot, and a NULL u (which no condition holds for)
-    return value.else_(piece(spline.above, high))
+    return value.else_(above)

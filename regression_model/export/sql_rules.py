@@ -110,7 +110,8 @@ class RowRules:
         ]
         listed: list[str | None] = []
         for label in self.order(variable, taken):
-            listed += [label] if label is not None else [None, *(["NA"] if not rule.codes else [])]
+            uncoded = rule.codes is None
+            listed += [label] if label is not None else [None, *(["NA"] if uncoded else [])]
         return listed
 
     def number(self, rule: FieldRule) -> exp.Expr:

@@ -121,9 +121,12 @@ class TermSum:
         shared = term.variable in self.shared
         return f"{'' if shared else self.prefix}t_{term.variable}"
 
+    def term_name(self, term: LookupTerm | NumericTerm) -> str:
+        return f"{self.prefix}log_effect_{term.variable}"
+
     @property
     def term_names(self) -> list[str]:
-        return [f"{self.prefix}log_effect_{term.variable}" for term in self.tables.terms]
+        return [self.term_name(term) for term in self.tables.terms]
 
     def fills(self) -> list[tuple[str, float]]:
         """(variable, fill) of each filled number the ``t`` columns read."""
@@ -218,7 +221,7 @@ class TermSum:
         found: dict[str, exp.Expr] = {}
         for term in self.tables.lookup:
             if term.other is not None and inputs.position(term.variable) is not None:
-                name = f"{self.prefix}log_effect_{term.variable}"
+                name = self.term_name(term)
                 other = exp.Case().when(inputs.takes_other(term.variable), number(term.other))
                 found[name] = exp.Coalesce(this=column(name), expressions=[other])
         return found
