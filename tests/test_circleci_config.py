@@ -207,7 +207,7 @@ def test_credentials_come_from_contexts_not_the_repository(config: dict[str, Any
         assert "context" not in jobs[name], f"{name} needs no secrets"
 
 
-def test_pip_uv_and_tox_are_cached_by_their_pins(config: dict[str, Any]) -> None:
+def test_pip_and_tox_are_cached_by_their_pins(config: dict[str, Any]) -> None:
     setup = repr(config["commands"]["setup_tox"])
     save = repr(config["commands"]["save_tox_cache"])
     assert "restore_cache" in setup and "save_cache" in save
@@ -215,7 +215,7 @@ def test_pip_uv_and_tox_are_cached_by_their_pins(config: dict[str, Any]) -> None
         assert key_part in setup and key_part in save
     # tox.ini requires tox-uv: installed beside tox, not provisioned on every job
     assert "-c constraints.txt tox tox-uv" in setup
-    assert all(cache in save for cache in ("~/.cache/pip", "~/.cache/uv", ".tox"))
+    assert "~/.cache/pip" in save and ".tox" in save  # uv's cache is .tox/.uv-cache
 
 
 def test_a_scheduled_workflow_tests_the_newest_allowed_dependencies(
